@@ -1,0 +1,178 @@
+"""Batched next-token scoring of many prompts under many soft prompts.
+
+Every prompt is split in two token sequences around the point where a soft prompt goes:
+``pre`` (encoded once, its KV cache shared by all candidates and all optimizer steps) and ``post``
+(run for every candidate). ``prefix`` placement has an empty ``pre``; ``answer`` placement has an
+empty ``post``, so a candidate costs only its own virtual tokens. One forward pass scores a whole
+population on every prompt: rows are ordered candidate-major (row = candidate * prompts + prompt).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from culturetune.models import LoadedModel
+
+
+@dataclass
+class Segments:
+    """Token ids before and after the soft prompt, one pair per prompt."""
+
+    pre: list[list[int]]
+    post: list[list[int]]
+
+    def __post_init__(self) -> None:
+        if len(self.pre) != len(self.post):
+            raise ValueError("pre and post must have one entry per prompt")
+        if any(not a and not b for a, b in zip(self.pre, self.post, strict=True)):
+            raise ValueError("every prompt needs at least one token before or after the prompt")
+        if any(self.post) and not all(self.post):
+            raise ValueError("either every prompt has a part after the soft prompt or none has")
+
+    def __len__(self) -> int:
+        return len(self.pre)
+
+
+def split_tokens(lm: LoadedModel, texts: list[str], splits: list[int]) -> Segments:
+    """Tokenize each text as two pieces, cut at the given character offsets.
+
+    Chat-template text already holds its special tokens; the plain format gets the tokenizer's
+    BOS token (if it uses one) at the very start, before the ``pre`` piece.
+    """
+    tok = lm.tokenizer
+    bos = [] if lm.has_chat_template or not _adds_bos(tok) else [tok.bos_token_id]
+    pre, post = [], []
+    for text, at in zip(texts, splits, strict=True):
+        head = tok.encode(text[:at], add_special_tokens=False) if at else []
+        tail = tok.encode(text[at:], add_special_tokens=False)
+        if at:
+            head = bos + head
+        else:
+            tail = bos + tail
+        pre.append(head)
+        post.append(tail)
+    return Segments(pre, post)
+
+
+def _adds_bos(tok: object) -> bool:
+    if tok.bos_token_id is None:
+        return False
+    ids = tok.encode("a", add_special_tokens=True)
+    return bool(ids) and ids[0] == tok.bos_token_id
+
+
+class PromptScorer:
+    """Next-token log-probabilities at the end of each prompt, for a population of soft prompts.
+
+    ``pre`` segments are encoded once at construction. :meth:`next_token_logprobs` then costs one
+    forward pass over ``candidates × prompts`` rows of ``virtual tokens + post`` length.
+    """
+
+    def __init__(self, lm: LoadedModel, segments: Segments, max_rows: int = 512) -> None:
+        self.lm = lm
+        self.segments = segments
+        self.max_rows = max_rows
+        model = lm.model
+        self.device = torch.device(lm.device)
+        self.dtype = model.get_input_embeddings().weight.dtype
+        self.embed = model.get_input_embeddings()
+        self.decoder = model.get_decoder()
+        self.head = model.get_output_embeddings()
+        n = len(segments)
+        pad = lm.tokenizer.pad_token_id or 0
+        # Left-padded pre part: its KV cache is computed once.
+        self.pre_len = torch.tensor([len(p) for p in segments.pre], device=self.device)
+        lp = int(self.pre_len.max()) if n else 0
+        self.pre_mask = torch.zeros(n, lp, dtype=torch.long, device=self.device)
+        self.kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.pre_last: torch.Tensor | None = None  # final hidden state of each pre part
+        if lp:
+            ids = torch.full((n, lp), pad, dtype=torch.long, device=self.device)
+            for i, p in enumerate(segments.pre):
+                if p:
+                    ids[i, lp - len(p):] = torch.tensor(p, device=self.device)
+                    self.pre_mask[i, lp - len(p):] = 1
+            pos = (self.pre_mask.cumsum(-1) - 1).clamp(min=0)
+            out = _forward(self.decoder, input_ids=ids, attention_mask=self.pre_mask,
+                           position_ids=pos, use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            self.pre_last = out.last_hidden_state[:, -1]
+            self.kv = [(layer[0], layer[1]) for layer in cache]
+        # Right-padded post part, embedded once.
+        lq = max((len(p) for p in segments.post), default=0)
+        self.post_len = torch.tensor([len(p) for p in segments.post], device=self.device)
+        self.post_mask = torch.zeros(n, lq, dtype=torch.long, device=self.device)
+        post_ids = torch.full((n, lq), pad, dtype=torch.long, device=self.device)
+        for i, p in enumerate(segments.post):
+            if p:
+                post_ids[i, : len(p)] = torch.tensor(p, device=self.device)
+                self.post_mask[i, : len(p)] = 1
+        self.post_embeds = self.embed(post_ids) if lq else None
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.embed.weight.shape[1])
+
+    def next_token_logprobs(
+        self, soft: torch.Tensor | None, token_ids: list[int] | None = None
+    ) -> torch.Tensor:
+        """Log-probabilities of the next token after each prompt under each soft prompt.
+
+        ``soft`` is ``[candidates, virtual tokens, hidden]`` (or ``None`` for the plain model).
+        Returns ``[candidates, prompts, V]`` log-probabilities over the full vocabulary, or over
+        ``token_ids`` only (still normalised over the full vocabulary) when they are given.
+        """
+        if soft is None:
+            soft = torch.zeros(1, 0, self.hidden_size)
+        soft = soft.to(self.device, self.dtype)
+        n = len(self.segments)
+        per = max(1, self.max_rows // max(n, 1))
+        outs = [self._chunk(soft[i: i + per], token_ids) for i in range(0, soft.shape[0], per)]
+        return torch.cat(outs, 0)
+
+    def _chunk(self, soft: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
+        p, t, _ = soft.shape
+        n = len(self.segments)
+        rows = p * n
+        if t == 0 and self.post_embeds is None:  # plain model, nothing after the cached part
+            return self._logprobs(self.pre_last.repeat(p, 1), token_ids).view(p, n, -1)
+        parts = [soft.repeat_interleave(n, 0)] if t else []
+        if self.post_embeds is not None:
+            parts.append(self.post_embeds.repeat(p, 1, 1))
+        embeds = torch.cat(parts, 1)
+        virt = torch.ones(n, t, dtype=torch.long, device=self.device)
+        mask = torch.cat([self.pre_mask, virt, self.post_mask], 1).repeat(p, 1)
+        start = self.pre_len.repeat(p)[:, None]
+        pos = start + torch.arange(embeds.shape[1], device=self.device)[None, :]
+        cache = None
+        if self.kv is not None:
+            cache = _make_cache([(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) for k, v in self.kv])
+        out = _forward(self.decoder, inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                       cache=cache, use_cache=cache is not None)
+        last = (t + self.post_len - 1).repeat(p)
+        hidden = out.last_hidden_state[torch.arange(rows, device=self.device), last]
+        return self._logprobs(hidden, token_ids).view(p, n, -1)
+
+    def _logprobs(self, hidden: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
+        logp = torch.log_softmax(self.head(hidden).float(), -1)
+        return logp if token_ids is None else logp[:, token_ids]
+
+
+def _make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> object:
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(kv):
+        cache.update(k, v, i)
+    return cache
+
+
+def _forward(decoder: torch.nn.Module, cache: object = None, **kwargs: object) -> object:
+    """Call a decoder with a KV cache under the keyword its transformers version uses."""
+    if cache is not None:
+        params = inspect.signature(decoder.forward).parameters
+        kwargs["cache" if "cache" in params else "past_key_values"] = cache
+    return decoder(**kwargs)

