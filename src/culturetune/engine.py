@@ -176,3 +176,42 @@ def _forward(decoder: torch.nn.Module, cache: object = None, **kwargs: object) -
         params = inspect.signature(decoder.forward).parameters
         kwargs["cache" if "cache" in params else "past_key_values"] = cache
     return decoder(**kwargs)
+
+
+def generate(
+    lm: LoadedModel,
+    segments: Segments,
+    soft: torch.Tensor | None = None,
+    max_new_tokens: int = 8,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy continuations of each prompt with the soft prompt ``[tokens, hidden]`` in place."""
+    model, tok = lm.model, lm.tokenizer
+    embed = model.get_input_embeddings()
+    dtype = embed.weight.dtype
+    device = torch.device(lm.device)
+    if soft is not None and soft.dim() == 3:
+        soft = soft[0]
+    soft = (torch.zeros(0, embed.weight.shape[1]) if soft is None else soft).to(device, dtype)
+    seqs = []
+    for pre, post in zip(segments.pre, segments.post, strict=True):
+        parts = [embed(torch.tensor(pre, dtype=torch.long, device=device))] if pre else []
+        parts.append(soft)
+        if post:
+            parts.append(embed(torch.tensor(post, dtype=torch.long, device=device)))
+        seqs.append(torch.cat(parts))
+    texts: list[str] = []
+    for start in range(0, len(seqs), batch_size):
+        chunk = seqs[start: start + batch_size]
+        width = max(s.shape[0] for s in chunk)
+        embeds = torch.zeros(len(chunk), width, soft.shape[1], dtype=dtype, device=device)
+        mask = torch.zeros(len(chunk), width, dtype=torch.long, device=device)
+        for i, s in enumerate(chunk):  # left padding, as generation expects
+            embeds[i, width - s.shape[0]:] = s
+            mask[i, width - s.shape[0]:] = 1
+        out = model.generate(
+            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
+            do_sample=False, pad_token_id=tok.pad_token_id,
+        )
+        texts += tok.batch_decode(out, skip_special_tokens=True)
+    return texts
