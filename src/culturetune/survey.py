@@ -28,10 +28,15 @@ N_OPTIONS = 5
 INSTRUCTION = "Answer with the number of one option only (1-5)."
 
 #: Friendlier names for persona prompts than the table's own.
-_PERSONA_NAMES = {"U.S.A.": "the United States", "Great Britain": "the United Kingdom",
-                  "Korea South": "South Korea", "Czech Rep": "the Czech Republic",
-                  "Dominican Rep": "the Dominican Republic", "Netherlands": "the Netherlands",
-                  "Philippines": "the Philippines"}
+_PERSONA_NAMES = {
+    "U.S.A.": "the United States",
+    "Great Britain": "the United Kingdom",
+    "Korea South": "South Korea",
+    "Czech Rep": "the Czech Republic",
+    "Dominican Rep": "the Dominican Republic",
+    "Netherlands": "the Netherlands",
+    "Philippines": "the Philippines",
+}
 
 
 def persona_prompt(country: str) -> str:
@@ -51,7 +56,9 @@ def item_prompt(item: Item, reverse: bool = False) -> str:
     return "\n".join(lines)
 
 
-def option_token_ids(tokenizer: Any, labels: tuple[str, ...] = ("1", "2", "3", "4", "5")) -> list[int]:
+def option_token_ids(
+    tokenizer: Any, labels: tuple[str, ...] = ("1", "2", "3", "4", "5")
+) -> list[int]:
     """Token ids of the answer options; each must be one token, all distinct."""
     ids, bad = [], []
     for label in labels:
@@ -62,7 +69,8 @@ def option_token_ids(tokenizer: Any, labels: tuple[str, ...] = ("1", "2", "3", "
     if bad:
         raise CultureTuneError(
             "this tokenizer does not encode the answer options as single tokens: "
-            + "; ".join(bad) + ". culturetune reads answers from one next-token distribution; "
+            + "; ".join(bad)
+            + ". culturetune reads answers from one next-token distribution; "
             "use a model whose tokenizer has these as single tokens, or --answers generate"
         )
     if len(set(ids)) != len(ids):
@@ -75,7 +83,9 @@ def option_token_ids(tokenizer: Any, labels: tuple[str, ...] = ("1", "2", "3", "
 
 def check_placement(placement: str) -> str:
     if placement not in PLACEMENTS:
-        raise CultureTuneError(f"unknown placement {placement!r}; use one of {', '.join(PLACEMENTS)}")
+        raise CultureTuneError(
+            f"unknown placement {placement!r}; use one of {', '.join(PLACEMENTS)}"
+        )
     return placement
 
 
@@ -121,7 +131,7 @@ class Survey:
 
     def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Renormalised option probabilities ``[candidates, items, 5]`` (option 1 first, whatever
-        order they were shown in) and the raw mass on the five option tokens ``[candidates, items]``.
+        order they were shown in) and the raw mass on the five tokens ``[candidates, items]``.
         """
         if soft is not None and soft.dim() == 2:
             soft = soft[None]
@@ -229,7 +239,9 @@ def run_survey(
 ) -> SurveyResult:
     """Administer the instrument once and score it."""
     if answers not in ANSWER_MODES:
-        raise CultureTuneError(f"unknown --answers {answers!r}; use one of {', '.join(ANSWER_MODES)}")
+        raise CultureTuneError(
+            f"unknown --answers {answers!r}; use one of {', '.join(ANSWER_MODES)}"
+        )
     probs, mass = survey.option_probs(soft)
     probs, mass = probs[0], mass[0]
     notes: list[str] = []
@@ -245,25 +257,50 @@ def run_survey(
     else:
         means = [float(x) for x in item_means(probs, answers)]
     items = [
-        ItemResult(var=it.var, text=it.text, probs=[float(p) for p in pr], mass=float(ms),
-                   mean=mn, generated=tx)
-        for it, pr, ms, mn, tx in zip(survey.instrument.items, probs, mass, means, texts,
-                                      strict=True)
+        ItemResult(
+            var=it.var,
+            text=it.text,
+            probs=[float(p) for p in pr],
+            mass=float(ms),
+            mean=mn,
+            generated=tx,
+        )
+        for it, pr, ms, mn, tx in zip(
+            survey.instrument.items, probs, mass, means, texts, strict=True
+        )
     ]
     indices = indices_from_means({i.var: i.mean for i in items}, constants, survey.instrument)
     result_loss = target_loss(indices, target, loss_kind) if target else None
     if target and result_loss is None:
         notes.append("loss not computed: an index it needs has an unparsable answer")
     return SurveyResult(
-        model=survey.lm.name, instrument=survey.instrument.name, answers=answers,
-        placement=survey.placement if soft is not None else None, system=survey.system,
-        reverse=survey.reverse, constants=dict(constants), items=items, indices=indices,
-        target=target, loss=result_loss, prompt=prompt_name, notes=notes,
+        model=survey.lm.name,
+        instrument=survey.instrument.name,
+        answers=answers,
+        placement=survey.placement if soft is not None else None,
+        system=survey.system,
+        reverse=survey.reverse,
+        constants=dict(constants),
+        items=items,
+        indices=indices,
+        target=target,
+        loss=result_loss,
+        prompt=prompt_name,
+        notes=notes,
     )
 
 
 __all__ = [
-    "ANSWER_MODES", "DIMENSIONS", "PLACEMENTS", "Survey", "SurveyResult", "item_means",
-    "item_prompt", "option_token_ids", "parse_answer", "persona_prompt", "prompt_segments",
+    "ANSWER_MODES",
+    "DIMENSIONS",
+    "PLACEMENTS",
+    "Survey",
+    "SurveyResult",
+    "item_means",
+    "item_prompt",
+    "option_token_ids",
+    "parse_answer",
+    "persona_prompt",
+    "prompt_segments",
     "run_survey",
 ]

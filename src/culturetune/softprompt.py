@@ -1,0 +1,152 @@
+"""The soft prompt: a few virtual-token embeddings placed in the model's input.
+
+A tuned prompt is a folder: ``adapter_model.safetensors`` (tensor ``prompt_embeddings``,
+``[virtual tokens, hidden]``) and ``adapter_config.json`` in PEFT's prompt-tuning format, so that
+PEFT can load a ``prefix``-placed prompt, plus ``culturetune.json`` with everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from culturetune.errors import CultureTuneError
+from culturetune.files import atomic_path, read_json, write_json
+from culturetune.models import LoadedModel
+from culturetune.survey import check_placement
+
+INITS = ("random", "text", "vocab")
+ADAPTER_FILE = "adapter_model.safetensors"
+CONFIG_FILE = "adapter_config.json"
+META_FILE = "culturetune.json"
+TENSOR_NAME = "prompt_embeddings"
+
+
+@dataclass
+class SoftPrompt:
+    """Virtual-token embeddings ``[tokens, hidden]`` (float32) and where they go in the input."""
+
+    embeddings: torch.Tensor
+    placement: str = "answer"
+    model: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_placement(self.placement)
+        if self.embeddings.dim() != 2:
+            raise CultureTuneError("a soft prompt must be a [tokens, hidden] matrix")
+        self.embeddings = self.embeddings.detach().float().cpu().contiguous()
+
+    @property
+    def tokens(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @property
+    def hidden(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    def check_model(self, lm: LoadedModel) -> None:
+        """Refuse to apply a prompt made for a model of another hidden size."""
+        if self.hidden != lm.hidden_size:
+            raise CultureTuneError(
+                f"this prompt has hidden size {self.hidden} (made for {self.model or 'unknown'}), "
+                f"but model {lm.name} has {lm.hidden_size}; tune a prompt for this model or pass "
+                f"--model {self.model}"
+            )
+
+    def save(self, folder: str | Path, lm: LoadedModel | None = None) -> Path:
+        """Write the PEFT-compatible adapter files and ``culturetune.json`` (atomically)."""
+        from peft import PromptTuningConfig
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = lm.model.config if lm is not None else None
+        peft_config = PromptTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=self.tokens,
+            token_dim=self.hidden,
+            num_transformer_submodules=1,
+            num_attention_heads=getattr(config, "num_attention_heads", None),
+            num_layers=getattr(config, "num_hidden_layers", None),
+            base_model_name_or_path=self.model or None,
+            inference_mode=True,
+        )
+        with atomic_path(folder / ADAPTER_FILE) as tmp:
+            save_file({TENSOR_NAME: self.embeddings}, tmp, metadata={"format": "pt"})
+        with atomic_path(folder / CONFIG_FILE) as tmp:
+            Path(tmp).write_text(json.dumps(peft_config.to_dict(), indent=2, default=str))
+        meta = {
+            **self.meta,
+            "model": self.model,
+            "placement": self.placement,
+            "tokens": self.tokens,
+            "hidden": self.hidden,
+        }
+        write_json(folder / META_FILE, meta)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SoftPrompt:
+        """Read a prompt folder written by :meth:`save`, with clear errors for broken ones."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise CultureTuneError(f"prompt folder {folder} not found")
+        path = folder / ADAPTER_FILE
+        if not path.exists():
+            raise CultureTuneError(f"{folder} is not a prompt folder: {ADAPTER_FILE} is missing")
+        try:
+            tensors = load_file(path)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CultureTuneError(
+                f"{path} is corrupt or not a safetensors file ({exc}); tune the prompt again"
+            ) from exc
+        if TENSOR_NAME not in tensors or tensors[TENSOR_NAME].dim() != 2:
+            raise CultureTuneError(f"{path} has no [tokens, hidden] tensor {TENSOR_NAME!r}")
+        meta: dict[str, Any] = {}
+        if (folder / META_FILE).exists():
+            meta = read_json(folder / META_FILE)
+        placement = meta.get("placement", "prefix")
+        emb = tensors[TENSOR_NAME]
+        if meta.get("hidden") not in (None, emb.shape[1]):
+            raise CultureTuneError(
+                f"{folder}: {META_FILE} says hidden size {meta['hidden']} but "
+                f"the tensor has {emb.shape[1]}; the folder is inconsistent"
+            )
+        return cls(embeddings=emb, placement=placement, model=meta.get("model", ""), meta=meta)
+
+
+def initial_prompt(
+    lm: LoadedModel, tokens: int, init: str = "random", text: str | None = None, seed: int = 0
+) -> torch.Tensor:
+    """A starting prompt ``[tokens, hidden]``.
+
+    ``random``: Gaussian at the embedding table's mean and scale; ``vocab``: rows of the embedding
+    table sampled at random; ``text``: the embeddings of a text's tokens (repeated or cut to fit).
+    """
+    if tokens < 1:
+        raise CultureTuneError("--tokens must be at least 1")
+    weight = lm.model.get_input_embeddings().weight.detach().float().cpu()
+    gen = torch.Generator().manual_seed(seed)
+    if init == "random":
+        mean, std = lm.embedding_stats
+        return mean + std * torch.randn(tokens, weight.shape[1], generator=gen)
+    if init == "vocab":
+        rows = torch.randint(0, weight.shape[0], (tokens,), generator=gen)
+        return weight[rows].clone()
+    if init == "text":
+        if not text:
+            raise CultureTuneError("--init text needs --init-text TEXT (e.g. a persona sentence)")
+        ids = lm.tokenizer.encode(text, add_special_tokens=False)
+        if not ids:
+            raise CultureTuneError("--init-text encodes to no tokens")
+        ids = (ids * (tokens // len(ids) + 1))[:tokens]
+        return weight[torch.tensor(ids)].clone()
+    raise CultureTuneError(f"unknown --init {init!r}; use one of {', '.join(INITS)}")

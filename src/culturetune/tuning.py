@@ -1,0 +1,410 @@
+"""Learning a soft prompt with a derivative-free optimizer (nevergrad's ask/tell loop).
+
+The search space is either the full ``[tokens, hidden]`` matrix or a random linear subspace
+(Black-Box Tuning, Sun et al. 2022): ``prompt = initial + A @ z`` with ``A`` Gaussian, scaled so
+that a standard-normal ``z`` moves each coordinate by about one embedding-table standard deviation.
+Each optimizer step asks a whole population, scores it in one batch (every candidate × every item)
+and tells the losses back. The run folder holds a checkpoint of every evaluated ``z`` and its loss
+(safetensors); resuming replays the optimizer on them, without the model, and goes on from there,
+so a resumed run ends where an uninterrupted one with the same seed would have.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from culturetune.errors import CultureTuneError
+from culturetune.files import atomic_path, read_json, write_json, write_text
+from culturetune.models import LoadedModel
+from culturetune.softprompt import INITS, SoftPrompt, initial_prompt
+from culturetune.survey import Survey, SurveyResult, check_placement, item_means, run_survey
+from culturetune.targets import Target, loss_batch
+from culturetune.vsm import compute_indices_batch, parse_constants
+
+OPTIMIZERS = ("de", "cma", "pso", "random")
+CHECKPOINT = "checkpoint.safetensors"
+RUN_FILE = "run.json"
+HISTORY = "history.csv"
+
+
+class Interrupted(CultureTuneError):
+    """The run stopped early (Ctrl-C); its folder holds a checkpoint to resume from."""
+
+
+@dataclass
+class TuneConfig:
+    """Everything that determines a tuning run (with the model, the seed makes it reproducible)."""
+
+    target: Target
+    model: str = ""
+    tokens: int = 5
+    placement: str = "answer"
+    init: str = "vocab"
+    init_text: str | None = None
+    subspace: int | None = 64
+    optimizer: str = "de"
+    budget: int = 1600
+    population: int = 16
+    seed: int = 0
+    constants: dict[str, float] = field(default_factory=lambda: parse_constants(None))
+    loss: str = "l1"
+    instrument: str = "vsm2013"
+    system: str | None = None
+    scale: float = 1.0
+
+    def validate(self) -> TuneConfig:
+        check_placement(self.placement)
+        if self.optimizer not in OPTIMIZERS:
+            raise CultureTuneError(
+                f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.init not in INITS:
+            raise CultureTuneError(f"unknown --init {self.init!r}; use one of {', '.join(INITS)}")
+        for name in ("tokens", "budget", "population"):
+            if getattr(self, name) < 1:
+                raise CultureTuneError(f"--{name} must be at least 1")
+        if self.subspace is not None and self.subspace < 1:
+            raise CultureTuneError("--subspace must be a positive dimension or 'full'")
+        if not self.target.dimensions:
+            raise CultureTuneError("the target has no scores to tune towards")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target"] = self.target.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
+        d = dict(d)
+        d["target"] = Target.from_dict(d["target"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class SearchSpace:
+    """Maps optimizer vectors ``z`` (``[candidates, dim]``) to prompts ``[candidates, T, H]``."""
+
+    def __init__(
+        self, start: torch.Tensor, dim: int | None, std: float, seed: int, scale: float = 1.0
+    ) -> None:
+        self.start = start.float()
+        size = start.numel()
+        self.dim = size if dim is None else dim
+        step = std * scale
+        if dim is None:
+            self.matrix = None
+            self.step = step
+        else:
+            gen = torch.Generator().manual_seed(seed + 7919)
+            self.matrix = torch.randn(size, dim, generator=gen) * (step / math.sqrt(dim))
+
+    def prompts(self, z: np.ndarray) -> torch.Tensor:
+        zt = torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)
+        delta = zt * self.step if self.matrix is None else zt @ self.matrix.T
+        return self.start[None] + delta.view(zt.shape[0], *self.start.shape)
+
+
+class Objective:
+    """Loss of each candidate prompt against the target, one batched survey per call."""
+
+    def __init__(
+        self, survey: Survey, target: Target, constants: dict[str, float], kind: str = "l1"
+    ) -> None:
+        self.survey, self.target, self.constants, self.kind = survey, target, constants, kind
+
+    def indices(self, prompts: torch.Tensor | None) -> np.ndarray:
+        probs, _ = self.survey.option_probs(prompts)
+        return compute_indices_batch(item_means(probs), self.constants, self.survey.instrument)
+
+    def __call__(self, prompts: torch.Tensor | None) -> np.ndarray:
+        return loss_batch(self.indices(prompts), self.target, self.kind)
+
+
+def make_optimizer(config: TuneConfig, dim: int) -> Any:
+    """A nevergrad optimizer over ``R^dim`` seeded from the config."""
+    import nevergrad as ng
+
+    param = ng.p.Array(shape=(dim,))
+    param.random_state = np.random.RandomState(config.seed)
+    pop = config.population
+    factory = {
+        "de": lambda: ng.families.DifferentialEvolution(popsize=pop),
+        "cma": lambda: ng.families.ParametrizedCMA(popsize=pop),
+        "pso": lambda: ng.families.ConfPSO(popsize=pop),
+        "random": lambda: ng.optimizers.RandomSearch,
+    }[config.optimizer]()
+    return factory(parametrization=param, budget=config.budget, num_workers=pop)
+
+
+@dataclass
+class Progress:
+    step: int
+    evaluations: int
+    budget: int
+    best_loss: float
+    mean_loss: float
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.evaluations / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class TuneResult:
+    config: TuneConfig
+    prompt: SoftPrompt
+    baseline: SurveyResult
+    final: SurveyResult
+    history: list[dict[str, float]]
+    evaluations: int
+    seconds: float
+    status: str
+    folder: Path
+
+
+class _Record:
+    """Every evaluated vector and its loss, grouped by optimizer step."""
+
+    def __init__(
+        self, z: np.ndarray, loss: np.ndarray, steps: list[int], history: list[dict[str, float]]
+    ) -> None:
+        self.z, self.loss, self.steps, self.history = z, loss, steps, history
+
+    @classmethod
+    def empty(cls, dim: int) -> _Record:
+        return cls(np.zeros((0, dim)), np.zeros(0), [], [])
+
+    def add(self, z: np.ndarray, loss: np.ndarray, seconds: float) -> None:
+        self.z = np.concatenate([self.z, z])
+        self.loss = np.concatenate([self.loss, loss])
+        self.steps.append(len(loss))
+        self.history.append(
+            {
+                "evaluations": len(self.loss),
+                "best_loss": float(self.loss.min()),
+                "mean_loss": float(loss.mean()),
+                "seconds": round(seconds, 3),
+            }
+        )
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {
+            "z": torch.from_numpy(self.z.copy()),
+            "loss": torch.from_numpy(self.loss.copy()),
+            "steps": torch.tensor(self.steps, dtype=torch.int64),
+        }
+        with atomic_path(folder / CHECKPOINT) as tmp:
+            save_file(tensors, tmp)
+        write_text(folder / HISTORY, history_csv(self.history))
+
+    @classmethod
+    def load(cls, folder: Path, dim: int) -> _Record:
+        from safetensors.torch import load_file
+
+        path = folder / CHECKPOINT
+        if not path.exists():
+            return cls.empty(dim)
+        try:
+            t = load_file(path)
+            z, loss, steps = t["z"].numpy(), t["loss"].numpy(), t["steps"].tolist()
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
+            raise CultureTuneError(f"{path} is corrupt ({exc}); delete it to start over") from exc
+        if z.shape[1:] != (dim,) or len(z) != len(loss) or sum(steps) != len(loss):
+            raise CultureTuneError(f"{path} does not match this run's settings; start a new run")
+        history = read_history(folder / HISTORY)[: len(steps)]
+        return cls(z, loss, steps, history)
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ["evaluations", "best_loss", "mean_loss", "seconds"])
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open() as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def tune(
+    lm: LoadedModel,
+    config: TuneConfig,
+    folder: str | Path,
+    *,
+    resume: bool = False,
+    time_limit: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> TuneResult:
+    """Run (or resume) a tuning run into ``folder`` and save the best prompt there."""
+    folder = Path(folder)
+    config.validate()
+    if resume:
+        config = _resume_config(folder, config)
+    elif (folder / CHECKPOINT).exists():
+        raise CultureTuneError(
+            f"{folder} already holds a tuning run; resume it with --resume "
+            f"{folder} or choose another --out"
+        )
+    config.model = config.model or lm.name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / RUN_FILE, {"config": config.to_dict(), "status": "running"})
+
+    survey = Survey(lm, config.instrument, system=config.system, placement=config.placement)
+    objective = Objective(survey, config.target, config.constants, config.loss)
+    start = initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)
+    space = SearchSpace(start, config.subspace, lm.embedding_stats[1], config.seed, config.scale)
+    optimizer = make_optimizer(config, space.dim)
+    record = _Record.load(folder, space.dim) if resume else _Record.empty(space.dim)
+    _replay(optimizer, record)
+
+    prior = record.history[-1]["seconds"] if record.history else 0.0
+    began = time.perf_counter()
+    status = "done"
+    last_save = began
+    try:
+        while len(record.loss) < config.budget:
+            n = min(config.population, config.budget - len(record.loss))
+            cands = [optimizer.ask() for _ in range(n)]
+            z = np.stack([c.value for c in cands])
+            losses = objective(space.prompts(z))
+            for c, value in zip(cands, losses, strict=True):
+                optimizer.tell(c, float(value))
+            elapsed = prior + time.perf_counter() - began
+            record.add(z, losses, elapsed)
+            if time.perf_counter() - last_save > 10:
+                record.save(folder)
+                last_save = time.perf_counter()
+            if on_progress:
+                h = record.history[-1]
+                on_progress(
+                    Progress(
+                        len(record.steps),
+                        len(record.loss),
+                        config.budget,
+                        h["best_loss"],
+                        h["mean_loss"],
+                        elapsed,
+                    )
+                )
+            if time_limit is not None and time.perf_counter() - began >= time_limit:
+                status = "time-limit" if len(record.loss) < config.budget else "done"
+                break
+    except KeyboardInterrupt:
+        record.save(folder)
+        write_json(
+            folder / RUN_FILE,
+            {"config": config.to_dict(), "status": "interrupted", "evaluations": len(record.loss)},
+        )
+        raise Interrupted(
+            f"interrupted after {len(record.loss)} evaluations; the run is saved in {folder}: "
+            f"continue it with `culturetune tune --resume {folder}`"
+        ) from None
+    except BaseException:
+        record.save(folder)
+        raise
+    record.save(folder)
+    return _finish(lm, config, folder, survey, objective, space, record, status)
+
+
+def _replay(optimizer: Any, record: _Record) -> None:
+    """Bring a fresh optimizer to the state it had after the recorded steps."""
+    at = 0
+    for n in record.steps:
+        cands = [optimizer.ask() for _ in range(n)]
+        z = np.stack([c.value for c in cands])
+        if not np.allclose(z, record.z[at : at + n], rtol=0, atol=1e-9):
+            raise CultureTuneError(
+                "cannot resume: the optimizer does not replay the recorded run (was it made with "
+                "other settings or another nevergrad version?); start a new run"
+            )
+        for c, value in zip(cands, record.loss[at : at + n], strict=True):
+            optimizer.tell(c, float(value))
+        at += n
+
+
+def _resume_config(folder: Path, given: TuneConfig) -> TuneConfig:
+    if not (folder / RUN_FILE).exists():
+        raise CultureTuneError(f"nothing to resume in {folder}: {RUN_FILE} is missing")
+    saved = read_json(folder / RUN_FILE)
+    try:
+        config = TuneConfig.from_dict(saved["config"]).validate()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CultureTuneError(f"{folder / RUN_FILE} is malformed ({exc})") from exc
+    return config
+
+
+def _finish(
+    lm: LoadedModel,
+    config: TuneConfig,
+    folder: Path,
+    survey: Survey,
+    objective: Objective,
+    space: SearchSpace,
+    record: _Record,
+    status: str,
+) -> TuneResult:
+    import nevergrad
+    import transformers
+
+    from culturetune import __version__
+
+    if len(record.loss) == 0:
+        raise CultureTuneError("no evaluation was made (time limit too short?)")
+    best = int(np.argmin(record.loss))
+    prompt_tensor = space.prompts(record.z[best])[0]
+    baseline = run_survey(
+        survey, constants=config.constants, target=config.target, loss_kind=config.loss
+    )
+    final = run_survey(
+        survey,
+        soft=prompt_tensor,
+        constants=config.constants,
+        target=config.target,
+        loss_kind=config.loss,
+        prompt_name=folder.name,
+    )
+    seconds = record.history[-1]["seconds"]
+    meta = {
+        "config": config.to_dict(),
+        "status": status,
+        "evaluations": len(record.loss),
+        "seconds": seconds,
+        "best_search_loss": float(record.loss[best]),
+        "baseline": {"indices": baseline.indices, "loss": baseline.loss.to_dict()},
+        "final": {"indices": final.indices, "loss": final.loss.to_dict()},
+        "versions": {
+            "culturetune": __version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "nevergrad": nevergrad.__version__,
+        },
+        "device": lm.device,
+        "dtype": lm.dtype,
+    }
+    prompt = SoftPrompt(prompt_tensor, config.placement, config.model, meta)
+    prompt.save(folder, lm)
+    write_json(
+        folder / RUN_FILE,
+        {"config": config.to_dict(), "status": status, "evaluations": len(record.loss)},
+    )
+    return TuneResult(
+        config, prompt, baseline, final, record.history, len(record.loss), seconds, status, folder
+    )

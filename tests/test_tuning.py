@@ -1,0 +1,210 @@
+"""Soft-prompt tuning on the bundled default model, with small budgets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from culturetune.errors import CultureTuneError
+from culturetune.models import load_model
+from culturetune.softprompt import ADAPTER_FILE, META_FILE, SoftPrompt, initial_prompt
+from culturetune.survey import Survey
+from culturetune.targets import lookup_country
+from culturetune.tuning import (
+    CHECKPOINT,
+    HISTORY,
+    Interrupted,
+    SearchSpace,
+    TuneConfig,
+    make_optimizer,
+    tune,
+)
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def lm32():
+    return load_model(dtype="float32")
+
+
+def small(**kw) -> TuneConfig:
+    base = dict(target=lookup_country("China"), budget=32, population=8, seed=3)
+    base.update(kw)
+    return TuneConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def china_run(lm, tmp_path_factory):
+    return tune(lm, small(), tmp_path_factory.mktemp("run") / "china")
+
+
+def test_tuned_loss_is_lower_than_plain(china_run):
+    assert china_run.final.loss.value < china_run.baseline.loss.value
+    assert china_run.evaluations == 32
+    assert china_run.status == "done"
+
+
+def test_history_is_monotone_and_complete(china_run):
+    hist = china_run.history
+    assert [h["evaluations"] for h in hist] == [8, 16, 24, 32]
+    best = [h["best_loss"] for h in hist]
+    assert best == sorted(best, reverse=True)
+    lines = (china_run.folder / HISTORY).read_text().splitlines()
+    assert lines[0] == "evaluations,best_loss,mean_loss,seconds" and len(lines) == 5
+
+
+def test_saved_prompt_loads_exactly(china_run, lm):
+    loaded = SoftPrompt.load(china_run.folder)
+    assert torch.equal(loaded.embeddings, china_run.prompt.embeddings)
+    assert loaded.placement == "answer"
+    meta = json.loads((china_run.folder / META_FILE).read_text())
+    assert meta["config"]["seed"] == 3
+    assert meta["final"]["loss"]["value"] == pytest.approx(china_run.final.loss.value)
+    assert set(meta["versions"]) >= {"torch", "transformers", "nevergrad", "culturetune"}
+    # Applying the loaded prompt reproduces the reported loss.
+    survey = Survey(lm, placement=loaded.placement)
+    from culturetune.survey import run_survey
+    from culturetune.vsm import parse_constants
+
+    again = run_survey(
+        survey,
+        soft=loaded.embeddings,
+        constants=parse_constants(None),
+        target=lookup_country("China"),
+    )
+    assert again.loss.value == pytest.approx(china_run.final.loss.value, abs=1e-6)
+
+
+def test_same_seed_same_run(lm, tmp_path, china_run):
+    other = tune(lm, small(), tmp_path / "again")
+    assert torch.equal(other.prompt.embeddings, china_run.prompt.embeddings)
+
+
+def test_resume_equals_uninterrupted(lm, tmp_path, china_run):
+    folder = tmp_path / "interrupted"
+
+    def stop_after_two_steps(progress):
+        if progress.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="--resume"):
+        tune(lm, small(), folder, on_progress=stop_after_two_steps)
+    assert (folder / CHECKPOINT).exists()
+    assert not (folder / ADAPTER_FILE).exists()
+    resumed = tune(lm, small(), folder, resume=True)
+    assert resumed.evaluations == 32
+    assert torch.equal(resumed.prompt.embeddings, china_run.prompt.embeddings)
+    assert [h["best_loss"] for h in resumed.history] == [h["best_loss"] for h in china_run.history]
+
+
+def test_time_limit_then_resume(lm, tmp_path):
+    folder = tmp_path / "timed"
+    first = tune(lm, small(budget=16), folder, time_limit=0.0)
+    assert first.status == "time-limit" and first.evaluations == 8  # first step always runs
+
+
+def test_existing_run_folder_needs_resume(lm, china_run):
+    with pytest.raises(CultureTuneError, match="--resume"):
+        tune(lm, small(), china_run.folder)
+
+
+def test_resume_without_run_is_an_error(lm, tmp_path):
+    with pytest.raises(CultureTuneError, match="nothing to resume"):
+        tune(lm, small(), tmp_path / "empty", resume=True)
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("optimizer", "adam", "unknown optimizer"),
+        ("init", "zeros", "unknown --init"),
+        ("placement", "middle", "unknown placement"),
+        ("budget", 0, "--budget"),
+        ("subspace", 0, "--subspace"),
+    ],
+)
+def test_bad_settings(field, value, message):
+    with pytest.raises(CultureTuneError, match=message):
+        small(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("optimizer", ["de", "cma", "pso", "random"])
+def test_every_optimizer_asks_and_tells(optimizer):
+    opt = make_optimizer(small(optimizer=optimizer), dim=6)
+    cands = [opt.ask() for _ in range(8)]
+    for c in cands:
+        opt.tell(c, float(np.sum(c.value**2)))
+    assert all(c.value.shape == (6,) for c in cands)
+
+
+def test_search_space_starts_at_the_initial_prompt(lm):
+    start = initial_prompt(lm, 3, "vocab", seed=1)
+    for dim in (8, None):
+        space = SearchSpace(start, dim, lm.embedding_stats[1], seed=1)
+        assert torch.equal(space.prompts(np.zeros(space.dim))[0], start)
+        moved = space.prompts(np.ones((2, space.dim)))
+        assert moved.shape == (2, 3, lm.hidden_size)
+        assert not torch.equal(moved[0], start)
+
+
+def test_initialisations(lm):
+    text = initial_prompt(lm, 4, "text", "You are from China.")
+    ids = lm.tokenizer.encode("You are from China.", add_special_tokens=False)[:4]
+    emb = lm.model.get_input_embeddings().weight.float()
+    assert torch.equal(text, emb[torch.tensor(ids)])
+    rand = initial_prompt(lm, 4, "random", seed=0)
+    assert rand.std().item() == pytest.approx(lm.embedding_stats[1], rel=0.2)
+    with pytest.raises(CultureTuneError, match="--init-text"):
+        initial_prompt(lm, 4, "text")
+
+
+def test_prompt_for_another_hidden_size_is_refused(lm, tmp_path):
+    SoftPrompt(torch.zeros(2, 64), "answer", "tiny-model").save(tmp_path / "p")
+    prompt = SoftPrompt.load(tmp_path / "p")
+    with pytest.raises(CultureTuneError, match="hidden size 64"):
+        prompt.check_model(lm)
+
+
+def test_corrupt_prompt_folders(tmp_path):
+    with pytest.raises(CultureTuneError, match="not found"):
+        SoftPrompt.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CultureTuneError, match="missing"):
+        SoftPrompt.load(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / ADAPTER_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(CultureTuneError, match="corrupt"):
+        SoftPrompt.load(bad)
+
+
+def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
+    from peft import PeftModel
+
+    from culturetune.survey import item_prompt, option_token_ids
+
+    prompt = SoftPrompt(initial_prompt(lm32, 4, "vocab", seed=5), "prefix", lm32.name)
+    prompt.save(tmp_path / "prefix", lm32)
+    survey = Survey(lm32, placement="prefix")
+    ours, _ = survey.option_probs(prompt.embeddings)
+
+    fresh = load_model(dtype="float32")
+    peft_model = PeftModel.from_pretrained(fresh.model, tmp_path / "prefix")
+    peft_model.eval()
+    ids = option_token_ids(fresh.tokenizer)
+    for i, item in enumerate(survey.instrument.items[:4]):
+        text, _ = fresh.render(item_prompt(item))
+        enc = fresh.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            logits = peft_model(**enc).logits[0, -1]
+        probs = torch.softmax(logits[ids].double(), -1).numpy()
+        np.testing.assert_allclose(probs, ours[0, i], atol=1e-4)
