@@ -58,7 +58,8 @@ InstrumentName = StrEnum("InstrumentName", {n: n for n in INSTRUMENTS})
 
 app = typer.Typer(
     name="culturetune",
-    help="Survey a language model with the VSM 2013 and score it on Hofstede's six dimensions.",
+    help="Align a frozen language model with a country's culture: VSM 2013 survey, "
+    "soft-prompt tuning, CulturalBench.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -146,6 +147,13 @@ PersonaOpt = Annotated[
 SystemOpt = Annotated[
     str | None,
     typer.Option("--system", help="A system prompt of your own.", show_default=False),
+]
+
+
+PromptOpt = Annotated[
+    str | None,
+    typer.Option("--prompt", "-p", help="A tuned prompt folder (from `culturetune tune`).",
+                 show_default=False),
 ]
 
 
@@ -362,6 +370,7 @@ def survey(
         ),
     ] = False,
     instrument: InstrumentOpt = InstrumentName.vsm2013,
+    prompt: PromptOpt = None,
     constant: ConstantOpt = None,
     loss: LossOpt = LossKind.l1,
     device: DeviceOpt = "auto",
@@ -377,9 +386,13 @@ def survey(
 
     from culturetune.survey import Survey, run_survey
 
-    sv = Survey(lm, str(instrument), system=sys_prompt, reverse=reverse_options)
+    soft = load_prompt(prompt, lm) if prompt else None
+    placement = soft.placement if soft is not None else "answer"
+    sv = Survey(lm, str(instrument), system=sys_prompt, reverse=reverse_options,
+                placement=placement)
     result = run_survey(
-        sv, answers=str(answers), constants=constants, target=target, loss_kind=str(loss)
+        sv, answers=str(answers), soft=None if soft is None else soft.embeddings,
+        constants=constants, target=target, loss_kind=str(loss), prompt_name=prompt,
     )
     if as_json:
         data = result.to_dict()
@@ -521,6 +534,341 @@ def countries(
                 f"{', '.join(t.estimated)} (source: culturetune countries {t.code})",
             )
     say(con, f"source: {TABLE_SOURCE}")
+
+
+# --------------------------------------------------------------------------- tune
+
+OPTIMIZER_NAMES: tuple[str, ...] = ("de", "cma", "pso", "random")
+PLACEMENT_NAMES: tuple[str, ...] = ("answer", "system", "prefix")
+INIT_NAMES: tuple[str, ...] = ("random", "text", "vocab")
+Optimizer = StrEnum("Optimizer", {n: n for n in OPTIMIZER_NAMES})
+Placement = StrEnum("Placement", {n: n for n in PLACEMENT_NAMES})
+Init = StrEnum("Init", {n: n for n in INIT_NAMES})
+def load_prompt(folder: str, lm: LoadedModel) -> Any:
+    """A prompt folder, checked against the loaded model."""
+    from culturetune.softprompt import SoftPrompt
+
+    prompt = SoftPrompt.load(folder)
+    prompt.check_model(lm)
+    return prompt
+
+
+def parse_subspace(value: str) -> int | None:
+    """``--subspace``: a positive dimension, or ``full`` for the whole matrix."""
+    if value.strip().lower() == "full":
+        return None
+    try:
+        dim = int(value)
+    except ValueError:
+        raise CultureTuneError(
+            f"--subspace takes a dimension such as 64 or 'full', not {value!r}") from None
+    if dim < 1:
+        raise CultureTuneError("--subspace must be a positive dimension or 'full'")
+    return dim
+
+
+@command()
+def tune(
+    country: TargetOpt = None,
+    model: ModelOpt = None,
+    tokens: Annotated[int, typer.Option(help="Virtual tokens in the soft prompt.")] = 5,
+    placement: Annotated[
+        Placement,
+        typer.Option(help="answer: right before the answer (fastest); system: after the system "
+                     "turn; prefix: before all input, as PEFT does.", case_sensitive=False),
+    ] = Placement.answer,
+    init: Annotated[
+        Init,
+        typer.Option(help="random: Gaussian at the embedding scale; text: embeddings of "
+                     "--init-text; vocab: sampled vocabulary rows.", case_sensitive=False),
+    ] = Init.vocab,
+    init_text: Annotated[str | None, typer.Option(help="Text for --init text.")] = None,
+    subspace: Annotated[
+        str, typer.Option(help="Search a random subspace of this dimension, or 'full'.")
+    ] = "64",
+    optimizer: Annotated[
+        Optimizer,
+        typer.Option(help="de: Differential Evolution; cma: CMA-ES; pso: particle swarm; "
+                     "random: random search.", case_sensitive=False),
+    ] = Optimizer.de,
+    budget: Annotated[int, typer.Option(help="Evaluations (candidate surveys) in all.")] = 1600,
+    population: Annotated[int, typer.Option(help="Candidates per optimizer step.")] = 16,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (resumable).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run.")] = 0,
+    constant: ConstantOpt = None,
+    loss: LossOpt = LossKind.l1,
+    out: Annotated[
+        str | None, typer.Option(help="Run folder (default: runs/<country>-<optimizer>-s<seed>).")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue the run in this folder (its settings are kept).")
+    ] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
+    from culturetune.files import read_json
+    from culturetune.tuning import RUN_FILE, TuneConfig
+
+    if resume is None and country is None:
+        raise CultureTuneError("say which culture to tune for: --country NAME (or --target "
+                               "PDI=..,IDV=..), or --resume DIR to continue a run")
+    if resume is not None:
+        from pathlib import Path
+
+        if not (Path(resume) / RUN_FILE).exists():
+            raise CultureTuneError(f"nothing to resume in {resume}: {RUN_FILE} is missing")
+        config = TuneConfig.from_dict(read_json(Path(resume) / RUN_FILE)["config"])
+        folder = resume
+        model = model or (config.model if config.model != "smollm2-135m-instruct" else None)
+    else:
+        target = resolve_target(country)
+        config = TuneConfig(
+            target=target, tokens=tokens, placement=str(placement), init=str(init),
+            init_text=init_text, subspace=parse_subspace(subspace), optimizer=str(optimizer),
+            budget=budget, population=population, seed=seed,
+            constants=parse_constants(constant), loss=str(loss),
+        ).validate()
+        slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
+        folder = out or f"runs/{slug.strip('-').lower()}-{optimizer}-s{seed}"
+    lm = load_lm(model, device, str(dtype), trust_remote_code)
+    result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json)
+    if as_json:
+        print_json({
+            "folder": str(result.folder), "status": result.status,
+            "evaluations": result.evaluations, "seconds": result.seconds,
+            "config": result.config.to_dict(), "baseline": result.baseline.to_dict(),
+            "final": result.final.to_dict(), "history": result.history,
+        })
+        return
+    con = stdout()
+    say(con, f"{result.status}: {result.evaluations} evaluations in {result.seconds:.0f} s; "
+        f"prompt saved in {result.folder}")
+    table = Table(title=f"Indices vs {describe_target(result.config.target)}",
+                  title_justify="left", **_TABLE_STYLE)
+    for col in ("dim", "target", "plain", "tuned"):
+        table.add_column(col, justify="left" if col == "dim" else "right")
+    for d in DIMENSIONS:
+        t = result.config.target.scores.get(d)
+        table.add_row(d, _num(t), _num(result.baseline.indices[d], ".1f"),
+                      _num(result.final.indices[d], ".1f"))
+    con.print(table)
+    say(con, f"loss ({result.config.loss}): plain {result.baseline.loss.value:.2f} -> tuned "
+        f"{result.final.loss.value:.2f}")
+    if result.status == "time-limit":
+        say(con, f"budget not reached; continue with: culturetune tune --resume {result.folder}")
+
+
+def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
+                time_limit: float | None, quiet: bool) -> Any:
+    """Run ``tuning.tune`` with a live progress line on stderr."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from culturetune.tuning import tune as run_tune
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]tuning"), BarColumn(), TextColumn("{task.description}"),
+                  TimeRemainingColumn(), console=console, transient=False,
+                  disable=quiet) as bar:
+        task = bar.add_task("starting", total=config.budget)
+
+        def show(p: Any) -> None:
+            bar.update(task, completed=p.evaluations, description=(
+                f"step {p.step} · {p.evaluations}/{p.budget} evals · best {p.best_loss:.2f} · "
+                f"mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s"))
+
+        return run_tune(lm, config, folder, resume=resume, time_limit=time_limit,
+                        on_progress=show)
+
+
+# --------------------------------------------------------------------------- chat
+
+
+@command()
+def chat(
+    message: Annotated[str, typer.Argument(help="What to say to the model.")],
+    prompt: PromptOpt = None,
+    persona: PersonaOpt = None,
+    system: SystemOpt = None,
+    model: ModelOpt = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest reply, in tokens.")] = 128,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
+    from culturetune.engine import generate
+    from culturetune.survey import prompt_segments
+
+    sys_prompt = system_prompt(persona, system)
+    lm = load_lm(model, device, str(dtype), trust_remote_code)
+    soft = load_prompt(prompt, lm) if prompt else None
+    placement = soft.placement if soft is not None else "answer"
+    segments = prompt_segments(lm, [message], sys_prompt, placement)
+    reply = generate(lm, segments, None if soft is None else soft.embeddings,
+                     max_new_tokens=max_new_tokens)[0].strip()
+    if as_json:
+        print_json({"message": message, "reply": reply, "prompt": prompt, "system": sys_prompt})
+    else:
+        say(stdout(), reply)
+
+
+# --------------------------------------------------------------------------- bench
+
+Split = StrEnum("Split", {n: n for n in ("easy", "hard")})
+Scoring = StrEnum("Scoring", {n: n for n in ("letter", "loglik")})
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", help="A local CulturalBench CSV/JSON/JSONL/Parquet file (or a folder "
+                 "holding CulturalBench-Easy.* / -Hard.*); default: the Hugging Face hub.",
+                 show_default=False),
+]
+
+
+@command()
+def bench(
+    model: ModelOpt = None,
+    country: Annotated[
+        list[str] | None,
+        typer.Option("--country", "-c", help="A country (repeat for several).",
+                     show_default=False),
+    ] = None,
+    all_countries: Annotated[
+        bool, typer.Option("--all-countries", help="Every country in the data.")
+    ] = False,
+    split: Annotated[Split, typer.Option(case_sensitive=False)] = Split.easy,
+    scoring: Annotated[
+        Scoring,
+        typer.Option(help="letter: next-token probability of A-D; loglik: log-likelihood of "
+                     "each option's text (and its length-normalised variant).",
+                     case_sensitive=False),
+    ] = Scoring.letter,
+    data: DataOpt = None,
+    limit: Annotated[int | None, typer.Option(help="At most N questions per country.")] = None,
+    persona: Annotated[
+        bool, typer.Option("--persona", help="Also evaluate persona prompting.")
+    ] = False,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", "-p", help="A tuned prompt folder (repeat for several).",
+                     show_default=False),
+    ] = None,
+    per_question: Annotated[
+        bool, typer.Option("--per-question", help="With --json: every question's answers.")
+    ] = False,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """CulturalBench accuracy of the plain model, persona prompting and tuned prompts."""
+    from pathlib import Path
+
+    from culturetune.culturalbench import (
+        Condition,
+        check_scoring,
+        format_tables,
+        load_culturalbench,
+        run_bench,
+    )
+
+    if not country and not all_countries:
+        raise CultureTuneError("say which questions to use: --country NAME (repeatable) or "
+                               "--all-countries")
+    if country and all_countries:
+        raise CultureTuneError("give --country or --all-countries, not both")
+    check_scoring(str(scoring), str(split))
+    status("loading CulturalBench ...")
+    questions = load_culturalbench(str(split), data, None if all_countries else country, limit)
+    lm = load_lm(model, device, str(dtype), trust_remote_code)
+    conditions = [Condition.plain()] + ([Condition.persona_prompted()] if persona else [])
+    names = {"plain", "persona"}
+    for folder in prompt or []:
+        name = Path(folder).name or str(folder)
+        while name in names:
+            name += "'"
+        names.add(name)
+        conditions.append(Condition(name, soft=load_prompt(folder, lm)))
+
+    def show(name: str, done: int, total: int) -> None:
+        if not as_json:
+            print(f"\r{name}: {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+
+    result = run_bench(lm, questions, conditions, str(split), str(scoring), progress=show)
+    if as_json:
+        print_json(result.to_dict(per_question=per_question))
+    else:
+        say(stdout(), format_tables(result))
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+@command()
+def experiment(
+    config: Annotated[
+        str | None, typer.Option("--config", help="A JSON file of experiment settings.")
+    ] = None,
+    countries: Annotated[
+        str | None, typer.Option(help="Comma-separated countries (default: Saudi Arabia, "
+                                 "U.S.A., China, India).", show_default=False)
+    ] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated: plain, persona, de, cma, pso, random.",
+                                 show_default=False)
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per tuned method.",
+                                              show_default=False)] = None,
+    budget: Annotated[int | None, typer.Option(help="Evaluations per tuning run.",
+                                               show_default=False)] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer seeds, methods and evaluations (minutes).")
+    ] = False,
+    data: DataOpt = None,
+    bench_limit: Annotated[
+        int | None, typer.Option(help="At most N CulturalBench questions per country.")
+    ] = None,
+    out: Annotated[str, typer.Option(help="Output folder; finished cells there are kept.")] = (
+        "experiment"
+    ),
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The reference study end to end: countries x methods x seeds, report and figures."""
+    from culturetune.experiment import ExperimentConfig, run_experiment
+
+    overrides: dict[str, Any] = {}
+    if countries:
+        overrides["countries"] = [c.strip() for c in countries.split(",") if c.strip()]
+    if methods:
+        overrides["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
+    for key, value in (("seeds", seeds), ("budget", budget), ("data", data),
+                       ("bench_limit", bench_limit), ("model", model)):
+        if value is not None:
+            overrides[key] = value
+    if config is not None:
+        base = ExperimentConfig.from_file(config).to_dict()
+        base.update(overrides)
+        cfg = ExperimentConfig.from_dict(base, f"config file {config}")
+    elif quick:
+        cfg = ExperimentConfig.quick(**overrides)
+    else:
+        cfg = ExperimentConfig(**overrides).validate()
+    lm = load_lm(cfg.model, device, str(dtype), trust_remote_code)
+    results = run_experiment(lm, cfg, out, progress=None if as_json else status)
+    if as_json:
+        print_json(results)
+    else:
+        say(stdout(), f"results.json, report.md, report.html and figures written to {out}")
 
 
 def _version(value: bool) -> None:

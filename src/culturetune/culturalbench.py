@@ -33,7 +33,7 @@ from culturetune.engine import PromptScorer, _forward, _make_cache, split_tokens
 from culturetune.errors import CultureTuneError
 from culturetune.models import LoadedModel
 from culturetune.stats import Accuracy, Comparison, accuracy, compare
-from culturetune.survey import PLACEMENTS, persona_prompt
+from culturetune.survey import PLACEMENTS, label_token_ids, persona_prompt
 from culturetune.targets import lookup_country
 
 HUB_ID = "kellycyy/CulturalBench"
@@ -63,6 +63,8 @@ CULTURALBENCH_COUNTRIES = (
 # Surface forms of each label, in the same variant order for every label (see label_token_ids).
 LETTER_FORMS = tuple((x, " " + x) for x in LETTERS)
 TRUTH_FORMS = (("True", "true", " True", " true"), ("False", "false", " False", " false"))
+LETTER_HINT = "use --scoring loglik (Easy) or another model"
+TRUTH_HINT = "use another model for the Hard split"
 
 Progress = Callable[[str, int, int], None]
 
@@ -559,36 +561,6 @@ class Condition:
 # --------------------------------------------------------------------------- scoring
 
 
-def label_token_ids(lm: LoadedModel, forms: Sequence[Sequence[str]]) -> list[list[int]]:
-    """Token ids of each label's surface forms (e.g. ``"A"`` and ``" A"``).
-
-    Variant j of the forms is used only where it is one token for every label (so no label is
-    favoured by having more forms); at least one variant must be, and all ids must be distinct.
-    """
-    tok = lm.tokenizer
-    n_variants = len(forms[0])
-    encoded = [[tok.encode(f, add_special_tokens=False) for f in label] for label in forms]
-    usable = [j for j in range(n_variants) if all(len(e[j]) == 1 for e in encoded)]
-    if not usable:
-        shown = "; ".join(f"{f!r} -> {tok.convert_ids_to_tokens(e)}"
-                          for label, enc in zip(forms, encoded, strict=True)
-                          for f, e in zip(label, enc, strict=True) if len(e) != 1)
-        raise CultureTuneError(
-            f"this tokenizer does not encode the answer labels "
-            f"{', '.join(repr(f[0]) for f in forms)} as single tokens ({shown}); CulturalBench "
-            "reads answers from one next-token distribution: use --scoring loglik (Easy) or "
-            "another model"
-        )
-    ids = [[enc[j][0] for j in usable] for enc in encoded]
-    flat = [i for x in ids for i in x]
-    if len(set(flat)) != len(flat):
-        raise CultureTuneError(
-            f"answer labels {[f[0] for f in forms]} share tokens in this tokenizer "
-            f"({dict(zip([f[0] for f in forms], ids, strict=True))}); they must be distinct"
-        )
-    return ids
-
-
 def _batches(order: list[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(order), size):
         yield order[i: i + size]
@@ -808,7 +780,7 @@ def evaluate_easy(
             text, user_at = lm.render(easy_prompt(q), condition.system_for(q.country))
             texts.append(text)
             splits.append(condition.split_at(text, user_at))
-        ids = label_token_ids(lm, LETTER_FORMS)
+        ids = label_token_ids(lm.tokenizer, LETTER_FORMS, LETTER_HINT)
         probs, mass = label_probs(lm, texts, splits, soft, ids, batch_size or 32, tick)
         out = []
         for q, p, m in zip(qs, probs.tolist(), mass.tolist(), strict=True):
@@ -856,7 +828,7 @@ def evaluate_hard(
             text, user_at = lm.render(hard_prompt(q.question, option), system)
             texts.append(text)
             splits.append(condition.split_at(text, user_at))
-    ids = label_token_ids(lm, TRUTH_FORMS)
+    ids = label_token_ids(lm.tokenizer, TRUTH_FORMS, TRUTH_HINT)
     tick = _counter(progress, condition.name, len(texts))
     probs, mass = label_probs(lm, texts, splits, soft, ids, batch_size or 32, tick)
     p_true, masses = probs[:, 0].tolist(), mass.tolist()

@@ -124,6 +124,7 @@ class PromptScorer:
         self.post_embeds = self.embed(post_ids) if lq else None
 
         self.shared_attention = shared_attention
+        self.kv_float: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -189,7 +190,11 @@ class PromptScorer:
     def _shared_forward(self, embeds: torch.Tensor, pos: torch.Tensor) -> object | None:
         """Forward with attention reading the unrepeated prefix cache (``None`` if unsupported)."""
         config = self.lm.model.config
-        ctx = _SharedPrefix(self.kv, self.pre_mask.bool(), len(self.segments))
+        if self.kv_float is None:
+            # Attention math runs in float32: CPU bf16 kernels for these small strided batched
+            # matmuls are slow, and the prefix cache is small.
+            self.kv_float = [(k.float(), v.float()) for k, v in self.kv]
+        ctx = _SharedPrefix(self.kv_float, self.pre_mask.bool(), len(self.segments))
         before = config._attn_implementation
         config._attn_implementation = SHARED_PREFIX_ATTENTION
         try:
@@ -277,7 +282,7 @@ class _SharedPrefix:
         self, kv: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, prompts: int
     ) -> None:
         self.kv, self.prompts, self.calls = kv, prompts, 0
-        dtype = kv[0][0].dtype
+        dtype = torch.float32
         zero = torch.zeros((), dtype=dtype, device=mask.device)
         ninf = torch.full((), float("-inf"), dtype=dtype, device=mask.device)
         # Additive biases, built once per forward and shared by all layers.
@@ -312,6 +317,8 @@ def shared_prefix_attention(
     ctx = shared_prefix
     kp, vp = ctx.kv[module.layer_idx]
     ctx.calls += 1
+    out_dtype = query.dtype
+    query, key, value = query.float(), key.float(), value.float()
     rows, heads, t, d = query.shape
     n, kvh, length, _ = kp.shape
     g, p = heads // kvh, rows // n
@@ -324,11 +331,11 @@ def shared_prefix_attention(
     v = value.view(p, n, kvh, 1, t, d)
     qo = (query * scale).view(p, n, kvh, g, t, d)
     s_own = qo @ k.transpose(-1, -2) + ctx.causal(t, query.device)  # [p, n, kvh, g, t, t]
-    w = torch.softmax(torch.cat([s_pre, s_own], -1).float(), -1).to(query.dtype)
+    w = torch.softmax(torch.cat([s_pre, s_own], -1), -1)
     w_pre = w[..., :length].permute(1, 2, 0, 3, 4, 5).reshape(n, kvh, -1, length)
     out = (w_pre @ vp).view(n, kvh, p, g, t, d).permute(2, 0, 1, 3, 4, 5)
     out = out + w[..., length:] @ v
-    return out.reshape(rows, heads, t, d).transpose(1, 2).contiguous(), None
+    return out.reshape(rows, heads, t, d).transpose(1, 2).to(out_dtype).contiguous(), None
 
 
 def _register() -> None:

@@ -28,7 +28,9 @@ _DTYPES = {
     "fp16": "float16",
 }
 
-#: Prompt format for models without a chat template (documented in the README).
+#: Prompt format for models without a chat template (documented in the README). Where the
+#: tokenizer splits a leading space off (``" 1"`` -> ``" ", "1"``) the prompt ends with that
+#: space, so that the answer itself is the next token.
 PLAIN_SYSTEM = "{system}\n\n"
 PLAIN_USER = "Question: {user}\nAnswer:"
 
@@ -46,6 +48,11 @@ class LoadedModel:
     @property
     def hidden_size(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @cached_property
+    def splits_leading_space(self) -> bool:
+        """True where ``" 1"`` is two tokens (a space, then the digit)."""
+        return len(self.tokenizer.encode(" 1", add_special_tokens=False)) > 1
 
     @property
     def has_chat_template(self) -> bool:
@@ -66,7 +73,8 @@ class LoadedModel:
         """
         if not self.has_chat_template:
             head = PLAIN_SYSTEM.format(system=system) if system else ""
-            return head + PLAIN_USER.format(user=user), len(head)
+            space = " " if self.splits_leading_space else ""
+            return head + PLAIN_USER.format(user=user) + space, len(head)
         tok = self.tokenizer
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": user}

@@ -9,7 +9,7 @@ prompts of an optimizer step, go through :class:`~culturetune.engine.PromptScore
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,29 +56,46 @@ def item_prompt(item: Item, reverse: bool = False) -> str:
     return "\n".join(lines)
 
 
-def option_token_ids(
-    tokenizer: Any, labels: tuple[str, ...] = ("1", "2", "3", "4", "5")
-) -> list[int]:
-    """Token ids of the answer options; each must be one token, all distinct."""
-    ids, bad = [], []
-    for label in labels:
-        toks = tokenizer.encode(label, add_special_tokens=False)
-        if len(toks) != 1:
-            bad.append(f"{label!r} -> {tokenizer.convert_ids_to_tokens(toks)}")
-        ids.append(toks[0] if toks else -1)
-    if bad:
-        raise CultureTuneError(
-            "this tokenizer does not encode the answer options as single tokens: "
-            + "; ".join(bad)
-            + ". culturetune reads answers from one next-token distribution; "
-            "use a model whose tokenizer has these as single tokens, or --answers generate"
+#: Surface forms of each option: the bare digit and, where it is one token, the digit after a
+#: space (tokenizers that split ``" 1"`` would otherwise put their answer mass elsewhere).
+OPTION_FORMS = tuple((str(k), f" {k}") for k in range(1, N_OPTIONS + 1))
+
+
+def label_token_ids(
+    tokenizer: Any, forms: Sequence[Sequence[str]], hint: str = ""
+) -> list[list[int]]:
+    """Token ids of each label's surface forms (e.g. ``"A"`` and ``" A"``).
+
+    Variant j of the forms is used only where it is one token for every label (so that no label
+    gains from having more forms); at least one variant must be, and all ids must be distinct.
+    """
+    encoded = [[tokenizer.encode(f, add_special_tokens=False) for f in label] for label in forms]
+    usable = [j for j in range(len(forms[0])) if all(len(e[j]) == 1 for e in encoded)]
+    if not usable:
+        shown = "; ".join(
+            f"{label[0]!r} -> {tokenizer.convert_ids_to_tokens(enc[0])}"
+            for label, enc in zip(forms, encoded, strict=True) if len(enc[0]) != 1
         )
-    if len(set(ids)) != len(ids):
         raise CultureTuneError(
-            f"answer options {list(labels)} map to the same token(s) {ids} in this tokenizer; "
-            "they must be distinct tokens"
+            f"this tokenizer does not encode the answer labels as single tokens: {shown}. "
+            "culturetune reads answers from one next-token distribution" + (hint and f"; {hint}")
+        )
+    ids = [[enc[j][0] for j in usable] for enc in encoded]
+    flat = [i for x in ids for i in x]
+    if len(set(flat)) != len(flat):
+        named = {f[0]: i for f, i in zip(forms, ids, strict=True)}
+        raise CultureTuneError(
+            f"answer labels {[f[0] for f in forms]} are not distinct tokens in this tokenizer "
+            f"({named}); they must be distinct" + (hint and f"; {hint}")
         )
     return ids
+
+
+def option_token_ids(tokenizer: Any) -> list[list[int]]:
+    """Token ids of the five answer options (each with its surface forms)."""
+    return label_token_ids(
+        tokenizer, OPTION_FORMS, "use a model whose tokenizer has 1-5 as single tokens, "
+        "or --answers generate")
 
 
 def check_placement(placement: str) -> str:
@@ -135,9 +152,12 @@ class Survey:
         """
         if soft is not None and soft.dim() == 2:
             soft = soft[None]
-        logp = self.scorer.next_token_logprobs(soft, self.option_ids)
-        mass = logp.exp().sum(-1)
-        probs = torch.softmax(logp, -1)
+        flat = [i for ids in self.option_ids for i in ids]
+        p = self.scorer.next_token_logprobs(soft, flat).exp()
+        per = len(self.option_ids[0])
+        p = p.view(*p.shape[:-1], N_OPTIONS, per).sum(-1)
+        mass = p.sum(-1)
+        probs = p / mass[..., None]
         if self.reverse:  # shown number j means option 6 - j
             probs = probs.flip(-1)
         return probs.double().cpu().numpy(), mass.double().cpu().numpy()

@@ -7,7 +7,7 @@ initialisation; token lengths come from a real chat tokenizer (the default model
 placement), (c) the shared-prefix path (answer placement), and (c') answer placement with the
 prefix cache copied per candidate, for a few population sizes.
 
-    python benchmarks/bench_gpu_llama8b.py --tokenizer DIR [--tiny]   # --tiny: CPU smoke test
+    python benchmarks/gpu_llama8b.py --tokenizer DIR [--tiny]   # --tiny: CPU smoke test
 """
 
 from __future__ import annotations
