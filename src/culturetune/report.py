@@ -1,0 +1,685 @@
+"""The experiment report: tables and figures built from a ``results.json`` dict.
+
+Every table is a small function returning a :class:`Table`; the report is a list of blocks
+(headings, paragraphs, lists, tables, images) rendered once as Markdown and once as standalone
+HTML, so both hold the same content. Figures are PNGs drawn with matplotlib's Agg canvas (no
+pyplot state), saved under ``figures/`` and referenced by relative path.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from culturetune.files import atomic_path, write_text
+from culturetune.vsm import DIMENSIONS
+
+BASELINES = ("plain", "persona")
+MISSING = "—"
+#: A check keeps the alignment when the tuned prompt keeps at least this share of its gain over
+#: the plain model under the check; at or below zero the alignment collapsed.
+HELD_SHARE = 0.5
+#: A loss gain over the plain model smaller than this (index points) is too small to check.
+MIN_GAIN = 1.0
+CHECKS = {"reversed": "reversed options", "paraphrase": "paraphrased items"}
+CHECK_EXPLOIT = {"reversed": "the answer position", "paraphrase": "the wording"}
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _finite(values: Iterable[Any]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def mean_sd(values: Iterable[Any]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (``None`` when undefined) of the finite values."""
+    xs = _finite(values)
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
+
+
+def fmt_mean_sd(values: Iterable[Any], digits: int = 1, sign: bool = False) -> str:
+    """``"12.3 ± 1.2"`` over seeds, ``"12.3"`` for one value, ``"—"`` for none."""
+    m, sd = mean_sd(values)
+    if m is None:
+        return MISSING
+    mean = f"{m:+.{digits}f}" if sign else f"{m:.{digits}f}"
+    return mean if sd is None else f"{mean} ± {sd:.{digits}f}"
+
+
+def _num(x: float | None, digits: int = 1, sign: bool = False) -> str:
+    if x is None:
+        return MISSING
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return MISSING
+    return "<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def countries(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(results["countries"])
+
+
+def methods(results: dict[str, Any]) -> list[str]:
+    """The methods that have cells, in the configured order."""
+    have = {c["method"] for c in results["cells"]}
+    return [m for m in results["methods"] if m in have]
+
+
+def tuned_methods(results: dict[str, Any]) -> list[str]:
+    return [m for m in methods(results) if m not in BASELINES]
+
+
+def cells_of(
+    results: dict[str, Any], code: str | None = None, method: str | None = None
+) -> list[dict[str, Any]]:
+    """Cells of a country (code) and/or a method, in file order."""
+    return [
+        c
+        for c in results["cells"]
+        if (code is None or c["code"] == code) and (method is None or c["method"] == method)
+    ]
+
+
+def _check_loss(cell: dict[str, Any], check: str) -> float | None:
+    return cell["checks"][check]["loss"]
+
+
+def _plain_ref(cells: Sequence[dict[str, Any]], key: str) -> float | None:
+    m, _ = mean_sd(c["plain_reference"][key] for c in cells)
+    return m
+
+
+def _acc_delta(cells: Sequence[dict[str, Any]]) -> list[float]:
+    return _finite((c["bench"].get("vs_plain") or {}).get("difference") for c in cells)
+
+
+def _p_values(cells: Sequence[dict[str, Any]]) -> list[float]:
+    return _finite((c["bench"].get("vs_plain") or {}).get("p_value") for c in cells)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def indices_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
+    """The six indices and the loss of target / plain / persona / tuned (mean ± sd over seeds)."""
+    est = set(country.get("estimated", []))
+    target = [
+        MISSING if country["target"][d] is None else f"{country['target'][d]:.0f}"
+        + ("*" if d in est else "")
+        for d in DIMENSIONS
+    ]
+    rows = [["target", *target, MISSING]]
+    for method in methods(results):
+        cells = cells_of(results, country["code"], method)
+        if not cells:
+            continue
+        row = [fmt_mean_sd(c["indices"][d] for c in cells) for d in DIMENSIONS]
+        rows.append([_method_label(method, cells), *row, fmt_mean_sd(c["loss"] for c in cells)])
+    return Table(["", *DIMENSIONS, "loss"], rows)
+
+
+def _method_label(method: str, cells: Sequence[dict[str, Any]]) -> str:
+    n = len(cells)
+    return method if method in BASELINES else f"{method} ({n} seed{'s' * (n != 1)})"
+
+
+def loss_table(results: dict[str, Any]) -> Table:
+    """VSM 2013 loss per method (rows) and country (columns), mean ± sd over seeds."""
+    cs = countries(results)
+    rows = []
+    for method in methods(results):
+        row = [method]
+        for country in cs:
+            row.append(fmt_mean_sd(c["loss"] for c in cells_of(results, country["code"], method)))
+        rows.append(row)
+    return Table(["method", *(c["name"] for c in cs)], rows)
+
+
+def accuracy_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
+    """CulturalBench accuracy per method and seed with 95 % intervals and McNemar p vs plain."""
+    rows = []
+    for method in methods(results):
+        for c in cells_of(results, country["code"], method):
+            b = c["bench"]
+            vs = b.get("vs_plain")
+            interval = MISSING if b["low"] is None else f"[{b['low']:.2f}, {b['high']:.2f}]"
+            rows.append(
+                [
+                    method,
+                    MISSING if c["seed"] is None else str(c["seed"]),
+                    str(b["n"]),
+                    _num(b["accuracy"], 3),
+                    interval,
+                    MISSING if not vs else _num(vs["difference"], 3, sign=True),
+                    MISSING if not vs else f"{fmt_p(vs['p_value'])} (b {vs['b']}, c {vs['c']})",
+                ]
+            )
+    headers = ["method", "seed", "n", "accuracy", "95 % interval", "Δ vs plain", "p vs plain"]
+    return Table(headers, rows)
+
+
+def optimizer_table(results: dict[str, Any]) -> Table:
+    """Final loss, gain over the plain model, evaluations and time per run of each optimizer."""
+    rows = []
+    for method in tuned_methods(results):
+        cells = cells_of(results, method=method)
+        gains = [
+            c["plain_reference"]["loss"] - c["loss"]
+            for c in cells
+            if c["loss"] is not None and c["plain_reference"]["loss"] is not None
+        ]
+        tuning = [c["tuning"] for c in cells if c.get("tuning")]
+        seconds = [t["seconds"] for t in tuning]
+        rate = sum(t["evaluations"] for t in tuning) / sum(seconds) if sum(seconds) else None
+        rows.append(
+            [
+                method,
+                str(len(cells)),
+                fmt_mean_sd(c["loss"] for c in cells),
+                fmt_mean_sd(gains),
+                fmt_mean_sd((t["evaluations"] for t in tuning), 0),
+                fmt_mean_sd(seconds, 0),
+                _num(rate, 1),
+            ]
+        )
+    headers = [
+        "optimizer",
+        "runs",
+        "final loss",
+        "gain over plain",
+        "evaluations",
+        "seconds per run",
+        "evaluations / s",
+    ]
+    return Table(headers, rows)
+
+
+def validity(results: dict[str, Any], country: dict[str, Any], method: str) -> dict[str, Any]:
+    """Whether a method's alignment held under reversed options and paraphrased items.
+
+    For each check, ``kept`` is the share of the method's loss gain over the plain model that
+    remains under the check (plain model under the same check as reference): ``held`` at
+    ``HELD_SHARE`` or more, ``weakened`` above 0, ``collapsed`` at or below 0. A gain below
+    ``MIN_GAIN`` gives the verdict ``no gain``.
+    """
+    cells = cells_of(results, country["code"], method)
+    tuned, _ = mean_sd(c["loss"] for c in cells)
+    plain = _plain_ref(cells, "loss")
+    out: dict[str, Any] = {"method": method, "loss": tuned, "plain": plain, "checks": {}}
+    for check in CHECKS:
+        loss, _ = mean_sd(_check_loss(c, check) for c in cells)
+        ref = _plain_ref(cells, f"{check}_loss")
+        out["checks"][check] = {"loss": loss, "plain": ref, "kept": None, "state": None}
+    if tuned is None or plain is None or plain - tuned < MIN_GAIN:
+        out["verdict"] = "no gain"
+        return out
+    gain = plain - tuned
+    for chk in out["checks"].values():
+        if chk["loss"] is None or chk["plain"] is None:
+            continue
+        chk["kept"] = (chk["plain"] - chk["loss"]) / gain
+        chk["state"] = (
+            "held" if chk["kept"] >= HELD_SHARE else "weakened" if chk["kept"] > 0 else "collapsed"
+        )
+    states = [c["state"] for c in out["checks"].values()]
+    if None in states:
+        out["verdict"] = "unknown"
+    elif all(s == "held" for s in states):
+        out["verdict"] = "held"
+    elif "collapsed" in states:
+        out["verdict"] = "collapsed"
+    else:
+        out["verdict"] = "partly held"
+    return out
+
+
+def validity_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
+    """Per method: tuning loss vs reversed-options and paraphrase loss, accuracy change."""
+    rows = []
+    for method in methods(results):
+        cells = cells_of(results, country["code"], method)
+        if not cells:
+            continue
+        v = None if method == "plain" else validity(results, country, method)
+        kept = [] if v is None else [v["checks"][k]["kept"] for k in CHECKS]
+        rows.append(
+            [
+                method,
+                fmt_mean_sd(c["loss"] for c in cells),
+                fmt_mean_sd(_check_loss(c, "reversed") for c in cells),
+                fmt_mean_sd(_check_loss(c, "paraphrase") for c in cells),
+                MISSING if not kept else " / ".join(_pct(k) for k in kept),
+                MISSING if method == "plain" else fmt_mean_sd(_acc_delta(cells), 3, sign=True),
+                MISSING if method == "plain" else ", ".join(fmt_p(p) for p in _p_values(cells))
+                or MISSING,
+                "reference" if v is None else v["verdict"],
+            ]
+        )
+    headers = [
+        "method",
+        "tuning loss (official items)",
+        "reversed options",
+        "paraphrased items",
+        "gain kept (reversed / paraphrase)",
+        "accuracy Δ vs plain",
+        "McNemar p",
+        "verdict",
+    ]
+    return Table(headers, rows)
+
+
+def _pct(x: float | None) -> str:
+    return MISSING if x is None else f"{100 * x:.0f} %"
+
+
+def validity_statement(results: dict[str, Any], country: dict[str, Any], method: str) -> str:
+    """One plain sentence per (country, method): did the alignment hold or collapse?"""
+    v = validity(results, country, method)
+    head = f"{country['name']}, {method}:"
+    if v["verdict"] == "no gain":
+        return (
+            f"{head} nothing to check — its loss {_num(v['loss'])} is not clearly (by "
+            f"{MIN_GAIN:g} point or more) below the plain model's {_num(v['plain'])}."
+        )
+    parts = [
+        f"{head} the alignment {v['verdict'].upper()}.",
+        f"Loss {_num(v['loss'])} against the plain model's {_num(v['plain'])}.",
+    ]
+    for check, name in CHECKS.items():
+        c = v["checks"][check]
+        parts.append(f"With {name}: {_num(c['loss'])} (plain {_num(c['plain'])}), {_kept(c)}.")
+    collapsed = [CHECK_EXPLOIT[k] for k, c in v["checks"].items() if c["state"] == "collapsed"]
+    if collapsed:
+        parts.append(f"It only exploited {' and '.join(collapsed)}.")
+    parts.append(_accuracy_sentence(cells_of(results, country["code"], method)))
+    return " ".join(parts)
+
+
+def _kept(check: dict[str, Any]) -> str:
+    kept = check["kept"]
+    if kept is None:
+        return "not measured"
+    if kept < 0:
+        return "none of the gain kept (worse than the plain model under the same check)"
+    return f"{_pct(kept)} of the gain kept"
+
+
+def _accuracy_sentence(cells: Sequence[dict[str, Any]]) -> str:
+    deltas = _acc_delta(cells)
+    if not deltas:
+        return "No CulturalBench comparison (no questions for this country)."
+    ps = ", ".join(fmt_p(p) for p in _p_values(cells))
+    change = fmt_mean_sd(deltas, 3, sign=True)
+    return f"CulturalBench accuracy change vs plain {change} (McNemar p {ps})."
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    return path
+
+
+def _series(results: dict[str, Any], country: dict[str, Any]) -> list[tuple[str, list[float]]]:
+    """(label, six values) for target and each method (mean over seeds), complete ones only."""
+    out = []
+    if all(country["target"][d] is not None for d in DIMENSIONS):
+        out.append(("target", [float(country["target"][d]) for d in DIMENSIONS]))
+    for method in methods(results):
+        cells = cells_of(results, country["code"], method)
+        means = [mean_sd(c["indices"][d] for c in cells)[0] for d in DIMENSIONS]
+        if cells and all(m is not None for m in means):
+            out.append((method, means))
+    return out
+
+
+def radar_figure(results: dict[str, Any], country: dict[str, Any], path: Path) -> Path:
+    """The six indices of target, plain, persona and tuned methods on one radar chart."""
+    import numpy as np
+
+    series = _series(results, country)
+    fig = _figure(5.2, 5.2)
+    ax = fig.add_subplot(projection="polar")
+    angles = np.linspace(0, 2 * np.pi, len(DIMENSIONS), endpoint=False).tolist()
+    values = [v for _, vs in series for v in vs] or [0.0]
+    ax.set_ylim(min(0.0, min(values) - 10), max(100.0, max(values) + 10))
+    for label, vs in series:
+        style = {"color": "black", "linewidth": 2.2, "linestyle": "--"} if label == "target" else {}
+        ax.plot(angles + angles[:1], vs + vs[:1], label=label, **style)
+    ax.set_xticks(angles)
+    ax.set_xticklabels(DIMENSIONS)
+    ax.set_title(f"{country['name']}: VSM 2013 indices", pad=18)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.32, 1.12), fontsize=8)
+    return _save(fig, path)
+
+
+def _curves(cells: Sequence[dict[str, Any]]) -> tuple[list[float], Any] | None:
+    """Evaluations and a [runs, steps] array of best-so-far loss, cut to the shortest run."""
+    import numpy as np
+
+    hists = [c["tuning"]["history"] for c in cells if c.get("tuning") and c["tuning"]["history"]]
+    if not hists:
+        return None
+    n = min(len(h) for h in hists)
+    x = [h["evaluations"] for h in hists[0][:n]]
+    return x, np.array([[h["best_loss"] for h in hist[:n]] for hist in hists])
+
+
+def convergence_figure(results: dict[str, Any], path: Path) -> Path | None:
+    """Best loss against evaluations per optimizer and country: median and min–max over seeds."""
+    import numpy as np
+
+    opts = tuned_methods(results)
+    if not opts:
+        return None
+    cs = countries(results)
+    cols = min(2, len(cs))
+    rows = math.ceil(len(cs) / cols)
+    fig = _figure(5.0 * cols, 3.4 * rows)
+    for i, country in enumerate(cs):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for j, method in enumerate(opts):
+            curves = _curves(cells_of(results, country["code"], method))
+            if curves is None:
+                continue
+            x, y = curves
+            color = f"C{j}"
+            ax.plot(x, np.median(y, 0), color=color, label=method)
+            if len(y) > 1:
+                ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2)
+        plain = cells_of(results, country["code"])
+        if plain:
+            ax.axhline(
+                plain[0]["plain_reference"]["loss"], color="grey", linestyle=":", label="plain"
+            )
+        ax.set_title(country["name"])
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("best loss")
+        ax.legend(fontsize=8)
+    fig.suptitle("Tuning: best VSM 2013 loss (median over seeds, band = min–max)")
+    return _save(fig, path)
+
+
+def loss_bars_figure(results: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: loss per method (bars) and country (groups), sd over seeds as error bars."""
+    import numpy as np
+
+    cs, ms = countries(results), methods(results)
+    fig = _figure(max(5.0, 1.2 * len(cs) * max(1, len(ms)) / 2), 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(ms))
+    x = np.arange(len(cs))
+    for j, method in enumerate(ms):
+        stats = [mean_sd(c["loss"] for c in cells_of(results, k["code"], method)) for k in cs]
+        means = [np.nan if m is None else m for m, _ in stats]
+        errs = [0.0 if s is None else s for _, s in stats]
+        ax.bar(x + (j - (len(ms) - 1) / 2) * width, means, width, label=method, color=f"C{j}",
+               yerr=errs if any(errs) else None, capsize=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels([c["name"] for c in cs])
+    ax.set_ylabel("VSM 2013 loss (mean |index − target|)")
+    ax.set_title("Loss per method and country (error bars: sd over seeds)")
+    ax.legend(fontsize=8, ncol=min(len(ms), 6))
+    return _save(fig, path)
+
+
+def make_figures(results: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Draw every figure under ``out_dir/figures``; returns paths relative to ``out_dir``."""
+    folder = Path(out_dir) / "figures"
+    rel = lambda p: None if p is None else p.relative_to(out_dir).as_posix()  # noqa: E731
+    figs: dict[str, Any] = {"radar": {}}
+    for country in countries(results):
+        path = radar_figure(results, country, folder / f"radar-{country['code']}.png")
+        figs["radar"][country["code"]] = rel(path)
+    figs["convergence"] = rel(convergence_figure(results, folder / "convergence.png"))
+    figs["loss"] = rel(loss_bars_figure(results, folder / "loss-by-method.png"))
+    return figs
+
+
+# --------------------------------------------------------------------------- document
+
+
+Block = tuple  # ("h", level, text) | ("p", text) | ("list", [text]) | ("table", Table)
+# | ("img", path, alt)
+
+
+def _intro(results: dict[str, Any]) -> list[Block]:
+    cfg, mach = results["config"], results.get("machine", {})
+    cs = ", ".join(c["name"] for c in countries(results))
+    bench = results.get("bench", {})
+    versions = ", ".join(f"{k} {v}" for k, v in results.get("versions", {}).items())
+    where = mach.get("gpu") or mach.get("cpu") or "unknown"
+    return [
+        ("h", 1, f"Cultural alignment experiment: {results['model']}"),
+        (
+            "p",
+            f"Countries: {cs}. Methods: {', '.join(methods(results))}. Tuned methods: "
+            f"{cfg['seeds']} seed(s), {cfg['budget']} evaluations per run (population "
+            f"{cfg['population']}, {cfg['tokens']} virtual tokens placed at the "
+            f"{cfg['placement']}, subspace {cfg['subspace'] or 'full'}).",
+        ),
+        (
+            "list",
+            [
+                f"Machine: {where}, {mach.get('cores')} cores, {mach.get('torch_threads')} torch "
+                f"threads, device {mach.get('device')}, {mach.get('dtype')}.",
+                f"Versions: {versions}.",
+                f"CulturalBench: {bench.get('source') or 'not run'} ({bench.get('split')}, "
+                f"{bench.get('scoring')} scoring, "
+                + (f"at most {bench['limit']}" if bench.get("limit") else "all")
+                + " questions per country).",
+                f"Created {results.get('created')}; {len(results['cells'])} cells, "
+                f"{results.get('reused_cells', 0)} reused from an earlier run; this run took "
+                f"{results.get('seconds', 0) / 60:.1f} min.",
+            ],
+        ),
+        (
+            "p",
+            "Loss: mean absolute difference between the model's six indices and the country's "
+            "scores (lower is better). Tuned methods show mean ± sd over seeds. Indices marked * "
+            "in a target row are estimates, not measured scores.",
+        ),
+    ]
+
+
+def _overview(results: dict[str, Any], figures: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [("h", 2, "VSM 2013 loss per method"), ("table", loss_table(results))]
+    if figures.get("loss"):
+        blocks.append(("img", figures["loss"], "Loss per method and country"))
+    if tuned_methods(results):
+        blocks += [
+            ("h", 2, "Optimizer comparison"),
+            (
+                "p",
+                "Over all countries and seeds: final loss of the best prompt, its gain over the "
+                "plain model, evaluations and wall time per tuning run.",
+            ),
+            ("table", optimizer_table(results)),
+        ]
+        if figures.get("convergence"):
+            blocks.append(("img", figures["convergence"], "Best loss against evaluations"))
+    return blocks
+
+
+def _country_blocks(
+    results: dict[str, Any], country: dict[str, Any], figures: dict[str, Any]
+) -> list[Block]:
+    blocks: list[Block] = [
+        ("h", 3, f"{country['name']} ({country['code']})"),
+        ("table", indices_table(results, country)),
+    ]
+    radar = figures.get("radar", {}).get(country["code"])
+    if radar:
+        blocks.append(("img", radar, f"{country['name']}: radar chart of the six indices"))
+    if country.get("n_questions"):
+        blocks += [
+            (
+                "p",
+                f"CulturalBench accuracy on {country['n_questions']} questions: 95 % Wilson "
+                "intervals; p: exact McNemar test against the plain model on the same questions "
+                "(b = plain right and method wrong, c = the reverse).",
+            ),
+            ("table", accuracy_table(results, country)),
+        ]
+    else:
+        note = country.get("bench_note") or "no CulturalBench questions"
+        blocks.append(("p", f"CulturalBench accuracy: not available ({note})."))
+    return blocks
+
+
+def _validity_blocks(results: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [
+        ("h", 2, "Validity: does the alignment survive other wordings?"),
+        (
+            "p",
+            "Each prompt is also scored with the answer options listed in reverse order and on "
+            "paraphrased items (written for culturetune; NOT the official VSM 2013 instrument). "
+            "Gain kept: share of the method's loss gain over the plain model that remains under "
+            "the check, with the plain model under the same check as reference. Verdict: held "
+            f"when both checks keep at least {100 * HELD_SHARE:.0f} %; collapsed when a check "
+            "keeps nothing (the prompt only exploited the answer position or the wording); "
+            f"partly held otherwise. A method less than {MIN_GAIN:g} point below the plain "
+            "model's loss has no gain to check.",
+        ),
+    ]
+    for country in countries(results):
+        statements = [
+            validity_statement(results, country, m)
+            for m in methods(results)
+            if m != "plain" and cells_of(results, country["code"], m)
+        ]
+        blocks += [
+            ("h", 3, country["name"]),
+            ("table", validity_table(results, country)),
+            ("list", statements),
+        ]
+    return blocks
+
+
+def report_blocks(results: dict[str, Any], figures: dict[str, Any]) -> list[Block]:
+    """The whole report as blocks (rendered by :func:`to_markdown` and :func:`to_html`)."""
+    blocks = _intro(results) + _overview(results, figures)
+    blocks.append(("h", 2, "Countries"))
+    for country in countries(results):
+        blocks += _country_blocks(results, country, figures)
+    return blocks + _validity_blocks(results)
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: Sequence[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            out.append(f"{'#' * block[1]} {block[2]}")
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "list":
+            out.append("\n".join(f"- {item}" for item in block[1]))
+        elif kind == "table":
+            t: Table = block[1]
+            lines = ["| " + " | ".join(_md_cell(h) for h in t.headers) + " |"]
+            lines.append("|" + "|".join("---" for _ in t.headers) + "|")
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
+            out.append("\n".join(lines))
+        elif kind == "img":
+            out.append(f"![{block[2]}]({block[1]})")
+    return "\n\n".join(out) + "\n"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"""
+
+
+def to_html(blocks: Sequence[Block], title: str = "culturetune experiment") -> str:
+    e = html.escape
+    body: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            body.append(f"<h{block[1]}>{e(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            body.append(f"<p>{e(block[1])}</p>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in block[1]) + "</ul>")
+        elif kind == "table":
+            t: Table = block[1]
+            head = "".join(f"<th>{e(h)}</th>" for h in t.headers)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "img":
+            body.append(f'<p><img src="{e(block[1])}" alt="{e(block[2])}"></p>')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """Write figures, ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    figures = make_figures(results, out)
+    blocks = report_blocks(results, figures)
+    write_text(out / "report.md", to_markdown(blocks))
+    write_text(out / "report.html", to_html(blocks, f"culturetune experiment: {results['model']}"))
+    return {"markdown": out / "report.md", "html": out / "report.html", "figures": figures}
+
+
+__all__ = [
+    "Table",
+    "accuracy_table",
+    "convergence_figure",
+    "fmt_mean_sd",
+    "indices_table",
+    "loss_bars_figure",
+    "loss_table",
+    "make_figures",
+    "mean_sd",
+    "optimizer_table",
+    "radar_figure",
+    "report_blocks",
+    "to_html",
+    "to_markdown",
+    "validity",
+    "validity_statement",
+    "validity_table",
+    "write_report",
+]

@@ -1,0 +1,439 @@
+"""The experiment (countries × methods × seeds) and its report.
+
+Config and report tests need no model. The ``model`` tests run tiny experiments on the bundled
+default model with the CulturalBench fixture (China and the United States have 4 questions there;
+Saudi Arabia has none, which exercises the "no questions" path).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from culturetune.errors import CultureTuneError
+from culturetune.experiment import (
+    DEFAULT_BUDGET,
+    DEFAULT_COUNTRIES,
+    METHODS,
+    QUICK_BUDGET,
+    QUICK_METHODS,
+    ExperimentConfig,
+    cell_path,
+    quick,
+    run_experiment,
+)
+from culturetune.report import (
+    accuracy_table,
+    fmt_mean_sd,
+    indices_table,
+    loss_table,
+    make_figures,
+    mean_sd,
+    optimizer_table,
+    report_blocks,
+    to_html,
+    to_markdown,
+    validity,
+    validity_statement,
+    validity_table,
+    write_report,
+)
+from culturetune.targets import lookup_country
+from culturetune.vsm import DIMENSIONS
+
+FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_default_config_is_the_reference_study():
+    cfg = ExperimentConfig().validate()
+    assert cfg.countries == list(DEFAULT_COUNTRIES)
+    assert [lookup_country(c).code for c in cfg.countries] == ["SAU", "USA", "CHI", "IND"]
+    assert cfg.methods == list(METHODS) and cfg.seeds == 3 and cfg.budget == DEFAULT_BUDGET
+    assert (cfg.population, cfg.tokens, cfg.placement, cfg.subspace) == (16, 5, "answer", 64)
+    assert cfg.bench_split == "easy" and cfg.data is None
+    # plain and persona are deterministic: one cell each; tuned methods one per seed.
+    assert len(cfg.cells()) == 4 * (2 + 4 * 3)
+
+
+def test_quick_preset_reduces_seeds_methods_and_budget():
+    q = quick()
+    assert q.seeds == 1
+    assert q.methods == list(QUICK_METHODS) == ["plain", "persona", "de", "random"]
+    assert q.budget == QUICK_BUDGET < DEFAULT_BUDGET
+    assert q.countries == list(DEFAULT_COUNTRIES)
+    assert len(q.cells()) == 4 * 4
+    assert quick(countries=["China"]).countries == ["China"]
+
+
+def test_config_round_trips_through_a_file(tmp_path):
+    cfg = ExperimentConfig(countries=["China", "USA"], methods=["plain", "de"], seeds=2)
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert ExperimentConfig.from_file(path) == cfg.validate()
+
+
+def test_config_file_accepts_dashes_and_comma_lists(tmp_path):
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps({"countries": "China, India", "methods": "plain,cma",
+                                "bench-limit": 5, "subspace": "full", "bench_split": None}))
+    cfg = ExperimentConfig.from_file(path)
+    assert cfg.countries == ["China", "India"] and cfg.methods == ["plain", "cma"]
+    assert cfg.bench_limit == 5 and cfg.subspace is None and cfg.bench_split is None
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "not found"),
+        (b"\xff\xfe\x00bad", "cannot read"),
+        ("{ not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"budgett": 10}', "unknown setting.*budgett"),
+        ('{"seeds": "three"}', "seeds must be a whole number"),
+        ('{"seeds": 0}', "seeds must be a whole number"),
+        ('{"methods": ["plain", "adam"]}', "unknown method.*adam"),
+        ('{"countries": ["Atlantis"]}', "unknown country"),
+        ('{"countries": ["China", "CHI"]}', "same country twice"),
+        ('{"bench_split": "medium"}', "bench_split"),
+        ('{"placement": "middle"}', "unknown placement"),
+        ('{"constants": "PDI=abc"}', "PDI"),
+    ],
+)
+def test_bad_config_files_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "exp.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(CultureTuneError, match=message) as info:
+        ExperimentConfig.from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_method_is_an_error():
+    with pytest.raises(CultureTuneError, match="unknown method.*'adam'"):
+        ExperimentConfig(methods=["plain", "adam"]).validate()
+    with pytest.raises(CultureTuneError, match="twice"):
+        ExperimentConfig(methods=["de", "de"]).validate()
+
+
+# --------------------------------------------------------------------------- report (no model)
+
+
+def _survey(indices, loss, reversed_loss, paraphrase_loss):
+    def one(x):
+        return {"indices": dict(indices), "loss": x, "gaps": {}, "option_mass": 0.5}
+
+    return {**one(loss), "checks": {"reversed": one(reversed_loss),
+                                    "paraphrase": {**one(paraphrase_loss), "official": False}}}
+
+
+def _bench(n, k, diff=None, p=None):
+    if n == 0:
+        return {"split": "easy", "n": 0, "k": 0, "accuracy": None, "low": None, "high": None,
+                "note": "no questions", "correct": {}, "vs_plain": None}
+    vs = None if diff is None else {"n": n, "b": 1, "c": 2, "difference": diff, "p_value": p}
+    return {"split": "easy", "n": n, "k": k, "accuracy": k / n, "low": 0.1, "high": 0.9,
+            "note": None, "correct": {}, "vs_plain": vs}
+
+
+def _cell(code, name, method, seed, loss, rev, para, n=10, k=5, diff=None, p=None):
+    base = {"PDI": 50.0, "IDV": 50.0, "MAS": 50.0, "UAI": 50.0, "LTO": 50.0, "IVR": 50.0}
+    indices = {d: v + (seed or 0) for d, v in base.items()}
+    tuning = None
+    if method not in ("plain", "persona"):
+        hist = [{"evaluations": 8 * (i + 1), "best_loss": loss + 4 - i, "mean_loss": loss + 6,
+                 "seconds": 1.0 * (i + 1)} for i in range(5)]
+        tuning = {"optimizer": method, "seed": seed, "evaluations": 40, "seconds": 5.0,
+                  "history": hist, "status": "done"}
+    return {"country": name, "code": code, "method": method, "seed": seed,
+            **_survey(indices, loss, rev, para), "bench": _bench(n, k, diff, p),
+            "plain_reference": {"loss": 30.0, "reversed_loss": 28.0, "paraphrase_loss": 31.0,
+                                "accuracy": 0.5},
+            "tuning": tuning, "seconds": 6.0, "settings": {}}
+
+
+@pytest.fixture
+def results():
+    """Two countries: in China the tuned prompt (de) holds; in Saudi Arabia cma collapses."""
+    chi, sau = ("CHI", "China"), ("SAU", "Saudi Arabia")
+    cells = [
+        _cell(*chi, "plain", None, 30.0, 28.0, 31.0),
+        _cell(*chi, "persona", None, 29.5, 28.5, 30.0, diff=0.1, p=0.6),
+        _cell(*chi, "de", 0, 20.0, 20.0, 22.0, diff=0.1, p=0.5),
+        _cell(*chi, "de", 1, 22.0, 19.0, 21.0, diff=-0.1, p=0.7),
+        _cell(*chi, "cma", 0, 24.0, 27.5, 30.5, diff=0.0, p=1.0),
+        _cell(*chi, "cma", 1, 25.0, 29.0, 31.5, diff=0.0, p=1.0),
+        _cell(*sau, "plain", None, 30.0, 28.0, 31.0, n=0),
+        _cell(*sau, "persona", None, 40.0, 28.0, 31.0, n=0),
+        _cell(*sau, "de", 0, 20.0, 24.0, 26.0, n=0),
+        _cell(*sau, "de", 1, 21.0, 25.0, 27.0, n=0),
+        _cell(*sau, "cma", 0, 18.0, 35.0, 40.0, n=0),
+        _cell(*sau, "cma", 1, 19.0, 36.0, 41.0, n=0),
+    ]
+    countries = []
+    for code, name, n in [("CHI", "China", 10), ("SAU", "Saudi Arabia", 0)]:
+        t = lookup_country(code)
+        countries.append({"name": name, "code": code, "target": dict(t.scores),
+                          "estimated": list(t.estimated), "n_questions": n,
+                          "bench_note": None if n else "no CulturalBench-Easy questions"})
+    return {
+        "config": ExperimentConfig(countries=["China", "Saudi Arabia"],
+                                   methods=["plain", "persona", "de", "cma"], seeds=2).to_dict(),
+        "model": "tiny-model", "machine": {"cpu": "test cpu", "cores": 2}, "versions": {},
+        "bench": {"split": "easy", "source": "fixture", "limit": None, "scoring": "letter"},
+        "countries": countries, "methods": ["plain", "persona", "de", "cma"],
+        "cells": cells, "seconds": 60.0,
+    }
+
+
+def test_mean_sd_and_formatting():
+    assert mean_sd([]) == (None, None)
+    assert mean_sd([2.0]) == (2.0, None)
+    m, sd = mean_sd([1.0, 3.0, None])
+    assert m == 2.0 and sd == pytest.approx(math.sqrt(2))
+    assert fmt_mean_sd([1.0, 3.0]) == "2.0 ± 1.4"
+    assert fmt_mean_sd([0.05], 3, sign=True) == "+0.050"
+    assert fmt_mean_sd([None]) == "—"
+
+
+def test_indices_and_loss_tables(results):
+    china = results["countries"][0]
+    t = indices_table(results, china)
+    assert t.headers == ["", *DIMENSIONS, "loss"]
+    assert [r[0] for r in t.rows] == ["target", "plain", "persona", "de (2 seeds)", "cma (2 seeds)"]
+    assert t.rows[0][1] == "80"  # China's PDI
+    assert t.rows[3][1] == "50.5 ± 0.7" and t.rows[3][-1] == "21.0 ± 1.4"
+    sau = indices_table(results, results["countries"][1])
+    assert sau.rows[0][1].endswith("*")  # estimated score
+    loss = loss_table(results)
+    assert loss.headers == ["method", "China", "Saudi Arabia"]
+    assert loss.rows[0] == ["plain", "30.0", "30.0"]
+
+
+def test_accuracy_and_optimizer_tables(results):
+    acc = accuracy_table(results, results["countries"][0])
+    assert len(acc.rows) == 6  # plain, persona, 2 × de, 2 × cma
+    assert acc.rows[0][:4] == ["plain", "—", "10", "0.500"] and acc.rows[0][5] == "—"
+    assert acc.rows[2][5] == "+0.100" and acc.rows[2][6].startswith("0.50 (b 1, c 2)")
+    opt = optimizer_table(results)
+    assert [r[0] for r in opt.rows] == ["de", "cma"]
+    assert opt.rows[0][1] == "4" and opt.rows[0][6] == "8.0"  # 160 evaluations in 20 s
+
+
+def test_validity_verdicts(results):
+    china, sau = results["countries"]
+    assert validity(results, china, "de")["verdict"] == "held"
+    cma = validity(results, china, "cma")
+    assert cma["verdict"] == "collapsed"
+    assert cma["checks"]["paraphrase"]["state"] == "collapsed"
+    assert validity(results, sau, "persona")["verdict"] == "no gain"
+    assert validity(results, sau, "cma")["verdict"] == "collapsed"
+    text = validity_statement(results, sau, "cma")
+    assert "COLLAPSED" in text and "the answer position and the wording" in text
+    assert "HELD" in validity_statement(results, china, "de")
+    table = validity_table(results, china)
+    assert [r[-1] for r in table.rows] == ["reference", "no gain", "held", "collapsed"]
+    assert validity(results, sau, "de")["verdict"] == "partly held"
+
+
+def test_markdown_and_html_have_the_same_content(results, tmp_path):
+    figures = make_figures(results, tmp_path)
+    assert set(figures["radar"]) == {"CHI", "SAU"}
+    for rel in [*figures["radar"].values(), figures["convergence"], figures["loss"]]:
+        data = (tmp_path / rel).read_bytes()
+        assert data.startswith(PNG) and len(data) > 1000
+    blocks = report_blocks(results, figures)
+    md, page = to_markdown(blocks), to_html(blocks)
+    for text in ["China", "Saudi Arabia", "plain", "persona", "de", "cma", "Validity",
+                 "NOT the official VSM 2013", "no CulturalBench-Easy questions"]:
+        assert text in md and text in page
+    assert "![" in md and "figures/radar-CHI.png" in md and 'src="figures/radar-CHI.png"' in page
+    assert page.startswith("<!DOCTYPE html>") and page.count("<table>") == md.count("\n|---|")
+    assert "<script" not in page
+
+
+def test_report_handles_missing_and_extreme_values(results, tmp_path):
+    r = copy.deepcopy(results)
+    r["cells"][2]["indices"]["PDI"] = 160.0  # beyond 0-100: the radar widens its range
+    r["cells"][3]["loss"] = None
+    out = write_report(r, tmp_path)
+    assert out["markdown"].exists() and out["html"].exists()
+    only_baselines = copy.deepcopy(results)
+    only_baselines["cells"] = [c for c in results["cells"] if c["method"] in ("plain", "persona")]
+    out = write_report(only_baselines, tmp_path / "b")
+    assert out["figures"]["convergence"] is None
+    assert "Optimizer comparison" not in out["markdown"].read_text()
+
+
+# --------------------------------------------------------------------------- with the model
+
+
+def tiny(**kw) -> ExperimentConfig:
+    base = dict(countries=["China", "Saudi Arabia"], methods=["plain", "persona", "de"], seeds=1,
+                budget=16, population=8, data=str(FIXTURE), bench_limit=8)
+    base.update(kw)
+    return ExperimentConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from culturetune.models import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(lm, tmp_path_factory):
+    out = tmp_path_factory.mktemp("experiment")
+    messages: list[str] = []
+    results = run_experiment(lm, tiny(), out, progress=messages.append)
+    return out, results, messages
+
+
+def _finite_numbers(obj, where="results"):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _finite_numbers(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _finite_numbers(v, f"{where}[{i}]")
+    elif isinstance(obj, float):
+        yield where, obj
+
+
+@pytest.mark.model
+def test_results_json_is_complete(tiny_run):
+    out, results, messages = tiny_run
+    saved = json.loads((out / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results, default=str))
+    assert {"config", "model", "machine", "versions", "countries", "cells", "bench"} <= set(saved)
+    keys = {(c["code"], c["method"], c["seed"]) for c in saved["cells"]}
+    assert keys == {(k, m, s) for k in ("CHI", "SAU")
+                    for m, s in (("plain", None), ("persona", None), ("de", 0))}
+    bad = [w for w, x in _finite_numbers(saved) if not math.isfinite(x)]
+    assert not bad
+    assert messages[0] == "cell 1/6: China plain ..." and "cell 6/6: Saudi Arabia de seed 0 ..." \
+        in messages
+    for c in saved["cells"]:
+        assert set(c["indices"]) == set(DIMENSIONS) and c["loss"] > 0
+        assert c["checks"]["reversed"]["loss"] > 0
+        assert c["checks"]["paraphrase"]["official"] is False
+        assert c["seconds"] > 0 and c["settings"]["model"] == saved["model"]
+        b = c["bench"]
+        if c["code"] == "CHI":
+            assert b["n"] == 4 and b["low"] <= b["accuracy"] <= b["high"]
+            assert (b["vs_plain"] is None) == (c["method"] == "plain")
+        else:
+            assert b["accuracy"] is None and "no CulturalBench-Easy questions" in b["note"]
+    de = next(c for c in saved["cells"] if c["code"] == "CHI" and c["method"] == "de")
+    assert de["tuning"]["evaluations"] == 16 and len(de["tuning"]["history"]) == 2
+    assert 0 <= de["bench"]["vs_plain"]["p_value"] <= 1
+    plain = next(c for c in saved["cells"] if c["code"] == "CHI" and c["method"] == "plain")
+    assert de["plain_reference"]["loss"] == pytest.approx(plain["loss"])
+
+
+@pytest.mark.model
+def test_report_and_figures_are_written(tiny_run):
+    out, _, _ = tiny_run
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for text in ["China", "Saudi Arabia", "plain", "persona", "de", "Validity"]:
+        assert text in md and text in page
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert {p.name for p in pngs} == {"radar-CHI.png", "radar-SAU.png", "convergence.png",
+                                      "loss-by-method.png"}
+    for p in pngs:
+        assert p.read_bytes().startswith(PNG) and p.stat().st_size > 1000
+        assert f"figures/{p.name}" in md
+
+
+@pytest.mark.model
+def test_rerun_skips_finished_cells(tiny_run, lm, monkeypatch):
+    out, results, _ = tiny_run
+    cells = [cell_path(out, lookup_country(c["code"]), c["method"], c["seed"])
+             for c in results["cells"]]
+    before = {p: p.stat().st_mtime_ns for p in cells}
+
+    def no_tuning(*args, **kwargs):
+        raise AssertionError("a finished cell was run again")
+
+    monkeypatch.setattr("culturetune.tuning.tune", no_tuning)
+    messages: list[str] = []
+    start = time.perf_counter()
+    again = run_experiment(lm, tiny(), out, progress=messages.append)
+    assert time.perf_counter() - start < 60
+    assert {p: p.stat().st_mtime_ns for p in cells} == before
+    assert all("already done" in m for m in messages if m.startswith("cell "))
+    assert again["reused_cells"] == 6
+    assert [c["loss"] for c in again["cells"]] == [c["loss"] for c in results["cells"]]
+
+
+@pytest.mark.model
+def test_rerun_with_other_settings_is_refused(tiny_run, lm):
+    out, _, _ = tiny_run
+    with pytest.raises(CultureTuneError, match="other settings.*budget"):
+        run_experiment(lm, tiny(budget=24), out)
+
+
+@pytest.mark.model
+def test_interrupted_tuning_resumes(lm, tmp_path, monkeypatch):
+    from culturetune import tuning
+
+    calls = {"n": 0}
+    real = tuning.Objective.__call__
+
+    def stop_on_second_step(self, prompts):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, prompts)
+
+    cfg = tiny(countries=["China"], methods=["de"], bench_limit=2)
+    monkeypatch.setattr(tuning.Objective, "__call__", stop_on_second_step)
+    with pytest.raises(tuning.Interrupted, match="run the same experiment again"):
+        run_experiment(lm, cfg, tmp_path)
+    assert (tmp_path / "runs" / "CHI" / "de-seed0" / tuning.CHECKPOINT).exists()
+    monkeypatch.setattr(tuning.Objective, "__call__", real)
+    results = run_experiment(lm, cfg, tmp_path)
+    (cell,) = results["cells"]
+    assert cell["tuning"]["evaluations"] == 16 and len(cell["tuning"]["history"]) == 2
+
+
+@pytest.mark.model
+def test_quick_preset_runs(lm, tmp_path):
+    # The full --quick (4 countries, about 5 minutes on 2 cores) is too slow for the test suite;
+    # CI runs the same preset (seeds, methods, budget) on one country with 4 fixture questions.
+    cfg = quick(countries=["China"], data=str(FIXTURE), bench_limit=4)
+    results = run_experiment(lm, cfg, tmp_path)
+    assert {c["method"] for c in results["cells"]} == set(QUICK_METHODS)
+    by = {c["method"]: c for c in results["cells"]}
+    assert by["de"]["tuning"]["evaluations"] == QUICK_BUDGET
+    assert by["de"]["loss"] < by["plain"]["loss"]
+    assert (tmp_path / "report.html").exists()
+
+
+@pytest.mark.model
+def test_cached_letter_scoring_agrees_with_culturalbench(lm):
+    """The experiment encodes each country's questions once; it must answer as evaluate_easy."""
+    from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
+    from culturetune.experiment import _LetterScorer
+    from culturetune.softprompt import SoftPrompt, initial_prompt
+    from culturetune.survey import persona_prompt
+
+    qs = load_culturalbench("easy", FIXTURE, countries=["China", "USA"])
+    soft = SoftPrompt(initial_prompt(lm, 3, "vocab", seed=1), "answer")
+    for system, condition in [(None, Condition.plain()), (None, Condition("soft", soft=soft))]:
+        expected = [o.correct for o in evaluate_easy(lm, qs, condition)]
+        emb = None if condition.soft is None else soft.embeddings
+        assert _LetterScorer(lm, qs, system).correct(emb) == expected
+    persona = [o.correct for o in evaluate_easy(lm, qs[:4], Condition.persona_prompted())]
+    assert _LetterScorer(lm, qs[:4], persona_prompt("China")).correct(None) == persona
