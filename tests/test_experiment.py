@@ -19,7 +19,7 @@ from culturetune.errors import CultureTuneError
 from culturetune.experiment import (
     DEFAULT_BUDGET,
     DEFAULT_COUNTRIES,
-    METHODS,
+    DEFAULT_METHODS,
     QUICK_BUDGET,
     QUICK_METHODS,
     ExperimentConfig,
@@ -57,7 +57,7 @@ def test_default_config_is_the_reference_study():
     cfg = ExperimentConfig().validate()
     assert cfg.countries == list(DEFAULT_COUNTRIES)
     assert [lookup_country(c).code for c in cfg.countries] == ["SAU", "USA", "CHI", "IND"]
-    assert cfg.methods == list(METHODS) and cfg.seeds == 3 and cfg.budget == DEFAULT_BUDGET
+    assert cfg.methods == list(DEFAULT_METHODS) and cfg.seeds == 3 and cfg.budget == DEFAULT_BUDGET
     assert (cfg.population, cfg.tokens, cfg.placement, cfg.subspace) == (16, 5, "answer", 64)
     assert cfg.bench_split == "easy" and cfg.data is None
     # plain and persona are deterministic: one cell each; tuned methods one per seed.

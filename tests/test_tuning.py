@@ -210,3 +210,25 @@ def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
         probs = torch.stack([full[group].sum() for group in ids])
         probs = (probs / probs.sum()).numpy()
         np.testing.assert_allclose(probs, ours[0, i], atol=1e-4)
+
+
+def test_both_orders_objective_averages_printed_and_reversed(lm):
+    from culturetune.survey import item_means
+    from culturetune.tuning import Objective
+    from culturetune.vsm import compute_indices_batch, parse_constants
+
+    target, c50 = lookup_country("India"), parse_constants(None)
+    shown, reverse = Survey(lm), Survey(lm, reverse=True)
+    prompts = torch.stack([initial_prompt(lm, 2, "vocab", seed=s) for s in range(3)])
+    both = Objective([shown, reverse], target, c50)
+    means = (item_means(shown.option_probs(prompts)[0])
+             + item_means(reverse.option_probs(prompts)[0])) / 2
+    np.testing.assert_allclose(both.indices(prompts), compute_indices_batch(means, c50))
+    # The printed-order objective alone scores differently: position matters to this model.
+    assert not np.allclose(both(prompts), Objective(shown, target, c50)(prompts))
+
+
+def test_tuning_on_both_orders_runs_and_records_it(lm, tmp_path):
+    run = tune(lm, small(orders="both", budget=16), tmp_path / "both")
+    assert run.config.orders == "both"
+    assert json.loads((run.folder / META_FILE).read_text())["config"]["orders"] == "both"

@@ -593,6 +593,11 @@ def tune(
     ] = Optimizer.de,
     budget: Annotated[int, typer.Option(help="Evaluations (candidate surveys) in all.")] = 1600,
     population: Annotated[int, typer.Option(help="Candidates per optimizer step.")] = 16,
+    orders: Annotated[
+        str, typer.Option(help="shown: tune on the items as printed; both: on the answers "
+                          "averaged over printed and reversed option order (costs 2x, resists "
+                          "answer-position shortcuts).")
+    ] = "shown",
     time_limit: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (resumable).")
     ] = None,
@@ -631,7 +636,7 @@ def tune(
             target=target, tokens=tokens, placement=str(placement), init=str(init),
             init_text=init_text, subspace=parse_subspace(subspace), optimizer=str(optimizer),
             budget=budget, population=population, seed=seed,
-            constants=parse_constants(constant), loss=str(loss),
+            constants=parse_constants(constant), loss=str(loss), orders=orders,
         ).validate()
         slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
         folder = out or f"runs/{slug.strip('-').lower()}-{optimizer}-s{seed}"
@@ -820,7 +825,9 @@ def experiment(
                                  "U.S.A., China, India).", show_default=False)
     ] = None,
     methods: Annotated[
-        str | None, typer.Option(help="Comma-separated: plain, persona, de, cma, pso, random.",
+        str | None, typer.Option(help="Comma-separated: plain, persona, de, cma, pso, random "
+                                 "(the default set), and de-both (DE tuned on both option "
+                                 "orders).",
                                  show_default=False)
     ] = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds per tuned method.",

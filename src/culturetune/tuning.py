@@ -32,6 +32,9 @@ from culturetune.targets import Target, loss_batch
 from culturetune.vsm import compute_indices_batch, parse_constants
 
 OPTIMIZERS = ("de", "cma", "pso", "random")
+#: ``shown``: the items as printed (options 1..5); ``both``: the loss of the answers averaged over
+#: the printed and the reversed option order, so that a prompt cannot win by favouring a position.
+ORDERS = ("shown", "both")
 CHECKPOINT = "checkpoint.safetensors"
 RUN_FILE = "run.json"
 HISTORY = "history.csv"
@@ -61,6 +64,7 @@ class TuneConfig:
     instrument: str = "vsm2013"
     system: str | None = None
     scale: float = 1.0
+    orders: str = "shown"
 
     def validate(self) -> TuneConfig:
         check_placement(self.placement)
@@ -75,6 +79,9 @@ class TuneConfig:
                 raise CultureTuneError(f"--{name} must be at least 1")
         if self.subspace is not None and self.subspace < 1:
             raise CultureTuneError("--subspace must be a positive dimension or 'full'")
+        if self.orders not in ORDERS:
+            raise CultureTuneError(f"unknown --orders {self.orders!r}; use one of "
+                                   f"{', '.join(ORDERS)}")
         if not self.target.dimensions:
             raise CultureTuneError("the target has no scores to tune towards")
         return self
@@ -116,16 +123,26 @@ class SearchSpace:
 
 
 class Objective:
-    """Loss of each candidate prompt against the target, one batched survey per call."""
+    """Loss of each candidate prompt against the target, one batched survey per call.
+
+    With several surveys (e.g. printed and reversed option order) the item means are averaged
+    over them before scoring.
+    """
 
     def __init__(
-        self, survey: Survey, target: Target, constants: dict[str, float], kind: str = "l1"
+        self, survey: Survey | list[Survey], target: Target, constants: dict[str, float],
+        kind: str = "l1",
     ) -> None:
-        self.survey, self.target, self.constants, self.kind = survey, target, constants, kind
+        self.surveys = survey if isinstance(survey, list) else [survey]
+        self.target, self.constants, self.kind = target, constants, kind
+
+    @property
+    def survey(self) -> Survey:
+        return self.surveys[0]
 
     def indices(self, prompts: torch.Tensor | None) -> np.ndarray:
-        probs, _ = self.survey.option_probs(prompts)
-        return compute_indices_batch(item_means(probs), self.constants, self.survey.instrument)
+        means = np.mean([item_means(s.option_probs(prompts)[0]) for s in self.surveys], axis=0)
+        return compute_indices_batch(means, self.constants, self.survey.instrument)
 
     def __call__(self, prompts: torch.Tensor | None) -> np.ndarray:
         return loss_batch(self.indices(prompts), self.target, self.kind)
@@ -267,8 +284,13 @@ def tune(
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / RUN_FILE, {"config": config.to_dict(), "status": "running"})
 
-    survey = Survey(lm, config.instrument, system=config.system, placement=config.placement)
-    objective = Objective(survey, config.target, config.constants, config.loss)
+    surveys = [
+        Survey(lm, config.instrument, system=config.system, placement=config.placement,
+               reverse=reverse)
+        for reverse in ((False, True) if config.orders == "both" else (False,))
+    ]
+    survey = surveys[0]
+    objective = Objective(surveys, config.target, config.constants, config.loss)
     start = initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)
     space = SearchSpace(start, config.subspace, lm.embedding_stats[1], config.seed, config.scale)
     optimizer = make_optimizer(config, space.dim)
