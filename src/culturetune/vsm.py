@@ -205,7 +205,8 @@ def _instrument(instrument: Instrument | str | None) -> Instrument:
 # --------------------------------------------------------------------------- constants
 
 
-def _number(value: Any, what: str) -> float:
+def to_number(value: Any, what: str) -> float:
+    """A finite float from a number or numeric string; ``what`` names it in the error."""
     if isinstance(value, bool):
         raise CultureTuneError(f"{what}: expected a number, got {value!r}")
     try:
@@ -233,7 +234,7 @@ def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str,
         if not s:
             raise CultureTuneError(f"empty constants; {hint}")
         if "=" not in s:
-            return dict.fromkeys(DIMENSIONS, _number(s, f"bad constants {spec!r} ({hint})"))
+            return dict.fromkeys(DIMENSIONS, to_number(s, f"bad constants {spec!r} ({hint})"))
         pairs = []
         for part in re.split(r"[,;\s]+", re.sub(r"\s*=\s*", "=", s)):
             if not part:
@@ -245,7 +246,7 @@ def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str,
                 )
             pairs.append((k, v))
     else:
-        return dict.fromkeys(DIMENSIONS, _number(spec, f"bad constants {spec!r} ({hint})"))
+        return dict.fromkeys(DIMENSIONS, to_number(spec, f"bad constants {spec!r} ({hint})"))
     out = dict.fromkeys(DIMENSIONS, DEFAULT_CONSTANT)
     seen: set[str] = set()
     for k, v in pairs:
@@ -258,7 +259,7 @@ def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str,
         if dim in seen:
             raise CultureTuneError(f"bad constants {spec!r}: {dim} given twice")
         seen.add(dim)
-        out[dim] = _number(v, f"bad constants {spec!r}: value of {dim}")
+        out[dim] = to_number(v, f"bad constants {spec!r}: value of {dim}")
     return out
 
 
@@ -288,7 +289,7 @@ def compute_indices(
         )
     m = {}
     for v in needed:
-        x = _number(means[v], f"item mean {v}")
+        x = to_number(means[v], f"item mean {v}")
         if not SCALE[0] <= x <= SCALE[1]:
             raise CultureTuneError(f"item mean {v} = {x} is outside the answer scale 1..5")
         m[v] = x
