@@ -307,3 +307,66 @@ def test_survey_table_reversed_persona(capsys: pytest.CaptureFixture[str]) -> No
     assert "persona USA: You are a person from the United States" in out
     assert "options shown 5..1" in out and "C = 0" in out
     assert sum(ln[:3] in VARS for ln in out.splitlines()) == 24
+
+
+# --------------------------------------------------------------------------- tune, chat, bench
+
+FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
+
+
+@pytest.mark.model
+def test_tune_then_use_the_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = str(tmp_path / "run")
+    code, out, err = run(["tune", "--country", "China", "--budget", "16", "--population", "8",
+                          "--out", folder, "--json"], capsys)
+    assert code == 0, err
+    tuned = json.loads(out)
+    assert tuned["evaluations"] == 16 and tuned["status"] == "done"
+    final = tuned["final"]["loss"]["value"]
+    assert final < tuned["baseline"]["loss"]["value"]
+
+    # Running into the same folder again asks for --resume; resuming a finished run is a no-op.
+    code, _, err = run(["tune", "--country", "China", "--out", folder], capsys)
+    assert_clean_error(code, err, "--resume")
+    code, out, err = run(["tune", "--resume", folder, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["final"]["loss"]["value"] == pytest.approx(final)
+
+    code, out, err = run(["survey", "--prompt", folder, "--country", "China", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["loss"]["value"] == pytest.approx(final, abs=1e-6)
+
+    code, out, err = run(["chat", "--prompt", folder, "--max-new-tokens", "4", "--json", "Hi"],
+                         capsys)
+    assert code == 0, err
+    assert isinstance(json.loads(out)["reply"], str)
+
+    code, out, err = run(["bench", "--country", "China", "--data", str(FIXTURE), "--persona",
+                          "--prompt", folder, "--json"], capsys)
+    assert code == 0, err
+    names = [c["name"] for c in json.loads(out)["conditions"]]
+    assert names == ["plain", "persona", "run"]
+
+
+def test_tune_and_bench_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["tune"], capsys)
+    assert_clean_error(code, err, "--country")
+    code, _, err = run(["tune", "--resume", str(tmp_path / "nothing")], capsys)
+    assert_clean_error(code, err, "nothing to resume")
+    code, _, err = run(["tune", "--country", "China", "--subspace", "wide"], capsys)
+    assert_clean_error(code, err, "--subspace")
+    code, _, err = run(["tune", "--country", "Chna"], capsys)
+    assert_clean_error(code, err, "China")
+    code, _, err = run(["bench"], capsys)
+    assert_clean_error(code, err, "--all-countries")
+    code, _, err = run(["experiment", "--config", str(tmp_path / "missing.json")], capsys)
+    assert_clean_error(code, err, "missing.json")
+
+
+@pytest.mark.model
+def test_survey_with_a_broken_prompt_folder(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "adapter_model.safetensors").write_bytes(b"garbage")
+    code, _, err = run(["survey", "--prompt", str(tmp_path / "p")], capsys)
+    assert_clean_error(code, err, "corrupt")

@@ -382,11 +382,12 @@ def survey(
     constants = parse_constants(constant)
     target = resolve_target(country)
     sys_prompt = system_prompt(persona, system)
+    soft = read_prompt(prompt)
     lm = load_lm(model, device, str(dtype), trust_remote_code)
 
     from culturetune.survey import Survey, run_survey
 
-    soft = load_prompt(prompt, lm) if prompt else None
+    soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
     sv = Survey(lm, str(instrument), system=sys_prompt, reverse=reverse_options,
                 placement=placement)
@@ -544,12 +545,17 @@ INIT_NAMES: tuple[str, ...] = ("random", "text", "vocab")
 Optimizer = StrEnum("Optimizer", {n: n for n in OPTIMIZER_NAMES})
 Placement = StrEnum("Placement", {n: n for n in PLACEMENT_NAMES})
 Init = StrEnum("Init", {n: n for n in INIT_NAMES})
-def load_prompt(folder: str, lm: LoadedModel) -> Any:
-    """A prompt folder, checked against the loaded model."""
+def read_prompt(folder: str | None) -> Any:
+    """A prompt folder (``None`` when not given); read before the model so errors come fast."""
     from culturetune.softprompt import SoftPrompt
 
-    prompt = SoftPrompt.load(folder)
-    prompt.check_model(lm)
+    return None if folder is None else SoftPrompt.load(folder)
+
+
+def checked(prompt: Any, lm: LoadedModel) -> Any:
+    """The prompt, after checking it fits the loaded model."""
+    if prompt is not None:
+        prompt.check_model(lm)
     return prompt
 
 
@@ -616,18 +622,15 @@ def tune(
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
-    from culturetune.files import read_json
-    from culturetune.tuning import RUN_FILE, TuneConfig
+    from pathlib import Path
+
+    from culturetune.tuning import RUN_FILE, TuneConfig, load_run_config
 
     if resume is None and country is None:
         raise CultureTuneError("say which culture to tune for: --country NAME (or --target "
                                "PDI=..,IDV=..), or --resume DIR to continue a run")
     if resume is not None:
-        from pathlib import Path
-
-        if not (Path(resume) / RUN_FILE).exists():
-            raise CultureTuneError(f"nothing to resume in {resume}: {RUN_FILE} is missing")
-        config = TuneConfig.from_dict(read_json(Path(resume) / RUN_FILE)["config"])
+        config = load_run_config(resume)
         folder = resume
         model = model or (config.model if config.model != "smollm2-135m-instruct" else None)
     else:
@@ -640,6 +643,9 @@ def tune(
         ).validate()
         slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
         folder = out or f"runs/{slug.strip('-').lower()}-{optimizer}-s{seed}"
+        if (Path(folder) / RUN_FILE).exists():
+            raise CultureTuneError(f"{folder} already holds a tuning run; continue it with "
+                                   f"--resume {folder} or choose another --out")
     lm = load_lm(model, device, str(dtype), trust_remote_code)
     result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json)
     if as_json:
@@ -711,8 +717,9 @@ def chat(
     from culturetune.survey import prompt_segments
 
     sys_prompt = system_prompt(persona, system)
+    soft = read_prompt(prompt)
     lm = load_lm(model, device, str(dtype), trust_remote_code)
-    soft = load_prompt(prompt, lm) if prompt else None
+    soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
     segments = prompt_segments(lm, [message], sys_prompt, placement)
     reply = generate(lm, segments, None if soft is None else soft.embeddings,
@@ -788,17 +795,18 @@ def bench(
     if country and all_countries:
         raise CultureTuneError("give --country or --all-countries, not both")
     check_scoring(str(scoring), str(split))
+    prompts = [(folder, read_prompt(folder)) for folder in prompt or []]
     status("loading CulturalBench ...")
     questions = load_culturalbench(str(split), data, None if all_countries else country, limit)
     lm = load_lm(model, device, str(dtype), trust_remote_code)
     conditions = [Condition.plain()] + ([Condition.persona_prompted()] if persona else [])
     names = {"plain", "persona"}
-    for folder in prompt or []:
+    for folder, soft in prompts:
         name = Path(folder).name or str(folder)
         while name in names:
             name += "'"
         names.add(name)
-        conditions.append(Condition(name, soft=load_prompt(folder, lm)))
+        conditions.append(Condition(name, soft=checked(soft, lm)))
 
     def show(name: str, done: int, total: int) -> None:
         if not as_json:

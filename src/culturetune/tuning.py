@@ -274,7 +274,7 @@ def tune(
     folder = Path(folder)
     config.validate()
     if resume:
-        config = _resume_config(folder, config)
+        config = load_run_config(folder)
     elif (folder / CHECKPOINT).exists():
         raise CultureTuneError(
             f"{folder} already holds a tuning run; resume it with --resume "
@@ -362,7 +362,9 @@ def _replay(optimizer: Any, record: _Record) -> None:
         at += n
 
 
-def _resume_config(folder: Path, given: TuneConfig) -> TuneConfig:
+def load_run_config(folder: str | Path) -> TuneConfig:
+    """The settings of the run in ``folder`` (for ``--resume``), with clear errors."""
+    folder = Path(folder)
     if not (folder / RUN_FILE).exists():
         raise CultureTuneError(f"nothing to resume in {folder}: {RUN_FILE} is missing")
     saved = read_json(folder / RUN_FILE)
