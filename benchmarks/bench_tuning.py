@@ -62,6 +62,12 @@ def main() -> None:
         f"{torch.get_num_threads()} threads"
     )
 
+    # The fastest path first, so that its peak memory (the tuning run's) is measured alone.
+    answer = Survey(lm, placement="answer")
+    t_c = timed(lambda: answer.option_probs(soft)) / pop
+    step = t_c * pop
+    peak_tuning = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
     prefix = Survey(lm, placement="prefix")
     n_items = len(prefix.vars)
 
@@ -73,9 +79,6 @@ def main() -> None:
 
     t_a = timed(naive, repeat=1) / args.naive_candidates
     t_b = timed(lambda: prefix.option_probs(soft)) / pop
-    answer = Survey(lm, placement="answer")
-    t_c = timed(lambda: answer.option_probs(soft)) / pop
-    step = t_c * pop
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the float32 copy
 
     lm32 = load_model(args.model, dtype="float32")
@@ -111,9 +114,11 @@ def main() -> None:
         f"max |loss diff| {np.abs(loss_fast - loss_32).max():.3f}"
     )
     print(
-        f"peak memory of (a)-(c): {peak:.0f} MB   target < 2048 MB: "
-        f"{'ok' if peak < 2048 else 'MISSED'}"
+        f"peak memory of the tuning path (c): {peak_tuning:.0f} MB   target < 2048 MB: "
+        f"{'ok' if peak_tuning < 2048 else 'MISSED'}"
     )
+    print(f"peak memory with (a) and (b) too: {peak:.0f} MB (the full forward of (b) holds "
+          "activations for every candidate x item x prompt token)")
 
 
 if __name__ == "__main__":
