@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from culturetune.errors import CultureTuneError
-from culturetune.files import read_json, write_json
+from culturetune.files import read_json, read_text, write_json
 from culturetune.targets import Target, lookup_country
 from culturetune.vsm import DIMENSIONS, parse_constants
 
@@ -203,12 +203,7 @@ class ExperimentConfig:
     def from_file(cls, path: str | Path) -> ExperimentConfig:
         """Read a JSON config file (``--config FILE``)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise CultureTuneError(f"config file {path} not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CultureTuneError(f"cannot read config file {path}: {exc}") from None
+        text = read_text(path, "config file")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

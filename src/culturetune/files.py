@@ -28,6 +28,17 @@ def atomic_path(path: str | Path) -> Iterator[str]:
             os.unlink(tmp)
 
 
+def read_text(path: str | Path, what: str) -> str:
+    """A user's text file (BOM tolerated); ``what`` names it in the error, e.g. "config file"."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CultureTuneError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CultureTuneError(f"cannot read {what} {path}: {exc}") from None
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write text atomically."""
     with atomic_path(path) as tmp:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from culturetune.errors import CultureTuneError
+from culturetune.files import read_text
 
 DIMENSIONS: tuple[str, ...] = ("PDI", "IDV", "MAS", "UAI", "LTO", "IVR")
 DIMENSION_NAMES: dict[str, str] = {
@@ -391,12 +392,7 @@ def read_responses(
     (as the spreadsheet row number minus one)."""
     vars_ = _instrument(instrument).vars
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CultureTuneError(f"responses file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CultureTuneError(f"cannot read responses file {p}: {e}") from None
+    text = read_text(p, "responses file")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise CultureTuneError(
