@@ -341,13 +341,9 @@ class _LetterScorer:
     BATCH = 32
 
     def __init__(self, lm: Any, questions: Sequence[Any], system: str | None) -> None:
-        from culturetune.culturalbench import (
-            LETTER_FORMS,
-            LETTER_HINT,
-            easy_prompt,
-            label_token_ids,
-        )
+        from culturetune.culturalbench import LETTER_FORMS, LETTER_HINT, easy_prompt
         from culturetune.engine import PromptScorer, split_tokens
+        from culturetune.survey import label_token_ids
 
         self.questions = list(questions)
         ids = label_token_ids(lm.tokenizer, LETTER_FORMS, LETTER_HINT)
