@@ -363,6 +363,32 @@ def test_tune_and_bench_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert_clean_error(code, err, "missing.json")
 
 
+def test_report_rewrites_a_committed_experiment(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    committed = Path(__file__).parents[1] / "docs" / "results" / "quick" / "results.json"
+    (tmp_path / "results.json").write_bytes(committed.read_bytes())
+    code, out, err = run(["report", str(tmp_path), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["markdown"] == str(tmp_path / "report.md")
+    md = (tmp_path / "report.md").read_text()
+    for text in ["Validity at a glance", "CulturalBench accuracy at a glance", "Saudi Arabia"]:
+        assert text in md
+    assert (tmp_path / "figures" / "loss-by-method.png").stat().st_size > 1000
+    code, _, err = run(["report", str(tmp_path / "results.json")], capsys)  # the file itself
+    assert code == 0, err
+
+
+def test_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["report", str(tmp_path)], capsys)
+    assert_clean_error(code, err, "does not exist", "culturetune experiment")
+    (tmp_path / "results.json").write_text("{broken")
+    code, _, err = run(["report", str(tmp_path)], capsys)
+    assert_clean_error(code, err, "not readable JSON")
+    (tmp_path / "results.json").write_text('{"cells": []}')
+    code, _, err = run(["report", str(tmp_path)], capsys)
+    assert_clean_error(code, err, "not a culturetune experiment", "config")
+
+
 @pytest.mark.model
 def test_survey_with_a_broken_prompt_folder(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:

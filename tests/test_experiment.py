@@ -28,6 +28,7 @@ from culturetune.experiment import (
     run_experiment,
 )
 from culturetune.report import (
+    accuracy_summary_table,
     accuracy_table,
     fmt_mean_sd,
     indices_table,
@@ -41,6 +42,7 @@ from culturetune.report import (
     validity,
     validity_statement,
     validity_table,
+    verdict_table,
     write_report,
 )
 from culturetune.targets import lookup_country
@@ -246,6 +248,23 @@ def test_validity_verdicts(results):
     assert validity(results, sau, "de")["verdict"] == "partly held"
 
 
+def test_summary_tables(results):
+    verdicts = verdict_table(results)
+    assert verdicts.headers == ["method", "China", "Saudi Arabia"]
+    assert [r[0] for r in verdicts.rows] == ["persona", "de", "cma"]
+    # China, de: gain 9 over plain 30; reversed 19.5 vs plain 28, paraphrase 21.5 vs plain 31.
+    assert verdicts.rows[1][1] == "held (94 % / 106 %)"
+    assert verdicts.rows[0][2] == "no gain" and verdicts.rows[2][2].startswith("collapsed (")
+    acc = accuracy_summary_table(results)
+    assert acc.headers == ["country", "n", "plain [95 % CI]", "persona", "de", "cma"]
+    assert acc.rows == [["China", "10", "0.50 [0.10, 0.90]", "0.50", "0.50 ± 0.00",
+                         "0.50 ± 0.00"]]  # Saudi Arabia has no questions: no row
+    r = copy.deepcopy(results)
+    r["cells"][3]["bench"].update(k=9, accuracy=0.9)
+    r["cells"][3]["bench"]["vs_plain"]["p_value"] = 0.01
+    assert accuracy_summary_table(r).rows[0][4] == "0.70 ± 0.28 (1/2 p<0.05)"
+
+
 def test_markdown_and_html_have_the_same_content(results, tmp_path):
     figures = make_figures(results, tmp_path)
     assert set(figures["radar"]) == {"CHI", "SAU"}
@@ -255,6 +274,7 @@ def test_markdown_and_html_have_the_same_content(results, tmp_path):
     blocks = report_blocks(results, figures)
     md, page = to_markdown(blocks), to_html(blocks)
     for text in ["China", "Saudi Arabia", "plain", "persona", "de", "cma", "Validity",
+                 "Validity at a glance", "CulturalBench accuracy at a glance",
                  "NOT the official VSM 2013", "no CulturalBench-Easy questions"]:
         assert text in md and text in page
     assert "![" in md and "figures/radar-CHI.png" in md and 'src="figures/radar-CHI.png"' in page

@@ -886,6 +886,26 @@ def experiment(
         say(stdout(), f"results.json, report.md, report.html and figures written to {out}")
 
 
+@command()
+def report(
+    folder: Annotated[str, typer.Argument(help="An experiment's output folder.")] = "experiment",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrite an experiment's report and figures from its results.json (no model needed)."""
+    from pathlib import Path
+
+    from culturetune.report import load_results, write_report
+
+    results = load_results(folder)
+    out = Path(folder).parent if Path(folder).is_file() else Path(folder)
+    written = write_report(results, out)
+    files = {"markdown": str(written["markdown"]), "html": str(written["html"])}
+    if as_json:
+        print_json(files)
+    else:
+        say(stdout(), f"report.md, report.html and figures written to {out}")
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"culturetune {__version__}")

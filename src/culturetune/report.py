@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturetune.files import atomic_path, write_text
+from culturetune.errors import CultureTuneError
+from culturetune.files import atomic_path, read_json, write_text
 from culturetune.vsm import DIMENSIONS
 
 BASELINES = ("plain", "persona")
@@ -288,6 +289,50 @@ def validity_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
     return Table(headers, rows)
 
 
+def verdict_table(results: dict[str, Any]) -> Table:
+    """Validity at a glance: each method's verdict per country, with the share of gain kept."""
+    cs = countries(results)
+    rows = []
+    for method in methods(results):
+        if method == "plain":
+            continue
+        row = [method]
+        for country in cs:
+            if not cells_of(results, country["code"], method):
+                row.append(MISSING)
+                continue
+            v = validity(results, country, method)
+            kept = [v["checks"][k]["kept"] for k in CHECKS]
+            shares = "" if all(k is None for k in kept) else f" ({' / '.join(map(_pct, kept))})"
+            row.append(v["verdict"] + shares)
+        rows.append(row)
+    return Table(["method", *(c["name"] for c in cs)], rows)
+
+
+def accuracy_summary_table(results: dict[str, Any]) -> Table:
+    """CulturalBench accuracy per country: the plain model with its interval, every method's
+    mean over seeds, and how many of its runs differ from the plain model at p < 0.05."""
+    others = [m for m in methods(results) if m != "plain"]
+    rows = []
+    for country in countries(results):
+        if not country.get("n_questions"):
+            continue
+        plain = cells_of(results, country["code"], "plain")
+        row = [country["name"], str(country["n_questions"])]
+        if plain and plain[0]["bench"]["accuracy"] is not None:
+            b = plain[0]["bench"]
+            row.append(f"{b['accuracy']:.2f} [{b['low']:.2f}, {b['high']:.2f}]")
+        else:
+            row.append(MISSING)
+        for method in others:
+            cells = cells_of(results, country["code"], method)
+            acc = fmt_mean_sd((c["bench"]["accuracy"] for c in cells), 2)
+            significant = sum(p < 0.05 for p in _p_values(cells))
+            row.append(acc + (f" ({significant}/{len(cells)} p<0.05)" if significant else ""))
+        rows.append(row)
+    return Table(["country", "n", "plain [95 % CI]", *others], rows)
+
+
 def _pct(x: float | None) -> str:
     return MISSING if x is None else f"{100 * x:.0f} %"
 
@@ -529,6 +574,27 @@ def _overview(results: dict[str, Any], figures: dict[str, Any]) -> list[Block]:
         ]
         if figures.get("convergence"):
             blocks.append(("img", figures["convergence"], "Best loss against evaluations"))
+        blocks += [
+            ("h", 2, "Validity at a glance"),
+            (
+                "p",
+                "Verdict per method and country (share of the loss gain kept with reversed "
+                "options / on paraphrased items); details in the validity section below.",
+            ),
+            ("table", verdict_table(results)),
+        ]
+    acc = accuracy_summary_table(results)
+    if acc.rows:
+        blocks += [
+            ("h", 2, "CulturalBench accuracy at a glance"),
+            (
+                "p",
+                "Plain model with its 95 % Wilson interval; other methods: mean ± sd over seeds, "
+                "with the number of runs whose exact McNemar test against the plain model gives "
+                "p < 0.05. Per-seed numbers are in the country sections.",
+            ),
+            ("table", acc),
+        ]
     return blocks
 
 
@@ -653,6 +719,28 @@ def to_html(blocks: Sequence[Block], title: str = "culturetune experiment") -> s
     )
 
 
+RESULTS_KEYS = ("config", "model", "countries", "methods", "cells")
+
+
+def load_results(folder: str | Path) -> dict[str, Any]:
+    """Read ``results.json`` from an experiment folder (or the file itself), checking its shape."""
+    path = Path(folder)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.exists():
+        raise CultureTuneError(
+            f"{path} does not exist: run `culturetune experiment --out FOLDER` first"
+        )
+    results = read_json(path)
+    missing = [k for k in RESULTS_KEYS if not isinstance(results, dict) or k not in results]
+    if missing or not str(results.get("format", "")).startswith("culturetune-experiment/"):
+        raise CultureTuneError(
+            f"{path} is not a culturetune experiment's results.json "
+            f"(missing: {', '.join(missing) or 'format'})"
+        )
+    return results
+
+
 def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     """Write figures, ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
@@ -665,10 +753,12 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Any]
 
 __all__ = [
     "Table",
+    "accuracy_summary_table",
     "accuracy_table",
     "convergence_figure",
     "fmt_mean_sd",
     "indices_table",
+    "load_results",
     "loss_bars_figure",
     "loss_table",
     "make_figures",
@@ -681,5 +771,6 @@ __all__ = [
     "validity",
     "validity_statement",
     "validity_table",
+    "verdict_table",
     "write_report",
 ]
