@@ -5,7 +5,8 @@ initialisation; token lengths come from a real chat tokenizer (the default model
 ``--tokenizer``). Measures candidate-surveys per second for
 (a) naive generate per item per candidate, (b) one batched full forward per population (prefix
 placement), (c) the shared-prefix path (answer placement), and (c') answer placement with the
-prefix cache copied per candidate, for a few population sizes.
+prefix cache copied per candidate, for a few population sizes and rows per forward pass
+(``--max-rows``; the tool's default is 512), with the peak GPU memory of each path.
 
     python benchmarks/gpu_llama8b.py --tokenizer DIR [--tiny]   # --tiny: CPU smoke test
 """
@@ -39,13 +40,18 @@ def timed(fn, device: str, repeat: int = 3) -> float:
     return best
 
 
-def rate(fn, pop: int, device: str) -> float | None:
-    """Candidate-surveys per second, or None where the device ran out of memory."""
+def rate(fn, pop: int, device: str) -> tuple[float | None, float | None]:
+    """Candidate-surveys per second and peak GPU memory in GiB (None, None where out of memory)."""
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     try:
-        return pop / timed(fn, device)
+        speed = pop / timed(fn, device)
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
-        return None
+        return None, None
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
+    return speed, peak
 
 
 def main() -> None:
@@ -59,6 +65,7 @@ def main() -> None:
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--populations", default="16,64")
+    ap.add_argument("--max-rows", default="512", help="rows per forward pass, comma-separated")
     ap.add_argument("--tokens", type=int, default=5)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -78,12 +85,11 @@ def main() -> None:
     print(f"{name}: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters, bf16")
 
     results = {"device": name, "tokens": args.tokens, "rows": []}
-    prefix = Survey(lm, placement="prefix", max_rows=4096)
-    answer = Survey(lm, placement="answer", max_rows=4096)
-    copied = Survey(lm, placement="answer", max_rows=4096)
-    copied.scorer.shared_attention = False
-    items = len(answer.vars)
-    seg = prefix.segments
+    if device == "cuda":
+        results["weights_gb"] = torch.cuda.memory_allocated() / 2**30
+        print(f"weights {results['weights_gb']:.1f} GiB")
+    seg = Survey(lm, placement="prefix").segments
+    items = len(seg)
 
     def naive() -> None:
         soft = torch.randn(args.tokens, config.hidden_size) * 0.02
@@ -93,22 +99,32 @@ def main() -> None:
 
     t_a = timed(naive, device, repeat=1)
     print(f"(a) naive generate: {1 / t_a:.2f} candidate-surveys/s")
-    for pop in (int(x) for x in args.populations.split(",")):
-        soft = torch.randn(pop, args.tokens, config.hidden_size) * 0.02
-        row = {"population": pop, "a": 1 / t_a,
-               "b": rate(lambda s=soft: prefix.option_probs(s), pop, device),
-               "c": rate(lambda s=soft: answer.option_probs(s), pop, device),
-               "c_copied_cache": rate(lambda s=soft: copied.option_probs(s), pop, device)}
-        results["rows"].append(row)
-        fmt = {k: ("OOM" if v is None else f"{v:.1f}") for k, v in row.items()}
-        ratio_a = f"{row['c'] / row['a']:.1f}x" if row["c"] else "-"
-        ratio_b = f"{row['c'] / row['b']:.1f}x" if row["c"] and row["b"] else "-"
-        print(f"population {pop:4d} x {items} items, candidate-surveys/s: (b) {fmt['b']}  "
-              f"(c) {fmt['c']}  (c' copied cache) {fmt['c_copied_cache']}   "
-              f"(c)/(a) {ratio_a}  (c)/(b) {ratio_b}")
-    if device == "cuda":
-        results["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        print(f"peak GPU memory {results['peak_gpu_memory_gb']:.1f} GiB")
+    for max_rows in (int(x) for x in args.max_rows.split(",")):
+        prefix = Survey(lm, placement="prefix", max_rows=max_rows)
+        answer = Survey(lm, placement="answer", max_rows=max_rows)
+        copied = Survey(lm, placement="answer", max_rows=max_rows)
+        copied.scorer.shared_attention = False
+        paths = {"b": prefix, "c": answer, "c_copied_cache": copied}
+        for pop in (int(x) for x in args.populations.split(",")):
+            soft = torch.randn(pop, args.tokens, config.hidden_size) * 0.02
+            row = {"max_rows": max_rows, "population": pop, "a": 1 / t_a}
+            for key, survey in paths.items():
+                speed, peak = rate(lambda s=soft, sv=survey: sv.option_probs(s), pop, device)
+                row[key], row[f"{key}_peak_gb"] = speed, peak
+            results["rows"].append(row)
+
+            def show(key: str, row: dict = row) -> str:
+                if row[key] is None:
+                    return "OOM"
+                peak = row[f"{key}_peak_gb"]
+                return f"{row[key]:.1f}" + ("" if peak is None else f" ({peak:.0f} GiB)")
+
+            ratio_a = f"{row['c'] / row['a']:.1f}x" if row["c"] else "-"
+            ratio_b = f"{row['c'] / row['b']:.1f}x" if row["c"] and row["b"] else "-"
+            print(f"max_rows {max_rows:5d}, population {pop:4d} x {items} items, "
+                  f"candidate-surveys/s (peak memory): (b) {show('b')}  (c) {show('c')}  "
+                  f"(c' copied cache) {show('c_copied_cache')}   "
+                  f"(c)/(a) {ratio_a}  (c)/(b) {ratio_b}")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=2)
