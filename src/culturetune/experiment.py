@@ -47,9 +47,9 @@ SPLITS: tuple[str, ...] = ("easy", "hard")
 #: The reference study's four countries (arXiv 2503.16094).
 DEFAULT_COUNTRIES: tuple[str, ...] = ("Saudi Arabia", "U.S.A.", "China", "India")
 #: Evaluations per tuning run. On the project's 2-core CPU one step (16 candidates × 24 items) of
-#: the default model takes 1.0 s idle, up to 1.4 s under light load; the full default (4 countries
-#: × 6 methods × 3 seeds = 48 tuning runs of 40 steps, plus about 3 s per cell for surveys,
-#: checks and CulturalBench) then takes 35-50 minutes.
+#: the default model takes about 1.0 s; the full default (4 countries × 6 methods, 3 seeds for the
+#: 4 optimizers = 48 tuning runs of 40 steps, plus surveys, checks and CulturalBench per cell)
+#: took 42.6 minutes there (docs/results/default).
 DEFAULT_BUDGET = 640
 #: ``quick()``: 4 countries × (plain, persona, de, random) × 1 seed = 8 tuning runs of 20 steps;
 #: 4.3 minutes measured on the same CPU.
