@@ -1,0 +1,55 @@
+"""The batched scorer against a plain full forward pass (float32, the bundled default model)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from culturetune.engine import PromptScorer
+from culturetune.models import load_model
+from culturetune.survey import PLACEMENTS, Survey, item_prompt, prompt_segments
+from culturetune.vsm import load_instrument
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def lm32():
+    return load_model(dtype="float32")
+
+
+def full_forward(lm, pre: list[int], soft: torch.Tensor, post: list[int]) -> torch.Tensor:
+    """Next-token log-probabilities of one prompt with the soft prompt spliced in, no cache."""
+    embed = lm.model.get_input_embeddings()
+    parts = [embed(torch.tensor(ids)) for ids in (pre,) if ids] + [soft]
+    parts += [embed(torch.tensor(post))] if post else []
+    with torch.no_grad():
+        logits = lm.model(inputs_embeds=torch.cat(parts)[None]).logits[0, -1]
+    return logits.float().log_softmax(-1)
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("shared", [True, False])
+def test_scorer_equals_full_forward(lm32, placement: str, shared: bool) -> None:
+    items = load_instrument().items[:3]
+    system = "You are a helpful assistant." if placement == "system" else None
+    segs = prompt_segments(lm32, [item_prompt(i) for i in items], system, placement)
+    scorer = PromptScorer(lm32, segs)
+    scorer.shared_attention = shared
+    soft = torch.randn(2, 4, lm32.hidden_size, generator=torch.Generator().manual_seed(1)) * 0.05
+    with torch.no_grad():
+        got = scorer.next_token_logprobs(soft)
+    assert got.shape == (2, len(items), lm32.model.config.vocab_size)
+    assert scorer.shared_attention == shared  # the shared-prefix path ran (no silent fallback)
+    for c in range(2):
+        for i in range(len(items)):
+            want = full_forward(lm32, segs.pre[i], soft[c], segs.post[i])
+            torch.testing.assert_close(got[c, i], want, atol=2e-4, rtol=0)
+
+
+def test_plain_answers_do_not_depend_on_the_placement(lm32) -> None:
+    answer, _ = Survey(lm32, placement="answer").option_probs(None)
+    for placement in ("prefix", "system"):
+        other, _ = Survey(lm32, placement=placement).option_probs(None)
+        torch.testing.assert_close(torch.as_tensor(other), torch.as_tensor(answer), atol=1e-5,
+                                   rtol=0)
