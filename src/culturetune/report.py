@@ -163,7 +163,7 @@ def accuracy_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
         for c in cells_of(results, country["code"], method):
             b = c["bench"]
             vs = b.get("vs_plain")
-            interval = MISSING if b["low"] is None else f"[{b['low']:.2f}, {b['high']:.2f}]"
+            interval = _interval(b)
             rows.append(
                 [
                     method,
@@ -319,11 +319,8 @@ def accuracy_summary_table(results: dict[str, Any]) -> Table:
             continue
         plain = cells_of(results, country["code"], "plain")
         row = [country["name"], str(country["n_questions"])]
-        if plain and plain[0]["bench"]["accuracy"] is not None:
-            b = plain[0]["bench"]
-            row.append(f"{b['accuracy']:.2f} [{b['low']:.2f}, {b['high']:.2f}]")
-        else:
-            row.append(MISSING)
+        b = plain[0]["bench"] if plain else {"accuracy": None}
+        row.append(MISSING if b["accuracy"] is None else f"{b['accuracy']:.2f} {_interval(b)}")
         for method in others:
             cells = cells_of(results, country["code"], method)
             acc = fmt_mean_sd((c["bench"]["accuracy"] for c in cells), 2)
@@ -331,6 +328,10 @@ def accuracy_summary_table(results: dict[str, Any]) -> Table:
             row.append(acc + (f" ({significant}/{len(cells)} p<0.05)" if significant else ""))
         rows.append(row)
     return Table(["country", "n", "plain [95 % CI]", *others], rows)
+
+
+def _interval(bench: dict[str, Any]) -> str:
+    return MISSING if bench.get("low") is None else f"[{bench['low']:.2f}, {bench['high']:.2f}]"
 
 
 def _pct(x: float | None) -> str:
@@ -558,43 +559,38 @@ def _intro(results: dict[str, Any]) -> list[Block]:
     ]
 
 
+def _section(title: str, text: str, table: Table) -> list[Block]:
+    return [("h", 2, title), ("p", text), ("table", table)]
+
+
 def _overview(results: dict[str, Any], figures: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [("h", 2, "VSM 2013 loss per method"), ("table", loss_table(results))]
     if figures.get("loss"):
         blocks.append(("img", figures["loss"], "Loss per method and country"))
     if tuned_methods(results):
-        blocks += [
-            ("h", 2, "Optimizer comparison"),
-            (
-                "p",
-                "Over all countries and seeds: final loss of the best prompt, its gain over the "
-                "plain model, evaluations and wall time per tuning run.",
-            ),
-            ("table", optimizer_table(results)),
-        ]
+        blocks += _section(
+            "Optimizer comparison",
+            "Over all countries and seeds: final loss of the best prompt, its gain over the "
+            "plain model, evaluations and wall time per tuning run.",
+            optimizer_table(results),
+        )
         if figures.get("convergence"):
             blocks.append(("img", figures["convergence"], "Best loss against evaluations"))
-        blocks += [
-            ("h", 2, "Validity at a glance"),
-            (
-                "p",
-                "Verdict per method and country (share of the loss gain kept with reversed "
-                "options / on paraphrased items); details in the validity section below.",
-            ),
-            ("table", verdict_table(results)),
-        ]
+        blocks += _section(
+            "Validity at a glance",
+            "Verdict per method and country (share of the loss gain kept with reversed "
+            "options / on paraphrased items); details in the validity section below.",
+            verdict_table(results),
+        )
     acc = accuracy_summary_table(results)
     if acc.rows:
-        blocks += [
-            ("h", 2, "CulturalBench accuracy at a glance"),
-            (
-                "p",
-                "Plain model with its 95 % Wilson interval; other methods: mean ± sd over seeds, "
-                "with the number of runs whose exact McNemar test against the plain model gives "
-                "p < 0.05. Per-seed numbers are in the country sections.",
-            ),
-            ("table", acc),
-        ]
+        blocks += _section(
+            "CulturalBench accuracy at a glance",
+            "Plain model with its 95 % Wilson interval; other methods: mean ± sd over seeds, "
+            "with the number of runs whose exact McNemar test against the plain model gives "
+            "p < 0.05. Per-seed numbers are in the country sections.",
+            acc,
+        )
     return blocks
 
 
@@ -732,8 +728,11 @@ def load_results(folder: str | Path) -> dict[str, Any]:
             f"{path} does not exist: run `culturetune experiment --out FOLDER` first"
         )
     results = read_json(path)
+    from culturetune.experiment import FORMAT
+
+    family = FORMAT.split("/")[0] + "/"
     missing = [k for k in RESULTS_KEYS if not isinstance(results, dict) or k not in results]
-    if missing or not str(results.get("format", "")).startswith("culturetune-experiment/"):
+    if missing or not str(results.get("format", "")).startswith(family):
         raise CultureTuneError(
             f"{path} is not a culturetune experiment's results.json "
             f"(missing: {', '.join(missing) or 'format'})"
