@@ -561,9 +561,31 @@ class Condition:
 # --------------------------------------------------------------------------- scoring
 
 
-def _batches(order: list[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(order), size):
-        yield order[i: i + size]
+def length_batches(texts: Sequence[str], size: int) -> Iterator[list[int]]:
+    """Indices of ``texts`` in batches of ``size``, shortest first (similar lengths pad less)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    step = max(1, size)
+    for i in range(0, len(order), step):
+        yield order[i : i + step]
+
+
+def label_groups(label_ids: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
+    """All labels' token ids in one flat list, and each label's positions in that list."""
+    flat = [i for ids in label_ids for i in ids]
+    groups, at = [], 0
+    for ids in label_ids:
+        groups.append(list(range(at, at + len(ids))))
+        at += len(ids)
+    return flat, groups
+
+
+def label_logprobs(
+    scorer: PromptScorer, soft: torch.Tensor | None, flat: list[int], groups: list[list[int]]
+) -> torch.Tensor:
+    """``[prompts, labels]`` log-probability of each label (its forms summed) after each of the
+    scorer's prompts, under one soft prompt ``[1, tokens, hidden]`` (or none)."""
+    lp = scorer.next_token_logprobs(soft, flat)[0].cpu()
+    return torch.stack([lp[:, g].logsumexp(-1) for g in groups], -1)
 
 
 def label_probs(
@@ -581,19 +603,12 @@ def label_probs(
     Returns ``(probs, mass)``: ``[prompts, labels]`` renormalised over the labels (forms of one
     label summed) and ``[prompts]`` the total probability the model put on the labels.
     """
-    flat = [i for ids in label_ids for i in ids]
-    groups, at = [], 0
-    for ids in label_ids:
-        groups.append(list(range(at, at + len(ids))))
-        at += len(ids)
-    n = len(texts)
-    per_label = torch.empty(n, len(label_ids))
-    order = sorted(range(n), key=lambda i: len(texts[i]))  # similar lengths: less padding
+    flat, groups = label_groups(label_ids)
+    per_label = torch.empty(len(texts), len(groups))
     done = 0
-    for idx in _batches(order, max(1, batch_size)):
+    for idx in length_batches(texts, batch_size):
         segs = split_tokens(lm, [texts[i] for i in idx], [splits[i] for i in idx])
-        lp = PromptScorer(lm, segs).next_token_logprobs(soft, flat)[0].cpu()
-        per_label[idx] = torch.stack([lp[:, g].logsumexp(-1) for g in groups], -1)
+        per_label[idx] = label_logprobs(PromptScorer(lm, segs), soft, flat, groups)
         done += len(idx)
         if progress:
             progress(done)
@@ -625,9 +640,8 @@ def continuation_logprobs(
     soft_rows = soft[0].to(device, dtype) if soft is not None and soft.shape[1] else None
     pad = tok.pad_token_id or 0
     out: list[list[float]] = [[] for _ in contexts]
-    order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
     done = 0
-    for idx in _batches(order, max(1, batch_size)):
+    for idx in length_batches(contexts, batch_size):
         segs = split_tokens(lm, [contexts[i] for i in idx], [splits[i] for i in idx])
         rows = []
         for pre, post in zip(segs.pre, segs.post, strict=True):

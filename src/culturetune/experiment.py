@@ -341,36 +341,35 @@ class _LetterScorer:
     BATCH = 32
 
     def __init__(self, lm: Any, questions: Sequence[Any], system: str | None) -> None:
-        from culturetune.culturalbench import LETTER_FORMS, LETTER_HINT, easy_prompt
+        from culturetune.culturalbench import (
+            LETTER_FORMS,
+            LETTER_HINT,
+            easy_prompt,
+            label_groups,
+            length_batches,
+        )
         from culturetune.engine import PromptScorer, split_tokens
         from culturetune.survey import label_token_ids
 
         self.questions = list(questions)
         ids = label_token_ids(lm.tokenizer, LETTER_FORMS, LETTER_HINT)
-        self.flat = [i for x in ids for i in x]
-        self.groups, at = [], 0
-        for x in ids:
-            self.groups.append(list(range(at, at + len(x))))
-            at += len(x)
+        self.flat, self.groups = label_groups(ids)
         texts = [lm.render(easy_prompt(q), system)[0] for q in self.questions]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        self.parts = []
-        for i in range(0, len(order), self.BATCH):
-            idx = order[i : i + self.BATCH]
-            segs = split_tokens(lm, [texts[j] for j in idx], [len(texts[j]) for j in idx])
-            self.parts.append((idx, PromptScorer(lm, segs)))
+        self.parts = [
+            (idx, PromptScorer(lm, split_tokens(lm, [texts[j] for j in idx],
+                                                [len(texts[j]) for j in idx])))
+            for idx in length_batches(texts, self.BATCH)
+        ]
 
     def correct(self, soft: Any) -> list[bool]:
         import torch
 
-        from culturetune.culturalbench import LETTERS
+        from culturetune.culturalbench import LETTERS, label_logprobs
 
-        n = len(self.questions)
-        per_label = torch.empty(n, len(self.groups))
+        per_label = torch.empty(len(self.questions), len(self.groups))
         batch = None if soft is None else soft[None]
         for idx, scorer in self.parts:
-            lp = scorer.next_token_logprobs(batch, self.flat)[0].float().cpu()
-            per_label[idx] = torch.stack([lp[:, g].logsumexp(-1) for g in self.groups], -1)
+            per_label[idx] = label_logprobs(scorer, batch, self.flat, self.groups)
         pred = per_label.argmax(-1).tolist()
         return [LETTERS[p] == q.answer for p, q in zip(pred, self.questions, strict=True)]
 
