@@ -219,7 +219,7 @@ def test_bf16_close_to_float32(lm: LoadedModel, lm32: LoadedModel) -> None:
     lm16 = lm if lm.dtype == "bfloat16" else load_model(dtype="bfloat16")
     p16, _ = Survey(lm16).option_probs()
     p32, _ = Survey(lm32).option_probs()
-    assert float(np.abs(p16 - p32).max()) < 0.05
+    assert float(np.abs(p16 - p32).max()) < 0.025  # README: "within about 0.02"
 
 
 # --------------------------------------------------------------------------- prompt formats
