@@ -244,13 +244,14 @@ def test_print_survey_renders_missing_answers(capsys: pytest.CaptureFixture[str]
     ]
     result = SurveyResult(
         model="fake", instrument="vsm2013", answers="generate", placement=None, system=None,
-        reverse=True, constants=dict.fromkeys(DIMENSIONS, 50.0), items=items,
+        orders="reversed", order_list=[[4, 3, 2, 1, 0]], calibrated=False,
+        constants=dict.fromkeys(DIMENSIONS, 50.0), items=items,
         indices={**dict.fromkeys(DIMENSIONS, 50.0), "IDV": None}, target=lookup_country("China"),
         loss=None, notes=["m01: unparsable answer '?'"],
     )
     cli.print_survey(result)
     out = capsys.readouterr().out
-    assert "options shown 5..1" in out
+    assert "orders reversed (54321)" in out
     assert "[bold]" in out or "[bol" in out  # data is printed literally, not as rich markup
     assert "note: m01: unparsable answer '?'" in out
     idv = next(ln for ln in out.splitlines() if ln.startswith("IDV"))
@@ -295,7 +296,11 @@ def test_survey_json_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["indices"] == pytest.approx(compute_indices(data["means"]))
     assert data["target"]["code"] == "CHI"
     assert data["loss"]["kind"] == "l1" and data["loss"]["dimensions"] == list(DIMENSIONS)
-    assert data["answers"] == "expected" and data["reverse"] is False
+    assert data["answers"] == "expected" and data["orders"] == "both"
+    assert data["order_list"] == [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]
+    assert data["uniform_loss"]["value"] == pytest.approx(26.5)  # China, C = 50
+    for it in data["items"]:  # the mean is the average of the two orders' means
+        assert it["mean"] == pytest.approx(sum(it["order_means"]) / 2)
 
 
 @pytest.mark.model
@@ -305,7 +310,7 @@ def test_survey_table_reversed_persona(capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0, err
     assert "Traceback" not in err and "%|" not in err  # no progress bars
     assert "persona USA: You are a person from the United States" in out
-    assert "options shown 5..1" in out and "C = 0" in out
+    assert "orders reversed (54321)" in out and "C = 0" in out
     assert sum(ln[:3] in VARS for ln in out.splitlines()) == 24
 
 

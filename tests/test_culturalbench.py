@@ -400,7 +400,8 @@ def test_scoring_checks() -> None:
 def _scripted(monkeypatch: pytest.MonkeyPatch, right: dict[str, set[int]]) -> None:
     """Replace evaluation by outcomes that are right exactly on the given question_idx."""
 
-    def easy(lm, questions, condition, scoring="letter", batch_size=None, progress=None):
+    def easy(lm, questions, condition, scoring="letter", batch_size=None, progress=None,
+             orders="shown"):
         out = []
         for q in questions:
             ok = q.question_idx in right[condition.name]

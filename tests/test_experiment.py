@@ -35,7 +35,7 @@ from culturetune.report import (
     loss_table,
     make_figures,
     mean_sd,
-    optimizer_table,
+    method_table,
     report_blocks,
     to_html,
     to_markdown,
@@ -69,7 +69,7 @@ def test_default_config_is_the_reference_study():
 def test_quick_preset_reduces_seeds_methods_and_budget():
     q = quick()
     assert q.seeds == 1
-    assert q.methods == list(QUICK_METHODS) == ["plain", "persona", "de", "random"]
+    assert q.methods == list(QUICK_METHODS) == ["plain", "persona", "pso", "de"]
     assert q.budget == QUICK_BUDGET < DEFAULT_BUDGET
     assert q.countries == list(DEFAULT_COUNTRIES)
     assert len(q.cells()) == 4 * 4
@@ -131,12 +131,17 @@ def test_unknown_method_is_an_error():
 # --------------------------------------------------------------------------- report (no model)
 
 
-def _survey(indices, loss, reversed_loss, paraphrase_loss):
-    def one(x):
-        return {"indices": dict(indices), "loss": x, "gaps": {}, "option_mass": 0.5}
+PLAIN_VIEWS = {"vsm2013:both": 30.0, "vsm2013:shown": 28.0, "vsm2013:reversed": 29.0,
+               "vsm2013:cyclic": 30.5, "paraphrase:both": 31.0, "paraphrase:cyclic": 31.5}
 
-    return {**one(loss), "checks": {"reversed": one(reversed_loss),
-                                    "paraphrase": {**one(paraphrase_loss), "official": False}}}
+
+def _views(indices, both, shown, rev, para):
+    def one(x):
+        return {"indices": dict(indices), "loss": x, "option_mass": 0.5}
+
+    return {"vsm2013:both": one(both), "vsm2013:shown": one(shown),
+            "vsm2013:reversed": one(rev), "vsm2013:cyclic": one(both + 1),
+            "paraphrase:both": one(para), "paraphrase:cyclic": one(para + 1)}
 
 
 def _bench(n, k, diff=None, p=None):
@@ -148,39 +153,41 @@ def _bench(n, k, diff=None, p=None):
             "note": None, "correct": {}, "vs_plain": vs}
 
 
-def _cell(code, name, method, seed, loss, rev, para, n=10, k=5, diff=None, p=None):
+def _cell(code, name, method, seed, both, shown, rev, para, n=10, k=5, diff=None, p=None):
     base = {"PDI": 50.0, "IDV": 50.0, "MAS": 50.0, "UAI": 50.0, "LTO": 50.0, "IVR": 50.0}
     indices = {d: v + (seed or 0) for d, v in base.items()}
     tuning = None
     if method not in ("plain", "persona"):
-        hist = [{"evaluations": 8 * (i + 1), "best_loss": loss + 4 - i, "mean_loss": loss + 6,
+        hist = [{"evaluations": 8 * (i + 1), "best_loss": both + 4 - i, "mean_loss": both + 6,
                  "seconds": 1.0 * (i + 1)} for i in range(5)]
         tuning = {"optimizer": method, "seed": seed, "evaluations": 40, "seconds": 5.0,
                   "history": hist, "status": "done"}
+    views = _views(indices, both, shown, rev, para)
     return {"country": name, "code": code, "method": method, "seed": seed,
-            **_survey(indices, loss, rev, para), "bench": _bench(n, k, diff, p),
-            "plain_reference": {"loss": 30.0, "reversed_loss": 28.0, "paraphrase_loss": 31.0,
-                                "accuracy": 0.5},
+            "indices": dict(indices), "loss": both, "views": views, "uniform_loss": 26.5,
+            "training_view": None if tuning is None else "vsm2013:both",
+            "bench": _bench(n, k, diff, p),
+            "plain_reference": {"views": dict(PLAIN_VIEWS), "uniform": 26.5, "accuracy": 0.5},
             "tuning": tuning, "seconds": 6.0, "settings": {}}
 
 
 @pytest.fixture
 def results():
-    """Two countries: in China the tuned prompt (de) holds; in Saudi Arabia cma collapses."""
+    """Two countries: in China the tuned prompt (de) holds; cma collapses on the paraphrase."""
     chi, sau = ("CHI", "China"), ("SAU", "Saudi Arabia")
     cells = [
-        _cell(*chi, "plain", None, 30.0, 28.0, 31.0),
-        _cell(*chi, "persona", None, 29.5, 28.5, 30.0, diff=0.1, p=0.6),
-        _cell(*chi, "de", 0, 20.0, 20.0, 22.0, diff=0.1, p=0.5),
-        _cell(*chi, "de", 1, 22.0, 19.0, 21.0, diff=-0.1, p=0.7),
-        _cell(*chi, "cma", 0, 24.0, 27.5, 30.5, diff=0.0, p=1.0),
-        _cell(*chi, "cma", 1, 25.0, 29.0, 31.5, diff=0.0, p=1.0),
-        _cell(*sau, "plain", None, 30.0, 28.0, 31.0, n=0),
-        _cell(*sau, "persona", None, 40.0, 28.0, 31.0, n=0),
-        _cell(*sau, "de", 0, 20.0, 24.0, 26.0, n=0),
-        _cell(*sau, "de", 1, 21.0, 25.0, 27.0, n=0),
-        _cell(*sau, "cma", 0, 18.0, 35.0, 40.0, n=0),
-        _cell(*sau, "cma", 1, 19.0, 36.0, 41.0, n=0),
+        _cell(*chi, "plain", None, 30.0, 28.0, 29.0, 31.0),
+        _cell(*chi, "persona", None, 29.5, 28.5, 29.0, 30.0, diff=0.1, p=0.6),
+        _cell(*chi, "de", 0, 20.0, 20.0, 21.0, 22.0, diff=0.1, p=0.5),
+        _cell(*chi, "de", 1, 22.0, 19.0, 20.0, 21.0, diff=-0.1, p=0.7),
+        _cell(*chi, "cma", 0, 24.0, 27.5, 26.0, 30.5, diff=0.0, p=1.0),
+        _cell(*chi, "cma", 1, 25.0, 29.0, 27.0, 31.5, diff=0.0, p=1.0),
+        _cell(*sau, "plain", None, 30.0, 28.0, 29.0, 31.0, n=0),
+        _cell(*sau, "persona", None, 40.0, 28.0, 29.0, 31.0, n=0),
+        _cell(*sau, "de", 0, 20.0, 24.0, 25.0, 26.0, n=0),
+        _cell(*sau, "de", 1, 21.0, 25.0, 26.0, 27.0, n=0),
+        _cell(*sau, "cma", 0, 18.0, 35.0, 20.0, 40.0, n=0),
+        _cell(*sau, "cma", 1, 19.0, 36.0, 21.0, 41.0, n=0),
     ]
     countries = []
     for code, name, n in [("CHI", "China", 10), ("SAU", "Saudi Arabia", 0)]:
@@ -188,12 +195,18 @@ def results():
         countries.append({"name": name, "code": code, "target": dict(t.scores),
                           "estimated": list(t.estimated), "n_questions": n,
                           "bench_note": None if n else "no CulturalBench-Easy questions"})
+    specs = {"plain": {"optimizer": None}, "persona": {"optimizer": None},
+             **{m: {"optimizer": m, "orders": "both", "calibrate": False,
+                    "training_view": "vsm2013:both"} for m in ("de", "cma")}}
     return {
+        "format": "culturetune-experiment/2",
         "config": ExperimentConfig(countries=["China", "Saudi Arabia"],
                                    methods=["plain", "persona", "de", "cma"], seeds=2).to_dict(),
         "model": "tiny-model", "machine": {"cpu": "test cpu", "cores": 2}, "versions": {},
-        "bench": {"split": "easy", "source": "fixture", "limit": None, "scoring": "letter"},
+        "bench": {"split": "easy", "source": "fixture", "limit": None, "scoring": "letter",
+                  "orders": "cyclic"},
         "countries": countries, "methods": ["plain", "persona", "de", "cma"],
+        "headline": "vsm2013:both", "specs": specs,
         "cells": cells, "seconds": 60.0,
     }
 
@@ -212,39 +225,56 @@ def test_indices_and_loss_tables(results):
     china = results["countries"][0]
     t = indices_table(results, china)
     assert t.headers == ["", *DIMENSIONS, "loss"]
-    assert [r[0] for r in t.rows] == ["target", "plain", "persona", "de (2 seeds)", "cma (2 seeds)"]
+    assert [r[0] for r in t.rows] == ["target", "uniform", "plain", "persona", "de (2 seeds)",
+                                      "cma (2 seeds)"]
     assert t.rows[0][1] == "80"  # China's PDI
-    assert t.rows[3][1] == "50.5 ± 0.7" and t.rows[3][-1] == "21.0 ± 1.4"
+    assert t.rows[1][1:] == ["50.0"] * 6 + ["26.5"]  # uniform answers: every index = C
+    assert t.rows[4][1] == "50.5 ± 0.7" and t.rows[4][-1] == "21.0 ± 1.4"
     sau = indices_table(results, results["countries"][1])
     assert sau.rows[0][1].endswith("*")  # estimated score
     loss = loss_table(results)
     assert loss.headers == ["method", "China", "Saudi Arabia"]
-    assert loss.rows[0] == ["plain", "30.0", "30.0"]
+    assert loss.rows[0] == ["uniform", "26.5", "26.5"]
+    assert loss.rows[1] == ["plain", "30.0", "30.0"]
+    held_out = loss_table(results, "paraphrase:both")
+    assert held_out.rows[3] == ["de", "21.5 ± 0.7", "26.5 ± 0.7"]
 
 
-def test_accuracy_and_optimizer_tables(results):
+def test_accuracy_and_method_tables(results):
     acc = accuracy_table(results, results["countries"][0])
     assert len(acc.rows) == 6  # plain, persona, 2 × de, 2 × cma
     assert acc.rows[0][:4] == ["plain", "—", "10", "0.500"] and acc.rows[0][5] == "—"
     assert acc.rows[2][5] == "+0.100" and acc.rows[2][6].startswith("0.50 (b 1, c 2)")
-    opt = optimizer_table(results)
+    opt = method_table(results)
     assert [r[0] for r in opt.rows] == ["de", "cma"]
-    assert opt.rows[0][1] == "4" and opt.rows[0][6] == "8.0"  # 160 evaluations in 20 s
+    de = dict(zip(opt.headers, opt.rows[0], strict=True))
+    assert de["runs"] == "4" and de["evaluations / s"] == "8.0"  # 160 evaluations in 20 s
+    assert de["tuned on (orders)"] == "both"
+    # gains over plain on the view tuned on: 10, 8, 10, 9 -> 9.25
+    assert de["gain over plain"] == "9.2 ± 1.0"
+    # kept on the paraphrase: China (31-22)/10, (31-21)/8; Saudi Arabia (31-26)/10, (31-27)/9
+    kept = [0.9, 1.25, 0.5, 4 / 9]
+    assert de["gain kept on paraphrase"] == f"{100 * sum(kept) / 4:.0f} %"
 
 
 def test_validity_verdicts(results):
     china, sau = results["countries"]
-    assert validity(results, china, "de")["verdict"] == "held"
+    de = validity(results, china, "de")
+    # gain 9 on the view tuned on; paraphrase 21.5 vs 31, printed 19.5 vs 28, reversed 20.5 vs 29
+    assert de["verdict"] == "held"
+    assert de["checks"]["paraphrase:both"]["kept"] == pytest.approx(9.5 / 9)
+    assert de["checks"]["vsm2013:shown"]["kept"] == pytest.approx(8.5 / 9)
     cma = validity(results, china, "cma")
     assert cma["verdict"] == "collapsed"
-    assert cma["checks"]["paraphrase"]["state"] == "collapsed"
+    assert cma["checks"]["paraphrase:both"]["state"] == "collapsed"
     assert validity(results, sau, "persona")["verdict"] == "no gain"
     assert validity(results, sau, "cma")["verdict"] == "collapsed"
     text = validity_statement(results, sau, "cma")
-    assert "COLLAPSED" in text and "the answer position and the wording" in text
+    assert "COLLAPSED" in text and "the wording and the printed order" in text
     assert "HELD" in validity_statement(results, china, "de")
     table = validity_table(results, china)
     assert [r[-1] for r in table.rows] == ["reference", "no gain", "held", "collapsed"]
+    # Saudi Arabia, de: gain 9.5; paraphrase keeps 4.5/9.5, printed 3.5/9.5, reversed 3.5/9.5
     assert validity(results, sau, "de")["verdict"] == "partly held"
 
 
@@ -252,8 +282,7 @@ def test_summary_tables(results):
     verdicts = verdict_table(results)
     assert verdicts.headers == ["method", "China", "Saudi Arabia"]
     assert [r[0] for r in verdicts.rows] == ["persona", "de", "cma"]
-    # China, de: gain 9 over plain 30; reversed 19.5 vs plain 28, paraphrase 21.5 vs plain 31.
-    assert verdicts.rows[1][1] == "held (94 % / 106 %)"
+    assert verdicts.rows[1][1] == "held (106 % / 94 % / 94 %)"
     assert verdicts.rows[0][2] == "no gain" and verdicts.rows[2][2].startswith("collapsed (")
     acc = accuracy_summary_table(results)
     assert acc.headers == ["country", "n", "plain [95 % CI]", "persona", "de", "cma"]
@@ -274,8 +303,9 @@ def test_markdown_and_html_have_the_same_content(results, tmp_path):
     blocks = report_blocks(results, figures)
     md, page = to_markdown(blocks), to_html(blocks)
     for text in ["China", "Saudi Arabia", "plain", "persona", "de", "cma", "Validity",
-                 "Validity at a glance", "CulturalBench accuracy at a glance",
-                 "NOT the official VSM 2013", "no CulturalBench-Easy questions"]:
+                 "Validity at a glance", "CulturalBench accuracy at a glance", "uniform",
+                 "NOT the official VSM 2013", "no CulturalBench-Easy questions",
+                 "paraphrased items (held out)", "Methods compared"]:
         assert text in md and text in page
     assert "![" in md and "figures/radar-CHI.png" in md and 'src="figures/radar-CHI.png"' in page
     assert page.startswith("<!DOCTYPE html>") and page.count("<table>") == md.count("\n|---|")
@@ -284,15 +314,16 @@ def test_markdown_and_html_have_the_same_content(results, tmp_path):
 
 def test_report_handles_missing_and_extreme_values(results, tmp_path):
     r = copy.deepcopy(results)
-    r["cells"][2]["indices"]["PDI"] = 160.0  # beyond 0-100: the radar widens its range
-    r["cells"][3]["loss"] = None
+    r["cells"][2]["views"]["vsm2013:both"]["indices"]["PDI"] = 160.0  # radar widens its range
+    r["cells"][2]["indices"]["PDI"] = 160.0
+    r["cells"][3]["views"]["paraphrase:both"]["loss"] = None
     out = write_report(r, tmp_path)
     assert out["markdown"].exists() and out["html"].exists()
     only_baselines = copy.deepcopy(results)
     only_baselines["cells"] = [c for c in results["cells"] if c["method"] in ("plain", "persona")]
     out = write_report(only_baselines, tmp_path / "b")
     assert out["figures"]["convergence"] is None
-    assert "Optimizer comparison" not in out["markdown"].read_text()
+    assert "Methods compared" not in out["markdown"].read_text()
 
 
 # --------------------------------------------------------------------------- with the model

@@ -29,6 +29,7 @@ from culturetune.vsm import (
 )
 
 C50 = parse_constants(None)
+REVERSED = (4, 3, 2, 1, 0)
 CONFIDENT = 0.9
 
 
@@ -48,12 +49,12 @@ def lm32(lm: LoadedModel) -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def survey(lm: LoadedModel) -> Survey:
-    return Survey(lm)
+    return Survey(lm, orders="shown")
 
 
 @pytest.fixture(scope="module")
 def reversed_survey(lm: LoadedModel) -> Survey:
-    return Survey(lm, reverse=True)
+    return Survey(lm, orders="reversed")
 
 
 @pytest.fixture(scope="module")
@@ -158,15 +159,19 @@ def test_unparsable_answer_is_reported_not_guessed(
 
 def test_reversed_prompt_lists_options_5_to_1() -> None:
     item = load_instrument().item("m21")
-    lines = item_prompt(item, reverse=True).splitlines()
+    lines = item_prompt(item, REVERSED).splitlines()
     assert [ln for ln in lines if ln[:2] in {f"{k}." for k in range(1, 6)}] == [
         f"{k}. {label}" for k, label in enumerate(reversed(item.options), 1)
     ]
     assert lines[-1] == INSTRUCTION
     # a shown number maps back to the option it labels
     for shown in range(1, 6):
-        assert parse_answer(f"{shown}. {item.options[5 - shown]}", reverse=True) == 6 - shown
-        assert parse_answer(f"{shown}", reverse=False) == shown
+        assert parse_answer(f"{shown}. {item.options[5 - shown]}", REVERSED) == 6 - shown
+        assert parse_answer(f"{shown}") == shown
+    # a cyclic shift: shown number j labels option (j + 1) mod 5 + 1
+    shift = (1, 2, 3, 4, 0)
+    assert [parse_answer(str(j), shift) for j in range(1, 6)] == [2, 3, 4, 5, 1]
+    assert item_prompt(item, shift).splitlines()[3] == f"1. {item.options[1]}"
     for bad in ("", "none of these", "0", "6", "42"):
         assert parse_answer(bad) is None
 
@@ -178,7 +183,7 @@ def test_reversed_survey_maps_back_to_option_order(
     # Listing the options 5..1 is the same prompt as an instrument whose options are reversed:
     # its probabilities, read in shown order and flipped, must be the reversed survey's.
     inst = reversed_options(load_instrument())
-    shown = Survey(lm, inst)
+    shown = Survey(lm, inst, orders="shown")
     assert shown.segments == reversed_survey.segments
     p_shown, m_shown = shown.option_probs()
     p_rev, m_rev = reversed_survey.option_probs()
@@ -205,11 +210,11 @@ def test_reversed_generation_maps_back(results: dict[str, SurveyResult]) -> None
 @pytest.mark.model
 def test_batched_equals_one_item_at_a_time(lm32: LoadedModel) -> None:
     inst = load_instrument()
-    full_p, full_m = Survey(lm32, inst).option_probs()
+    full_p, full_m = Survey(lm32, inst, orders="shown").option_probs()
     by_length = sorted(range(len(inst.items)), key=lambda i: len(item_prompt(inst.items[i])))
     for i in (by_length[0], by_length[len(by_length) // 2], by_length[-1]):
         one = dataclasses.replace(inst, items=(inst.items[i],))
-        p, m = Survey(lm32, one).option_probs()
+        p, m = Survey(lm32, one, orders="shown").option_probs()
         np.testing.assert_allclose(p[0, 0], full_p[0, i], atol=1e-4)
         np.testing.assert_allclose(m[0, 0], full_m[0, i], atol=1e-4)
 
@@ -217,8 +222,8 @@ def test_batched_equals_one_item_at_a_time(lm32: LoadedModel) -> None:
 @pytest.mark.model
 def test_bf16_close_to_float32(lm: LoadedModel, lm32: LoadedModel) -> None:
     lm16 = lm if lm.dtype == "bfloat16" else load_model(dtype="bfloat16")
-    p16, _ = Survey(lm16).option_probs()
-    p32, _ = Survey(lm32).option_probs()
+    p16, _ = Survey(lm16, orders="shown").option_probs()
+    p32, _ = Survey(lm32, orders="shown").option_probs()
     assert float(np.abs(p16 - p32).max()) < 0.025  # README: "within about 0.02"
 
 

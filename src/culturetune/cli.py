@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from culturetune import __version__
+from culturetune import __version__, defaults
 from culturetune.errors import CultureTuneError
 from culturetune.targets import (
     LOSS_KINDS,
@@ -35,7 +35,8 @@ from culturetune.targets import (
     country_table,
     lookup_country,
 )
-from culturetune.vsm import DIMENSION_NAMES, DIMENSIONS, INSTRUMENTS, parse_constants
+from culturetune.views import ORDER_SETS
+from culturetune.vsm import DIMENSION_NAMES, DIMENSIONS, parse_constants
 
 if TYPE_CHECKING:
     from culturetune.models import LoadedModel
@@ -54,7 +55,7 @@ _TABLE_STYLE: dict[str, Any] = {
 Answers = StrEnum("Answers", {m: m for m in ANSWER_MODES})
 Dtype = StrEnum("Dtype", {d: d for d in DTYPES})
 LossKind = StrEnum("LossKind", {k: k for k in LOSS_KINDS})
-InstrumentName = StrEnum("InstrumentName", {n: n for n in INSTRUMENTS})
+OrderSet = StrEnum("OrderSet", {n: n for n in ORDER_SETS})
 
 app = typer.Typer(
     name="culturetune",
@@ -129,10 +130,32 @@ LossOpt = Annotated[
     ),
 ]
 InstrumentOpt = Annotated[
-    InstrumentName,
+    str,
     typer.Option(
-        help="vsm2013 (official wording) or paraphrase (reworded items).",
+        help="vsm2013 (official wording), paraphrase (reworded items, not official) or the path "
+        "of an instrument .json file (a translation or rewording; see the README).",
+    ),
+]
+OrdersOpt = Annotated[
+    OrderSet | None,
+    typer.Option(
+        "--orders",
+        help="Option orders to ask each item in; answers are mapped back to option order and "
+        "averaged: shown (as printed), reversed, both (printed + reversed), cyclic (every "
+        "shift: each option once in each position), all (every permutation: 120x the cost). "
+        "Default: both.",
         case_sensitive=False,
+        show_default=False,
+        rich_help_panel="Reading answers",
+    ),
+]
+CalibrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate",
+        help="Contextual calibration: divide each answer distribution by the one the model "
+        "gives content-free questions (N/A, empty, [MASK]) of the same format.",
+        rich_help_panel="Reading answers",
     ),
 ]
 PersonaOpt = Annotated[
@@ -293,8 +316,10 @@ def indices_table(
     return table
 
 
-def print_loss(console: Console, target: Target, loss: Loss | None) -> None:
-    """The loss line: value, kind and the dimensions it used."""
+def print_loss(
+    console: Console, target: Target, loss: Loss | None, uniform: Loss | None = None
+) -> None:
+    """The loss line: value, kind and the dimensions it used, and the uniform baseline."""
     if loss is None:
         return
     what = "mean |gap|" if loss.kind == "l1" else "root mean square gap"
@@ -303,6 +328,11 @@ def print_loss(console: Console, target: Target, loss: Loss | None) -> None:
         f"loss ({loss.kind}, {what}) vs {describe_target(target)}: {loss.value:.2f} "
         f"over {', '.join(loss.dimensions)}",
     )
+    if uniform is not None:
+        diff = loss.value - uniform.value
+        where = "below" if diff < 0 else "above" if diff > 0 else "equal to"
+        say(console, f"uniform answers (every index = C) would score {uniform.value:.2f}; this "
+            f"loss is {abs(diff):.2f} {where} it")
     unused = [d for d in DIMENSIONS if d not in loss.dimensions]
     if unused:
         say(console, f"not used (no target score): {', '.join(unused)}")
@@ -347,6 +377,17 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callabl
 # --------------------------------------------------------------------------- survey
 
 
+def resolve_orders(orders: Any, reverse_options: bool = False, default: str = "both") -> str:
+    """``--orders`` with ``--reverse-options`` as its alias (``--orders reversed``)."""
+    chosen = None if orders is None else str(orders)
+    if reverse_options:
+        if chosen not in (None, "reversed"):
+            raise CultureTuneError(f"--reverse-options means --orders reversed; it conflicts "
+                                   f"with --orders {chosen}: give one of them")
+        return "reversed"
+    return chosen or default
+
+
 @command()
 def survey(
     model: ModelOpt = None,
@@ -359,17 +400,21 @@ def survey(
             help="expected: probability-weighted mean over options 1-5; argmax: the most "
             "likely option; generate: greedy decoding, first option number parsed.",
             case_sensitive=False,
+            rich_help_panel="Reading answers",
         ),
     ] = Answers.expected,
+    orders: OrdersOpt = None,
     reverse_options: Annotated[
         bool,
         typer.Option(
             "--reverse-options",
-            help="List the options from 5 to 1 (renumbered) and map answers back: a check that "
-            "scores do not come from answer position alone.",
+            help="Alias of --orders reversed: the options from 5 to 1 (renumbered), answers "
+            "mapped back.",
+            rich_help_panel="Reading answers",
         ),
     ] = False,
-    instrument: InstrumentOpt = InstrumentName.vsm2013,
+    calibrate: CalibrateOpt = False,
+    instrument: InstrumentOpt = "vsm2013",
     prompt: PromptOpt = None,
     constant: ConstantOpt = None,
     loss: LossOpt = LossKind.l1,
@@ -379,17 +424,27 @@ def survey(
     as_json: JsonOpt = False,
 ) -> None:
     """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
+    from culturetune.vsm import load_instrument
+
     constants = parse_constants(constant)
     target = resolve_target(country)
     sys_prompt = system_prompt(persona, system)
+    order_set = resolve_orders(orders, reverse_options)
+    if calibrate and str(answers) == "generate":
+        raise CultureTuneError("--calibrate reweights next-token probabilities; it does not "
+                               "apply to --answers generate (use expected or argmax)")
+    inst = load_instrument(instrument)
     soft = read_prompt(prompt)
+    if order_set == "all":
+        status("--orders all asks every item in all 120 option orders (about 120x the time "
+               "of one order)")
     lm = load_lm(model, device, str(dtype), trust_remote_code)
 
     from culturetune.survey import Survey, run_survey
 
     soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
-    sv = Survey(lm, str(instrument), system=sys_prompt, reverse=reverse_options,
+    sv = Survey(lm, inst, system=sys_prompt, orders=order_set, calibrate=calibrate,
                 placement=placement)
     result = run_survey(
         sv, answers=str(answers), soft=None if soft is None else soft.embeddings,
@@ -403,23 +458,46 @@ def survey(
         print_survey(result, persona=persona)
 
 
+#: Up to this many orders the survey table shows each order's item mean in its own column.
+ORDER_COLUMNS = 5
+
+
+def _order_label(order: Sequence[int]) -> str:
+    """``"12345"`` for the printed order, ``"54321"`` reversed: option numbers as shown."""
+    return "".join(str(i + 1) for i in order)
+
+
+def describe_orders(result: SurveyResult) -> str:
+    n = len(result.order_list)
+    shown = ", ".join(_order_label(o) for o in result.order_list[:ORDER_COLUMNS])
+    more = "" if n <= ORDER_COLUMNS else f", … ({n} orders)"
+    avg = "" if n == 1 else "; answers mapped back to option order and averaged"
+    cal = "; calibrated with content-free items" if result.calibrated else ""
+    return f"orders {result.orders} ({shown}{more}{avg}){cal}"
+
+
 def print_survey(result: SurveyResult, persona: str | None = None) -> None:
     """Human-readable survey result: header, per-item answers, indices, loss and notes."""
     con = stdout()
-    order = "5..1 (mapped back to option order below)" if result.reverse else "1..5"
     prompt = f" · prompt {result.prompt}" if result.prompt else ""
     say(
         con,
         f"model {result.model} · instrument {result.instrument} · answers {result.answers} "
-        f"· options shown {order}{prompt}",
+        f"· {describe_orders(result)}{prompt}",
     )
     if result.system:
         who = f"persona {persona}: " if persona else "system: "
         say(con, who + result.system)
     generated = result.answers == "generate"
+    n_orders = len(result.order_list)
+    per_order = 1 < n_orders <= ORDER_COLUMNS
     # On narrow consoles the question column takes what the numbers leave (cut with "…").
+    title = "Answers: option probabilities (renormalised over 1-5, option order), mean"
+    if n_orders > 1:
+        title += (", mean in each order (shown as the option numbers in the order listed)"
+                  if per_order else ", lowest-highest mean over the orders")
     table = Table(
-        title="Answers: option probabilities (renormalised over 1-5), mean, raw option mass",
+        title=title + ", raw option mass",
         title_justify="left",
         expand=con.width <= 120,
         **_TABLE_STYLE,
@@ -429,20 +507,31 @@ def print_survey(result: SurveyResult, persona: str | None = None) -> None:
     for k in range(1, 6):
         table.add_column(str(k), justify="right", no_wrap=True, min_width=4)
     table.add_column("mean", justify="right", no_wrap=True, min_width=4)
+    if per_order:
+        for o in result.order_list:
+            table.add_column(_order_label(o), justify="right", no_wrap=True)
+    elif n_orders > 1:
+        table.add_column("range", justify="right", no_wrap=True)
     table.add_column("mass", justify="right", no_wrap=True)
     if generated:
         table.add_column("answer", no_wrap=True, overflow="ellipsis", min_width=10, max_width=16)
     for it in result.items:
         row: list[str | Text] = [it.var, Text(_short(it.text, 200))]
         row += [f"{p:.2f}" for p in it.probs]
-        row += [_num(it.mean, ".2f"), f"{it.mass:.2f}"]
+        row.append(_num(it.mean, ".2f"))
+        if per_order:
+            row += [_num(m, ".2f") for m in it.order_means]
+        elif n_orders > 1:
+            got = [m for m in it.order_means if m is not None]
+            row.append(f"{min(got):.2f}-{max(got):.2f}" if got else MISSING)
+        row.append(f"{it.mass:.2f}")
         if generated:
-            row.append(Text(repr(it.generated or "")[1:-1]))
+            row.append(Text(" | ".join(repr(g)[1:-1] for g in it.generated_by_order or [])))
         table.add_row(*row)
     con.print(table)
     con.print(indices_table(result.indices, result.constants, result.target, result.loss))
     if result.target is not None:
-        print_loss(con, result.target, result.loss)
+        print_loss(con, result.target, result.loss, result.uniform_loss)
     for note in result.notes:
         say(con, f"note: {note}")
 
@@ -540,11 +629,14 @@ def countries(
 # --------------------------------------------------------------------------- tune
 
 OPTIMIZER_NAMES: tuple[str, ...] = ("de", "cma", "pso", "random")
+TuneOrders = StrEnum("TuneOrders", {n: n for n in ORDER_SETS if n != "all"})
 PLACEMENT_NAMES: tuple[str, ...] = ("answer", "system", "prefix")
 INIT_NAMES: tuple[str, ...] = ("random", "text", "vocab")
 Optimizer = StrEnum("Optimizer", {n: n for n in OPTIMIZER_NAMES})
 Placement = StrEnum("Placement", {n: n for n in PLACEMENT_NAMES})
 Init = StrEnum("Init", {n: n for n in INIT_NAMES})
+DEFAULT_OPTIMIZER = Optimizer(defaults.OPTIMIZER)
+DEFAULT_TUNE_ORDERS = TuneOrders(defaults.ORDERS)
 def read_prompt(folder: str | None) -> Any:
     """A prompt folder (``None`` when not given); read before the model so errors come fast."""
     from culturetune.softprompt import SoftPrompt
@@ -596,14 +688,28 @@ def tune(
         Optimizer,
         typer.Option(help="de: Differential Evolution; cma: CMA-ES; pso: particle swarm; "
                      "random: random search.", case_sensitive=False),
-    ] = Optimizer.de,
-    budget: Annotated[int, typer.Option(help="Evaluations (candidate surveys) in all.")] = 1600,
+    ] = DEFAULT_OPTIMIZER,
+    budget: Annotated[
+        int, typer.Option(help="Evaluations (candidate surveys) in all.")
+    ] = defaults.BUDGET,
     population: Annotated[int, typer.Option(help="Candidates per optimizer step.")] = 16,
     orders: Annotated[
-        str, typer.Option(help="shown: tune on the items as printed; both: on the answers "
-                          "averaged over printed and reversed option order (costs 2x, resists "
-                          "answer-position shortcuts).")
-    ] = "shown",
+        TuneOrders,
+        typer.Option(help="Option orders the objective reads each item in (answers averaged in "
+                     "option order): shown (as printed; a prompt can win by favouring a "
+                     "position), reversed, both (printed + reversed; 2x the cost), cyclic (all "
+                     "5 shifts; 5x).", case_sensitive=False, rich_help_panel="Reading answers"),
+    ] = DEFAULT_TUNE_ORDERS,
+    calibrate: CalibrateOpt = False,
+    instrument: Annotated[
+        str, typer.Option(help="Wording to tune on: vsm2013, paraphrase or an instrument .json "
+                          "file.")
+    ] = "vsm2013",
+    validate_instrument: Annotated[
+        list[str] | None,
+        typer.Option("--validate-instrument", help="Also check the prompt on this wording (an "
+                     "instrument .json file; repeatable). Never tuned on.", show_default=False),
+    ] = None,
     time_limit: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (resumable).")
     ] = None,
@@ -639,7 +745,9 @@ def tune(
             target=target, tokens=tokens, placement=str(placement), init=str(init),
             init_text=init_text, subspace=parse_subspace(subspace), optimizer=str(optimizer),
             budget=budget, population=population, seed=seed,
-            constants=parse_constants(constant), loss=str(loss), orders=orders,
+            constants=parse_constants(constant), loss=str(loss), orders=str(orders),
+            calibrate=calibrate, instrument=instrument,
+            validate_instruments=list(validate_instrument or []),
         ).validate()
         slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
         folder = out or f"runs/{slug.strip('-').lower()}-{optimizer}-s{seed}"
@@ -653,25 +761,55 @@ def tune(
             "folder": str(result.folder), "status": result.status,
             "evaluations": result.evaluations, "seconds": result.seconds,
             "config": result.config.to_dict(), "baseline": result.baseline.to_dict(),
-            "final": result.final.to_dict(), "history": result.history,
+            "final": result.final.to_dict(), "uniform": result.baseline.uniform_loss.to_dict(),
+            "validity": result.validity.to_dict(), "history": result.history,
         })
         return
+    print_tune_result(result)
+
+
+def print_tune_result(result: Any) -> None:
+    """The tuned indices beside plain and uniform, then the validity table and verdict."""
     con = stdout()
+    cfg = result.config
     say(con, f"{result.status}: {result.evaluations} evaluations in {result.seconds:.0f} s; "
         f"prompt saved in {result.folder}")
-    table = Table(title=f"Indices vs {describe_target(result.config.target)}",
+    say(con, f"objective: {cfg.loss} loss on {cfg.instrument.rsplit('/', 1)[-1]}, orders "
+        f"{cfg.orders}{', calibrated' if cfg.calibrate else ''}; optimizer {cfg.optimizer}")
+    table = Table(title=f"Indices vs {describe_target(cfg.target)}",
                   title_justify="left", **_TABLE_STYLE)
-    for col in ("dim", "target", "plain", "tuned"):
+    for col in ("dim", "target", "plain", "uniform", "tuned"):
         table.add_column(col, justify="left" if col == "dim" else "right")
     for d in DIMENSIONS:
-        t = result.config.target.scores.get(d)
+        t = cfg.target.scores.get(d)
         table.add_row(d, _num(t), _num(result.baseline.indices[d], ".1f"),
-                      _num(result.final.indices[d], ".1f"))
+                      _num(cfg.constants[d], ".1f"), _num(result.final.indices[d], ".1f"))
     con.print(table)
-    say(con, f"loss ({result.config.loss}): plain {result.baseline.loss.value:.2f} -> tuned "
-        f"{result.final.loss.value:.2f}")
+    say(con, f"loss ({cfg.loss}): plain {result.baseline.loss.value:.2f} · uniform "
+        f"{result.baseline.uniform_loss.value:.2f} · tuned {result.final.loss.value:.2f}")
+    print_validity(con, result.validity)
     if result.status == "time-limit":
         say(con, f"budget not reached; continue with: culturetune tune --resume {result.folder}")
+
+
+def print_validity(con: Console, validity: Any) -> None:
+    """Does it hold? The training view and each check: plain, uniform, tuned, share kept."""
+    table = Table(title="Does it hold? Loss on views the prompt was not tuned on",
+                  title_justify="left", **_TABLE_STYLE)
+    for col in ("view", "role", "plain", "uniform", "tuned", "gain kept"):
+        table.add_column(col, justify="left" if col in ("view", "role") else "right")
+    for row in [validity.training, *validity.checks]:
+        role = {"training": "tuned on", "wording": "other wording", "shown": "printed order",
+                "reversed": "reversed order"}.get(row.role, row.role)
+        kept = "—" if row.kept is None else f"{100 * row.kept:.0f} %"
+        table.add_row(row.view, role, _num(row.plain, ".2f"), f"{row.uniform:.2f}",
+                      _num(row.tuned, ".2f"), kept if row.role != "training" else "")
+    con.print(table)
+    gain = validity.gain
+    say(con, f"verdict: {validity.verdict.upper()} (training gain {_num(gain, '.2f')}; "
+        f"{validity.rule})")
+    if validity.verdict in ("collapsed", "partly held", "no gain"):
+        say(con, "read the tuned indices with care: they do not hold on every view above")
 
 
 def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
@@ -722,10 +860,18 @@ def chat(
     soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
     segments = prompt_segments(lm, [message], sys_prompt, placement)
+    note = None
+    if soft is not None and soft.placement == "answer":
+        note = (f"{prompt} is an answer-placed prompt: it sits at the start of the model's reply "
+                "and was tuned to move survey answers (one digit), not to make a persona for "
+                "free text; expect it to distort replies. Prompts meant for chat are tuned with "
+                "--placement system or --placement prefix.")
+        status(f"note: {note}")
     reply = generate(lm, segments, None if soft is None else soft.embeddings,
                      max_new_tokens=max_new_tokens)[0].strip()
     if as_json:
-        print_json({"message": message, "reply": reply, "prompt": prompt, "system": sys_prompt})
+        print_json({"message": message, "reply": reply, "prompt": prompt, "system": sys_prompt,
+                    "note": note})
     else:
         say(stdout(), reply)
 
@@ -770,6 +916,13 @@ def bench(
         typer.Option("--prompt", "-p", help="A tuned prompt folder (repeat for several).",
                      show_default=False),
     ] = None,
+    orders: Annotated[
+        OrderSet | None,
+        typer.Option("--orders", help="Letter scoring: option orders to ask each question in, "
+                     "answers mapped back and averaged: shown, reversed, both, cyclic (default: "
+                     "each option once under each letter, 4x the cost), all (24 orders).",
+                     case_sensitive=False, show_default=False),
+    ] = None,
     per_question: Annotated[
         bool, typer.Option("--per-question", help="With --json: every question's answers.")
     ] = False,
@@ -795,6 +948,10 @@ def bench(
     if country and all_countries:
         raise CultureTuneError("give --country or --all-countries, not both")
     check_scoring(str(scoring), str(split))
+    if orders is not None and (str(split), str(scoring)) != ("easy", "letter"):
+        raise CultureTuneError("--orders applies to Easy letter scoring, where the options are "
+                               "listed under letters; leave it out here")
+    order_set = str(orders or defaults.BENCH_ORDERS)
     prompts = [(folder, read_prompt(folder)) for folder in prompt or []]
     status("loading CulturalBench ...")
     questions = load_culturalbench(str(split), data, None if all_countries else country, limit)
@@ -813,7 +970,8 @@ def bench(
             print(f"\r{name}: {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
 
-    result = run_bench(lm, questions, conditions, str(split), str(scoring), progress=show)
+    result = run_bench(lm, questions, conditions, str(split), str(scoring), progress=show,
+                       orders=order_set)
     if as_json:
         print_json(result.to_dict(per_question=per_question))
     else:
@@ -833,10 +991,30 @@ def experiment(
                                  "U.S.A., China, India).", show_default=False)
     ] = None,
     methods: Annotated[
-        str | None, typer.Option(help="Comma-separated: plain, persona, de, cma, pso, random "
-                                 "(the default set), and de-both (DE tuned on both option "
-                                 "orders).",
-                                 show_default=False)
+        str | None, typer.Option(help="Comma-separated: plain, persona and tuned methods "
+                                 "<optimizer>[-<orders>][-cal] (optimizers de, cma, pso, random; "
+                                 "e.g. pso, pso-shown, pso-cyclic, de-cal). Default: plain, "
+                                 "persona, de, cma, pso, random.", show_default=False)
+    ] = None,
+    orders: Annotated[
+        TuneOrders | None,
+        typer.Option("--orders", help="Option orders of tuned methods named without their own "
+                     "(default: both).", case_sensitive=False, show_default=False),
+    ] = None,
+    calibrate: Annotated[
+        bool | None,
+        typer.Option("--calibrate/--no-calibrate", help="Tune methods named without -cal on "
+                     "calibrated answers too (default: no).", show_default=False),
+    ] = None,
+    bench_orders: Annotated[
+        OrderSet | None,
+        typer.Option("--bench-orders", help="Option orders of CulturalBench letter scoring "
+                     "(default: cyclic).", case_sensitive=False, show_default=False),
+    ] = None,
+    validate_instrument: Annotated[
+        list[str] | None,
+        typer.Option("--validate-instrument", help="Also read every cell in this wording (an "
+                     "instrument .json file; repeatable).", show_default=False),
     ] = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds per tuned method.",
                                               show_default=False)] = None,
@@ -866,8 +1044,12 @@ def experiment(
         overrides["countries"] = [c.strip() for c in countries.split(",") if c.strip()]
     if methods:
         overrides["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
+    if validate_instrument:
+        overrides["validate_instruments"] = list(validate_instrument)
     for key, value in (("seeds", seeds), ("budget", budget), ("data", data),
-                       ("bench_limit", bench_limit), ("model", model)):
+                       ("bench_limit", bench_limit), ("model", model),
+                       ("orders", orders and str(orders)), ("calibrate", calibrate),
+                       ("bench_orders", bench_orders and str(bench_orders))):
         if value is not None:
             overrides[key] = value
     if config is not None:

@@ -5,7 +5,9 @@ JSONL / Parquet file with the same columns; both are read by ``datasets.load_dat
 through one validation function, :func:`questions_from_dataset`.
 
 * **Easy**: a question with options A-D. ``letter`` scoring reads the next-token distribution over
-  the four letters after the assistant header; ``loglik`` scoring compares the summed
+  the four letters after the assistant header, in each option order of an order set (``cyclic``:
+  every option once under every letter), mapped back to the dataset's option order and averaged,
+  so that a preference for a letter cannot score; ``loglik`` scoring compares the summed
   log-likelihood of each option's text as the answer (and the same divided by the option's length
   in characters, lm-evaluation-harness's ``acc_norm``).
 * **Hard**: every (question, option) pair is judged true or false from P(True) vs P(False); a
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from culturetune.engine import PromptScorer, _forward, _make_cache, split_tokens
@@ -35,6 +38,7 @@ from culturetune.models import LoadedModel
 from culturetune.stats import Accuracy, Comparison, accuracy, compare
 from culturetune.survey import PLACEMENTS, label_token_ids, persona_prompt
 from culturetune.targets import lookup_country
+from culturetune.views import Order, option_orders, shown_options, to_content_order
 
 HUB_ID = "kellycyy/CulturalBench"
 HUB_CONFIGS = {"easy": "CulturalBench-Easy", "hard": "CulturalBench-Hard"}
@@ -705,9 +709,11 @@ def continuation_logprobs(
 # --------------------------------------------------------------------------- evaluation
 
 
-def easy_prompt(q: Question) -> str:
-    """The user message of letter scoring: the question, options A-D and the instruction."""
-    lines = [q.question] + [f"{x}. {o}" for x, o in zip(LETTERS, q.options, strict=True)]
+def easy_prompt(q: Question, order: Order | None = None) -> str:
+    """The user message of letter scoring: the question, options A-D and the instruction.
+    ``order`` lists the options in another order (letter j shows option ``order[j]``)."""
+    options = q.options if order is None else shown_options(q.options, order)
+    lines = [q.question] + [f"{x}. {o}" for x, o in zip(LETTERS, options, strict=True)]
     return "\n".join(lines + [EASY_INSTRUCTION])
 
 
@@ -731,10 +737,13 @@ class EasyOutcome:
     loglik: tuple[float, ...] | None = None
     predicted_norm: str | None = None
     correct_norm: bool | None = None
+    #: Letter scoring in several option orders: the option (as its letter in the dataset's
+    #: order) predicted in each order alone.
+    order_predicted: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        for k in ("probs", "loglik"):
+        for k in ("probs", "loglik", "order_predicted"):
             d[k] = None if d[k] is None else list(d[k])
         return d
 
@@ -780,28 +789,43 @@ def evaluate_easy(
     scoring: str = "letter",
     batch_size: int | None = None,
     progress: Progress | None = None,
+    orders: str = "shown",
 ) -> list[EasyOutcome]:
-    """Answer Easy questions under a condition, batched; one outcome per question."""
+    """Answer Easy questions under a condition, batched; one outcome per question.
+
+    Letter scoring asks each question in every option order of ``orders``
+    (:mod:`culturetune.views`), maps each distribution over A-D back to the dataset's option
+    order and predicts the option with the highest average probability.
+    """
     scoring = check_scoring(scoring, "easy")
     qs = list(questions)
     if not qs:
         return []
     soft = condition.soft_tensor(lm)
-    tick = _counter(progress, condition.name, len(qs))
     if scoring == "letter":
+        perms = option_orders(orders, len(LETTERS))
+        tick = _counter(progress, condition.name, len(qs) * len(perms))
         texts, splits = [], []
-        for q in qs:
-            text, user_at = lm.render(easy_prompt(q), condition.system_for(q.country))
-            texts.append(text)
-            splits.append(condition.split_at(text, user_at))
+        for order in perms:
+            for q in qs:
+                text, user_at = lm.render(easy_prompt(q, order), condition.system_for(q.country))
+                texts.append(text)
+                splits.append(condition.split_at(text, user_at))
         ids = label_token_ids(lm.tokenizer, LETTER_FORMS, LETTER_HINT)
         probs, mass = label_probs(lm, texts, splits, soft, ids, batch_size or 32, tick)
+        by_order = to_content_order(probs.double().numpy().reshape(len(perms), len(qs), -1),
+                                    perms)
+        avg, mass_avg = by_order.mean(0), mass.double().numpy().reshape(len(perms), -1).mean(0)
         out = []
-        for q, p, m in zip(qs, probs.tolist(), mass.tolist(), strict=True):
-            pred = LETTERS[max(range(len(LETTERS)), key=p.__getitem__)]
+        for i, q in enumerate(qs):
+            pred = LETTERS[int(np.argmax(avg[i]))]
+            each = tuple(LETTERS[int(np.argmax(by_order[o, i]))] for o in range(len(perms)))
             out.append(EasyOutcome(q.question_idx, q.country, q.answer, pred, pred == q.answer,
-                                   probs=tuple(p), mass=m))
+                                   probs=tuple(float(x) for x in avg[i]),
+                                   mass=float(mass_avg[i]),
+                                   order_predicted=each if len(perms) > 1 else None))
         return out
+    tick = _counter(progress, condition.name, len(qs))
     contexts, splits, conts = [], [], []
     delim = "" if lm.has_chat_template else " "  # plain format ends in "Answer:"
     for q in qs:
@@ -938,6 +962,8 @@ class BenchResult:
     outcomes: dict[str, list[Any]] = field(default_factory=dict)
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_questions: dict[str, int] = field(default_factory=dict)
+    #: Option orders of letter scoring (``None`` where the options' order does not apply).
+    orders: str | None = None
 
     @property
     def benchmark(self) -> str:
@@ -953,7 +979,7 @@ class BenchResult:
     def to_dict(self, per_question: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
             "benchmark": self.benchmark, "split": self.split, "scoring": self.scoring,
-            "model": self.model, "baseline": self.baseline,
+            "orders": self.orders, "model": self.model, "baseline": self.baseline,
             "conditions": [c.to_dict() for c in self.conditions],
             "metrics": {m: METRIC_NOTES[m] for m in self.metrics},
             "interval": "95 % Wilson score interval",
@@ -980,6 +1006,7 @@ def run_bench(
     baseline: str | None = "plain",
     batch_size: int | None = None,
     progress: Progress | None = None,
+    orders: str = "shown",
 ) -> BenchResult:
     """Evaluate every condition on the same questions.
 
@@ -1006,7 +1033,8 @@ def run_bench(
     outcomes: dict[str, list[Any]] = {}
     for cond in conditions:
         if split == "easy":
-            outcomes[cond.name] = evaluate_easy(lm, qs, cond, scoring, batch_size, progress)
+            outcomes[cond.name] = evaluate_easy(lm, qs, cond, scoring, batch_size, progress,
+                                                orders=orders)
         else:
             outcomes[cond.name] = evaluate_hard(lm, qs, cond, batch_size, progress)
     metrics = METRICS[(split, scoring)]
@@ -1025,6 +1053,7 @@ def run_bench(
         countries=countries, metrics=metrics, baseline=base, cells=cells, outcomes=outcomes,
         reference={c: _reference(split, [qs[i] for i in idx]) for c, idx in groups.items()},
         n_questions={c: len(idx) for c, idx in groups.items()},
+        orders=orders if (split, scoring) == ("easy", "letter") else None,
     )
 
 
@@ -1056,8 +1085,11 @@ def format_tables(result: BenchResult) -> str:
     ns = [result.n_questions[c] for c in result.countries]
     widths = [result.cell(c, result.conditions[0].name).accuracy.half_width
               for c in result.countries]
+    orders = "" if result.orders is None else (
+        f" in option orders {result.orders} (answers mapped back to the dataset's option order "
+        "and averaged)" if result.orders != "shown" else " in the dataset's option order")
     lines = [
-        f"{result.benchmark}, {result.scoring} scoring, model {result.model}; "
+        f"{result.benchmark}, {result.scoring} scoring{orders}, model {result.model}; "
         f"conditions: {', '.join(c.name for c in result.conditions)}",
         "acc: accuracy with its 95 % Wilson interval; ±: half the interval's width in points.",
     ]

@@ -77,6 +77,7 @@ class PromptScorer:
         segments: Segments,
         max_rows: int = 512,
         shared_attention: bool = True,
+        attention_dtype: torch.dtype | None = None,
     ) -> None:
         self.lm = lm
         self.segments = segments
@@ -124,7 +125,11 @@ class PromptScorer:
         self.post_embeds = self.embed(post_ids) if lq else None
 
         self.shared_attention = shared_attention
-        self.kv_float: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        #: Dtype of the shared-prefix attention math: float32 on the CPU, where bf16 kernels for
+        #: these small strided batched matmuls are slow; the model's own dtype on a GPU.
+        self.attention_dtype = attention_dtype or (
+            torch.float32 if self.device.type == "cpu" else self.dtype)
+        self.kv_attn: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -190,11 +195,10 @@ class PromptScorer:
     def _shared_forward(self, embeds: torch.Tensor, pos: torch.Tensor) -> object | None:
         """Forward with attention reading the unrepeated prefix cache (``None`` if unsupported)."""
         config = self.lm.model.config
-        if self.kv_float is None:
-            # Attention math runs in float32: CPU bf16 kernels for these small strided batched
-            # matmuls are slow, and the prefix cache is small.
-            self.kv_float = [(k.float(), v.float()) for k, v in self.kv]
-        ctx = _SharedPrefix(self.kv_float, self.pre_mask.bool(), len(self.segments))
+        if self.kv_attn is None:
+            dt = self.attention_dtype
+            self.kv_attn = [(k.to(dt), v.to(dt)) for k, v in self.kv]
+        ctx = _SharedPrefix(self.kv_attn, self.pre_mask.bool(), len(self.segments))
         before = config._attn_implementation
         config._attn_implementation = SHARED_PREFIX_ATTENTION
         try:
@@ -282,7 +286,8 @@ class _SharedPrefix:
         self, kv: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, prompts: int
     ) -> None:
         self.kv, self.prompts, self.calls = kv, prompts, 0
-        dtype = torch.float32
+        dtype = kv[0][0].dtype if kv else torch.float32
+        self.dtype = dtype
         zero = torch.zeros((), dtype=dtype, device=mask.device)
         ninf = torch.full((), float("-inf"), dtype=dtype, device=mask.device)
         # Additive biases, built once per forward and shared by all layers.
@@ -318,7 +323,7 @@ def shared_prefix_attention(
     kp, vp = ctx.kv[module.layer_idx]
     ctx.calls += 1
     out_dtype = query.dtype
-    query, key, value = query.float(), key.float(), value.float()
+    query, key, value = query.to(ctx.dtype), key.to(ctx.dtype), value.to(ctx.dtype)
     rows, heads, t, d = query.shape
     n, kvh, length, _ = kp.shape
     g, p = heads // kvh, rows // n

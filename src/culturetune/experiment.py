@@ -1,12 +1,14 @@
 """The reference study end to end: every (country × method × seed) cell, resumable, then a report.
 
 Methods are the plain model, persona prompting (a system prompt naming the country) and soft
-prompts tuned by each derivative-free optimizer (``de``, ``cma``, ``pso``, ``random``). Every cell
-records the six VSM 2013 indices and their loss against the country's scores, CulturalBench
-accuracy on the country's questions (Wilson interval, exact McNemar test against the plain model),
-and two validity checks: the survey with its options listed in reverse order, and a paraphrased
-version of the items (written for culturetune, not the official instrument). Each finished cell is
-its own JSON file, so an interrupted experiment resumes where it stopped::
+prompts tuned by each derivative-free optimizer on an objective: ``pso`` is PSO on the experiment's
+option orders (order-balanced by default), ``pso-shown`` PSO on the items as printed, ``pso-cal``
+on calibrated answers (grammar: ``<optimizer>[-<orders>][-cal]``). Every cell is read in the same
+set of *views* (:mod:`culturetune.validity`): the official items in each option-order set and the
+paraphrased items (written for culturetune, not the official instrument), so that every method is
+judged on views it was not tuned on; plus CulturalBench accuracy on the country's questions with
+order-debiased letters (Wilson interval, exact McNemar test against the plain model). Each
+finished cell is its own JSON file, so an interrupted experiment resumes where it stopped::
 
     out/cells/<code>/<method>.json            plain, persona (deterministic: one cell each)
     out/cells/<code>/<method>-seed<k>.json    tuned methods
@@ -27,39 +29,85 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from culturetune import defaults
 from culturetune.errors import CultureTuneError
 from culturetune.files import read_json, read_text, write_json
 from culturetune.targets import Target, lookup_country
-from culturetune.vsm import DIMENSIONS, parse_constants
+from culturetune.validity import View, check_views
+from culturetune.views import check_orders
+from culturetune.vsm import DIMENSIONS, instrument_key, load_instrument, parse_constants
 
 BASELINES: tuple[str, ...] = ("plain", "persona")
-#: Tuned methods: (optimizer, option orders tuned on). ``de-both`` is DE on the answers averaged
-#: over printed and reversed option order (culturetune's guard against answer-position shortcuts).
-TUNED_SPECS: dict[str, tuple[str, str]] = {
-    "de": ("de", "shown"), "cma": ("cma", "shown"), "pso": ("pso", "shown"),
-    "random": ("random", "shown"), "de-both": ("de", "both"),
-}
-TUNED: tuple[str, ...] = tuple(TUNED_SPECS)
-#: Every method; the default runs all but ``de-both`` (the reference study's design).
-METHODS: tuple[str, ...] = BASELINES + TUNED
-DEFAULT_METHODS: tuple[str, ...] = BASELINES + ("de", "cma", "pso", "random")
+OPTIMIZERS: tuple[str, ...] = ("de", "cma", "pso", "random")
+#: Option orders a tuned method may be suffixed with (``pso-cyclic``); without one it is tuned on
+#: the experiment's ``orders``. A ``-cal`` suffix tunes on calibrated answers.
+METHOD_ORDERS: tuple[str, ...] = ("shown", "reversed", "both", "cyclic")
+#: The default grid: the plain model, persona prompting and every optimizer on the default
+#: (order-balanced) objective; DE is the reference study's optimizer.
+DEFAULT_METHODS: tuple[str, ...] = BASELINES + OPTIMIZERS
+#: Examples of the method grammar (``<optimizer>[-<orders>][-cal]``) for help texts.
+METHOD_EXAMPLES = "pso, de, pso-shown, pso-cyclic, pso-cal, de-both"
 SPLITS: tuple[str, ...] = ("easy", "hard")
 #: The reference study's four countries (arXiv 2503.16094).
 DEFAULT_COUNTRIES: tuple[str, ...] = ("Saudi Arabia", "U.S.A.", "China", "India")
-#: Evaluations per tuning run. On the project's 2-core CPU one step (16 candidates × 24 items) of
-#: the default model takes about 1.0 s; the full default (4 countries × 6 methods, 3 seeds for the
-#: 4 optimizers = 48 tuning runs of 40 steps, plus surveys, checks and CulturalBench per cell)
-#: took 42.6 minutes there (docs/results/default).
+#: Evaluations per tuning run (README, "The experiment", for the time it takes).
 DEFAULT_BUDGET = 640
-#: ``quick()``: 4 countries × (plain, persona, de, random) × 1 seed = 8 tuning runs of 20 steps;
-#: 4.3 minutes measured on the same CPU.
+#: ``quick()``: 4 countries × (plain, persona, pso, de) × 1 seed, 320 evaluations per run.
 QUICK_BUDGET = 320
-QUICK_METHODS: tuple[str, ...] = ("plain", "persona", "de", "random")
+QUICK_METHODS: tuple[str, ...] = ("plain", "persona", "pso", "de")
 PARAPHRASE_NOTE = (
     "paraphrased VSM 2013 items written for culturetune (same answer scales and formulas); "
     "not the official instrument"
 )
-FORMAT = "culturetune-experiment/1"
+#: Views every cell is read in, whatever its method was tuned on: the official items in each
+#: order set, and the paraphrase (a held-out wording) order-balanced.
+JUDGE_VIEWS: tuple[View, ...] = (
+    View("vsm2013", "shown"), View("vsm2013", "reversed"), View("vsm2013", "both"),
+    View("vsm2013", "cyclic"), View("paraphrase", "both"), View("paraphrase", "cyclic"),
+)
+#: The view the loss tables lead with: the official items, order-balanced (culturetune's default
+#: reading).
+HEADLINE = View("vsm2013", "both")
+FORMAT = "culturetune-experiment/2"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method of the grid: a baseline, or an optimizer with the objective it is tuned on."""
+
+    name: str
+    optimizer: str | None = None
+    orders: str | None = None
+    calibrate: bool = False
+
+    @property
+    def tuned(self) -> bool:
+        return self.optimizer is not None
+
+    @property
+    def training_view(self) -> View | None:
+        return View("vsm2013", self.orders, self.calibrate) if self.tuned else None
+
+
+def parse_method(name: str, orders: str = defaults.ORDERS, calibrate: bool = False) -> MethodSpec:
+    """``plain``, ``persona`` or ``<optimizer>[-<orders>][-cal]`` (``pso``, ``pso-cyclic-cal``);
+    an optimizer without orders is tuned on ``orders`` (and ``calibrate``) of the experiment."""
+    key = str(name).strip().lower()
+    if key in BASELINES:
+        return MethodSpec(key)
+    parts = key.split("-")
+    opt, rest = parts[0], parts[1:]
+    cal = calibrate
+    if rest and rest[-1] == "cal":
+        cal, rest = True, rest[:-1]
+    if opt not in OPTIMIZERS or len(rest) > 1 or (rest and rest[0] not in METHOD_ORDERS):
+        raise CultureTuneError(
+            f"unknown method {name!r}; use plain, persona or <optimizer>[-<orders>][-cal] with "
+            f"optimizer {'/'.join(OPTIMIZERS)} and orders {'/'.join(METHOD_ORDERS)} (e.g. "
+            f"{METHOD_EXAMPLES})"
+        )
+    return MethodSpec(key, opt, rest[0] if rest else orders, cal)
+
 
 Progress = Callable[[str], None]
 
@@ -106,12 +154,19 @@ class ExperimentConfig:
     bench_split: str | None = "easy"
     data: str | None = None
     bench_limit: int | None = None
+    #: Option orders of tuned methods named without their own (``pso`` = ``pso-<orders>``).
+    orders: str = defaults.ORDERS
+    #: Tune methods named without ``-cal`` on calibrated answers too.
+    calibrate: bool = False
+    #: Option orders of CulturalBench letter scoring.
+    bench_orders: str = defaults.BENCH_ORDERS
+    #: More held-out wordings (instrument .json files) every cell is read in.
+    validate_instruments: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if isinstance(self.countries, tuple):
-            self.countries = list(self.countries)
-        if isinstance(self.methods, tuple):
-            self.methods = list(self.methods)
+        for name in ("countries", "methods", "validate_instruments"):
+            if isinstance(getattr(self, name), tuple):
+                setattr(self, name, list(getattr(self, name)))
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExperimentConfig:
@@ -130,14 +185,23 @@ class ExperimentConfig:
         dup = sorted({c for c in codes if codes.count(c) > 1})
         if dup:
             raise CultureTuneError(f"countries name the same country twice ({', '.join(dup)})")
+        self.orders = check_orders(self.orders, METHOD_ORDERS)
+        if not isinstance(self.calibrate, bool):
+            raise CultureTuneError(f"calibrate must be true or false, got {self.calibrate!r}")
+        self.bench_orders = check_orders(self.bench_orders)
         self.methods = [m.lower() for m in _names(self.methods, "methods")]
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad:
-            raise CultureTuneError(
-                f"unknown method(s) {', '.join(map(repr, bad))}; use any of {', '.join(METHODS)}"
-            )
-        if len(set(self.methods)) != len(self.methods):
-            raise CultureTuneError("methods name the same method twice")
+        specs = [parse_method(m, self.orders, self.calibrate) for m in self.methods]
+        seen = [(s.optimizer, s.orders, s.calibrate) if s.tuned else s.name for s in specs]
+        if len(set(seen)) != len(seen):
+            raise CultureTuneError("methods name the same method twice (pso and pso-"
+                                   f"{self.orders} are the same here)")
+        if isinstance(self.validate_instruments, str):
+            self.validate_instruments = [self.validate_instruments]
+        if not isinstance(self.validate_instruments, list):
+            raise CultureTuneError("validate_instruments must be a list of instrument files")
+        self.validate_instruments = [instrument_key(p) for p in self.validate_instruments]
+        for path in self.validate_instruments:
+            load_instrument(path)
         for name in ("seeds", "budget", "population", "tokens"):
             setattr(self, name, _count(getattr(self, name), name))
         if self.subspace == "full":
@@ -164,8 +228,24 @@ class ExperimentConfig:
         return [lookup_country(c) for c in self.countries]
 
     @property
+    def specs(self) -> list[MethodSpec]:
+        return [parse_method(m, self.orders, self.calibrate) for m in self.methods]
+
+    @property
     def tuned_methods(self) -> list[str]:
-        return [m for m in self.methods if m in TUNED]
+        return [s.name for s in self.specs if s.tuned]
+
+    @property
+    def views(self) -> list[View]:
+        """Every view a cell is read in: the judge views, each tuned method's training view and
+        its checks (:func:`culturetune.validity.check_views`), and the user's wordings."""
+        out = list(JUDGE_VIEWS)
+        out += [View(p, "both") for p in self.validate_instruments]
+        for spec in self.specs:
+            if spec.tuned:
+                train = spec.training_view
+                out += [train, *(v for _, v in check_views(train, self.validate_instruments))]
+        return list(dict.fromkeys(out))
 
     def cells(self) -> list[tuple[Target, str, int | None]]:
         """Every (country, method, seed) cell in run order; deterministic methods have seed
@@ -238,23 +318,26 @@ def run_path(out: Path, target: Target, method: str, seed: int) -> Path:
 def cell_settings(
     config: ExperimentConfig, lm: Any, method: str, seed: int | None, bench_source: str | None
 ) -> dict[str, Any]:
-    """What a cell's numbers depend on; a saved cell is reused only when these match."""
+    """What a cell's numbers depend on; a saved cell is reused only when these match. (The
+    views a cell is read in are not among them: missing views are added to a saved cell.)"""
     s: dict[str, Any] = {
+        "format": FORMAT,
         "model": lm.name,
         "dtype": lm.dtype,
         "constants": parse_constants(config.constants),
         "bench_split": config.bench_split,
         "bench_limit": config.bench_limit,
         "bench_source": bench_source,
+        "bench_orders": config.bench_orders,
         "method": method,
         "seed": seed,
     }
-    if method in TUNED:
-        optimizer, orders = TUNED_SPECS[method]
-        if orders != "shown":
-            s["orders"] = orders
+    spec = parse_method(method, config.orders, config.calibrate)
+    if spec.tuned:
         s.update(
-            optimizer=optimizer,
+            optimizer=spec.optimizer,
+            orders=spec.orders,
+            calibrate=spec.calibrate,
             budget=config.budget,
             population=config.population,
             tokens=config.tokens,
@@ -286,75 +369,81 @@ def _saved_cell(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- measurements
 
 
+def view_key(view: View) -> str:
+    """How a view is named in results: ``vsm2013:both``, ``paraphrase:cyclic:cal``, a file's
+    path with its orders."""
+    return f"{view.instrument}:{view.orders}" + (":cal" if view.calibrate else "")
+
+
 class _Surveys:
-    """Surveys built once per (instrument, reversed options, system prompt) and reused."""
+    """Surveys per (view, system prompt), built once (their prefix caches are reused by every
+    cell); those of a persona system prompt are dropped after its cell."""
 
     def __init__(self, lm: Any, placement: str, constants: dict[str, float]) -> None:
         self.lm, self.placement, self.constants = lm, placement, constants
-        self.cache: dict[tuple[str, bool, str | None], Any] = {}
+        self.cache: dict[tuple[View, str | None], Any] = {}
 
-    def get(self, instrument: str, reverse: bool, system: str | None) -> Any:
+    def get(self, view: View, system: str | None) -> Any:
         from culturetune.survey import Survey
 
-        key = (instrument, reverse, system)
+        key = (view, system)
         if key not in self.cache:
             self.cache[key] = Survey(
-                self.lm, instrument, system=system, placement=self.placement, reverse=reverse
+                self.lm, view.instrument, system=system, placement=self.placement,
+                orders=view.orders, calibrate=view.calibrate,
             )
         return self.cache[key]
 
-    def measure(self, target: Target, soft: Any, system: str | None) -> dict[str, Any]:
-        """Indices and loss on the official instrument, plus both validity checks."""
-        official = self._one("vsm2013", False, target, soft, system)
-        return {
-            **official,
-            "checks": {
-                "reversed": self._one("vsm2013", True, target, soft, system),
-                "paraphrase": {
-                    **self._one("paraphrase", False, target, soft, system),
-                    "official": False,
-                    "note": PARAPHRASE_NOTE,
-                },
-            },
-        }
+    def forget(self, system: str | None) -> None:
+        for key in [k for k in self.cache if k[1] == system]:
+            del self.cache[key]
 
-    def _one(
-        self, instrument: str, reverse: bool, target: Target, soft: Any, system: str | None
-    ) -> dict[str, Any]:
+    def measure(
+        self, target: Target, soft: Any, system: str | None, views: Sequence[View]
+    ) -> dict[str, dict[str, Any]]:
+        """Indices, loss and option mass in each view."""
         from culturetune.survey import run_survey
 
-        survey = self.get(instrument, reverse, system)
-        r = run_survey(survey, soft=soft, constants=self.constants, target=target)
-        return {
-            "indices": r.indices,
-            "loss": None if r.loss is None else r.loss.value,
-            "gaps": None if r.loss is None else r.loss.gaps,
-            "option_mass": sum(i.mass for i in r.items) / len(r.items),
-        }
+        out = {}
+        for view in views:
+            r = run_survey(self.get(view, system), soft=soft, constants=self.constants,
+                           target=target)
+            out[view_key(view)] = {
+                "indices": r.indices,
+                "loss": None if r.loss is None else r.loss.value,
+                "option_mass": sum(i.mass for i in r.items) / len(r.items),
+            }
+        return out
 
 
 class _LetterScorer:
     """CulturalBench-Easy letter scoring with the prompts encoded once (KV cache), so that each
-    soft prompt placed before the answer costs only its virtual tokens. Same prompts, batches and
-    label tokens as :func:`culturetune.culturalbench.evaluate_easy`."""
+    soft prompt placed before the answer costs only its virtual tokens. Same prompts, orders,
+    batches and label tokens as :func:`culturetune.culturalbench.evaluate_easy`."""
 
     BATCH = 32
 
-    def __init__(self, lm: Any, questions: Sequence[Any], system: str | None) -> None:
+    def __init__(self, lm: Any, questions: Sequence[Any], system: str | None,
+                 orders: str = "shown") -> None:
         from culturetune.culturalbench import (
             LETTER_FORMS,
             LETTER_HINT,
+            LETTERS,
             easy_prompt,
             label_groups,
             length_batches,
         )
         from culturetune.engine import PromptScorer, split_tokens
         from culturetune.survey import label_token_ids
+        from culturetune.views import option_orders
 
         self.questions = list(questions)
+        self.orders = option_orders(orders, len(LETTERS))
         ids = label_token_ids(lm.tokenizer, LETTER_FORMS, LETTER_HINT)
         self.flat, self.groups = label_groups(ids)
-        texts = [lm.render(easy_prompt(q), system)[0] for q in self.questions]
+        texts = [lm.render(easy_prompt(q, o), system)[0] for o in self.orders
+                 for q in self.questions]
+        self.n_texts = len(texts)
         self.parts = [
             (idx, PromptScorer(lm, split_tokens(lm, [texts[j] for j in idx],
                                                 [len(texts[j]) for j in idx])))
@@ -365,12 +454,15 @@ class _LetterScorer:
         import torch
 
         from culturetune.culturalbench import LETTERS, label_logprobs
+        from culturetune.views import to_content_order
 
-        per_label = torch.empty(len(self.questions), len(self.groups))
+        per_label = torch.empty(self.n_texts, len(self.groups))
         batch = None if soft is None else soft[None]
         for idx, scorer in self.parts:
             per_label[idx] = label_logprobs(scorer, batch, self.flat, self.groups)
-        pred = per_label.argmax(-1).tolist()
+        probs = torch.softmax(per_label, -1).double().numpy()
+        probs = probs.reshape(len(self.orders), len(self.questions), len(LETTERS))
+        pred = to_content_order(probs, self.orders).mean(0).argmax(-1).tolist()
         return [LETTERS[p] == q.answer for p, q in zip(pred, self.questions, strict=True)]
 
 
@@ -379,7 +471,7 @@ class _Bench:
 
     def __init__(self, lm: Any, config: ExperimentConfig) -> None:
         self.lm, self.split, self.placement = lm, config.bench_split, config.placement
-        self.limit = config.bench_limit
+        self.limit, self.orders = config.bench_limit, config.bench_orders
         self.questions: list[Any] = []
         self.source: str | None = None
         if self.split is not None:
@@ -414,7 +506,7 @@ class _Bench:
             if self.country != target.code:  # keep only the current country's encodings
                 self.scorers, self.country = {}, target.code
             if system not in self.scorers:
-                self.scorers[system] = _LetterScorer(self.lm, qs, system)
+                self.scorers[system] = _LetterScorer(self.lm, qs, system, self.orders)
             scorer = self.scorers[system]
             if system is not None:
                 del self.scorers[system]  # persona prompts are scored once
@@ -428,7 +520,7 @@ class _Bench:
         prompt = None if soft is None else SoftPrompt(soft, self.placement)
         cond = Condition("condition", system=system, soft=prompt)
         if self.split == "easy":
-            return [o.correct for o in evaluate_easy(self.lm, qs, cond)]
+            return [o.correct for o in evaluate_easy(self.lm, qs, cond, orders=self.orders)]
         return [o.correct for o in evaluate_hard(self.lm, qs, cond)]
 
     def block(
@@ -441,6 +533,7 @@ class _Bench:
         acc = accuracy(correct)
         return {
             "split": self.split,
+            "orders": self.orders if self.split == "easy" else None,
             "n": acc.n,
             "k": acc.k,
             "accuracy": acc.value,
@@ -460,23 +553,26 @@ class _Runner:
         self.constants = parse_constants(config.constants)
         self.surveys = _Surveys(lm, config.placement, self.constants)
         self.bench = _Bench(lm, config)
+        self.views = config.views
         self.plain: dict[str, dict[str, Any]] = {}
 
     def settings(self, method: str, seed: int | None) -> dict[str, Any]:
         return cell_settings(self.config, self.lm, method, seed, self.bench.source)
 
     def reference(self, target: Target) -> dict[str, Any]:
-        """The plain model's losses and bench outcomes for a country (computed once)."""
+        """The plain model's losses in every view and its bench outcomes (computed once)."""
         key = str(target.code)
         if key not in self.plain:
-            m = self.surveys.measure(target, None, None)
+            from culturetune.survey import uniform_loss
+
+            views = self.surveys.measure(target, None, None, self.views)
             correct = self.bench.correct(target, None, None)
             self.plain[key] = {
-                "loss": m["loss"],
-                "reversed_loss": m["checks"]["reversed"]["loss"],
-                "paraphrase_loss": m["checks"]["paraphrase"]["loss"],
+                "views": {k: v["loss"] for k, v in views.items()},
+                "uniform": uniform_loss(target, self.constants).value,
                 "accuracy": (sum(correct) / len(correct)) if correct else None,
                 "correct": correct,
+                "measured": views,
             }
         return self.plain[key]
 
@@ -484,23 +580,38 @@ class _Runner:
         from culturetune.survey import persona_prompt
 
         began = time.perf_counter()
+        spec = parse_method(method, self.config.orders, self.config.calibrate)
         ref = self.reference(target)
         system = persona_prompt(target.name) if method == "persona" else None
         soft, tuning = None, None
-        if method in TUNED:
+        if spec.tuned:
             assert seed is not None
-            soft, tuning = self.tune(target, method, seed, label)
-        measured = self.surveys.measure(target, soft, system)
+            soft, tuning = self.tune(target, spec, seed, label)
+        if method == "plain":
+            views = ref["measured"]
+        else:
+            views = self.surveys.measure(target, soft, system, self.views)
+            if system is not None:
+                self.surveys.forget(system)
         correct = ref["correct"] if method == "plain" else self.bench.correct(target, system, soft)
         plain_correct = None if method == "plain" else ref["correct"]
+        headline = views[view_key(HEADLINE)]
         cell: dict[str, Any] = {
             "country": target.name,
             "code": target.code,
             "method": method,
             "seed": seed,
-            **measured,
+            "optimizer": spec.optimizer,
+            "orders": spec.orders,
+            "calibrate": spec.calibrate if spec.tuned else None,
+            "training_view": None if not spec.tuned else view_key(spec.training_view),
+            "indices": headline["indices"],
+            "loss": headline["loss"],
+            "views": views,
+            "uniform_loss": ref["uniform"],
             "bench": self.bench.block(target, correct, plain_correct),
-            "plain_reference": {k: v for k, v in ref.items() if k != "correct"},
+            "plain_reference": {k: v for k, v in ref.items()
+                                if k not in ("correct", "measured")},
             "tuning": tuning,
             "system": system,
             "settings": self.settings(method, seed),
@@ -508,8 +619,29 @@ class _Runner:
         cell["seconds"] = round(time.perf_counter() - began, 3)
         return cell
 
+    def complete(self, cell: dict[str, Any], target: Target, path: Path) -> dict[str, Any]:
+        """Add the views a saved cell lacks (the grid gained a method that needs more)."""
+        missing = [v for v in self.views if view_key(v) not in cell.get("views", {})]
+        if not missing:
+            return cell
+        from culturetune.survey import persona_prompt
+
+        soft = None
+        if cell.get("tuning"):
+            from culturetune.softprompt import SoftPrompt
+
+            soft = SoftPrompt.load(self.out / cell["tuning"]["folder"]).embeddings
+        system = persona_prompt(target.name) if cell["method"] == "persona" else None
+        cell["views"].update(self.surveys.measure(target, soft, system, missing))
+        if system is not None:
+            self.surveys.forget(system)
+        ref = self.reference(target)
+        cell["plain_reference"]["views"] = dict(ref["views"])
+        write_json(path, cell)
+        return cell
+
     def tune(
-        self, target: Target, method: str, seed: int, label: str
+        self, target: Target, spec: MethodSpec, seed: int, label: str
     ) -> tuple[Any, dict[str, Any]]:
         from culturetune.tuning import RUN_FILE, Interrupted, TuneConfig, tune
 
@@ -519,14 +651,15 @@ class _Runner:
             tokens=self.config.tokens,
             placement=self.config.placement,
             subspace=self.config.subspace,
-            optimizer=TUNED_SPECS[method][0],
-            orders=TUNED_SPECS[method][1],
+            optimizer=spec.optimizer,
+            orders=spec.orders,
+            calibrate=spec.calibrate,
             budget=self.config.budget,
             population=self.config.population,
             seed=seed,
             constants=self.constants,
         )
-        folder = run_path(self.out, target, method, seed)
+        folder = run_path(self.out, target, spec.name, seed)
         resume = (folder / RUN_FILE).exists()
         if resume:
             _check_run(folder / RUN_FILE, cfg)
@@ -540,7 +673,9 @@ class _Runner:
                 f"in {self.out}: run the same experiment again (same output folder) to resume"
             ) from None
         tuning = {
-            "optimizer": method,
+            "optimizer": spec.optimizer,
+            "orders": spec.orders,
+            "calibrate": spec.calibrate,
             "seed": seed,
             "budget": cfg.budget,
             "population": cfg.population,
@@ -570,7 +705,10 @@ class _Runner:
 def _check_run(run_file: Path, wanted: Any) -> None:
     """Refuse to resume a tuning run that was started with other settings."""
     saved = read_json(run_file).get("config", {})
-    keys = ("optimizer", "budget", "population", "tokens", "placement", "subspace", "seed")
+    saved.setdefault("orders", "shown")
+    saved.setdefault("calibrate", False)
+    keys = ("optimizer", "orders", "calibrate", "budget", "population", "tokens", "placement",
+            "subspace", "seed")
     diff = [k for k in keys if saved.get(k) != getattr(wanted, k)]
     if diff:
         raise CultureTuneError(
@@ -660,7 +798,7 @@ def run_experiment(
         saved = _saved_cell(path, runner.settings(method, seed))
         if saved is not None:
             say(f"cell {i}/{len(cells)}: {label} (already done)")
-            records.append(saved)
+            records.append(runner.complete(saved, target, path))
             done += 1
             continue
         say(f"cell {i}/{len(cells)}: {label} ...")
@@ -674,12 +812,21 @@ def run_experiment(
         "model": lm.name,
         "machine": machine_info(lm),
         "versions": versions(),
-        "instruments": {"vsm2013": "VSM 2013 (official items)", "paraphrase": PARAPHRASE_NOTE},
+        "instruments": {"vsm2013": "VSM 2013 (official items)", "paraphrase": PARAPHRASE_NOTE,
+                        **{p: "user's instrument file" for p in config.validate_instruments}},
+        "views": [{"key": view_key(v), "name": v.name, "instrument": v.instrument,
+                   "orders": v.orders, "calibrate": v.calibrate} for v in runner.views],
+        "headline": view_key(HEADLINE),
+        "specs": {s.name: {"optimizer": s.optimizer, "orders": s.orders,
+                           "calibrate": s.calibrate,
+                           "training_view": s.training_view and view_key(s.training_view)}
+                  for s in config.specs},
         "bench": {
             "split": config.bench_split,
             "source": runner.bench.source,
             "limit": config.bench_limit,
             "scoring": "letter" if config.bench_split == "easy" else "true/false",
+            "orders": config.bench_orders if config.bench_split == "easy" else None,
         },
         "countries": [_country_entry(t, runner.bench) for t in config.targets],
         "methods": list(config.methods),
@@ -699,11 +846,14 @@ __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_COUNTRIES",
     "DEFAULT_METHODS",
-    "METHODS",
+    "HEADLINE",
+    "JUDGE_VIEWS",
     "QUICK_BUDGET",
     "QUICK_METHODS",
-    "TUNED",
     "ExperimentConfig",
+    "MethodSpec",
+    "parse_method",
+    "view_key",
     "cell_path",
     "quick",
     "run_experiment",

@@ -18,17 +18,29 @@ from typing import Any
 
 from culturetune.errors import CultureTuneError
 from culturetune.files import atomic_path, read_json, write_text
+from culturetune.validity import (
+    HELD_SHARE,
+    MIN_GAIN,
+    View,
+    ViewResult,
+    assess,
+    check_views,
+)
 from culturetune.vsm import DIMENSIONS
 
 BASELINES = ("plain", "persona")
 MISSING = "—"
-#: A check keeps the alignment when the tuned prompt keeps at least this share of its gain over
-#: the plain model under the check; at or below zero the alignment collapsed.
-HELD_SHARE = 0.5
-#: A loss gain over the plain model smaller than this (index points) is too small to check.
-MIN_GAIN = 1.0
-CHECKS = {"reversed": "reversed options", "paraphrase": "paraphrased items"}
-CHECK_EXPLOIT = {"reversed": "the answer position", "paraphrase": "the wording"}
+#: Short names of the views in tables (others show their key).
+VIEW_LABELS = {
+    "vsm2013:shown": "official, printed order",
+    "vsm2013:reversed": "official, reversed order",
+    "vsm2013:both": "official, printed + reversed",
+    "vsm2013:cyclic": "official, 5 cyclic orders",
+    "paraphrase:both": "paraphrase, printed + reversed",
+    "paraphrase:cyclic": "paraphrase, 5 cyclic orders",
+}
+ROLE_LABELS = {"wording": "other wording", "shown": "printed order alone",
+               "reversed": "reversed order alone"}
 
 
 @dataclass
@@ -101,13 +113,33 @@ def cells_of(
     ]
 
 
-def _check_loss(cell: dict[str, Any], check: str) -> float | None:
-    return cell["checks"][check]["loss"]
+def view_label(key: str) -> str:
+    """A readable name for a view key (``vsm2013:both`` -> "official, printed + reversed")."""
+    base, cal = (key[:-4], True) if key.endswith(":cal") else (key, False)
+    label = VIEW_LABELS.get(base)
+    if label is None:
+        path, _, orders = base.rpartition(":")
+        label = f"{path.rsplit('/', 1)[-1]}, {orders}"
+    return label + (", calibrated" if cal else "")
 
 
-def _plain_ref(cells: Sequence[dict[str, Any]], key: str) -> float | None:
-    m, _ = mean_sd(c["plain_reference"][key] for c in cells)
+def headline(results: dict[str, Any]) -> str:
+    return results.get("headline", "vsm2013:both")
+
+
+def view_loss(cell: dict[str, Any], key: str) -> float | None:
+    v = cell.get("views", {}).get(key)
+    return None if v is None else v["loss"]
+
+
+def _plain_view(cells: Sequence[dict[str, Any]], key: str) -> float | None:
+    m, _ = mean_sd(c["plain_reference"]["views"].get(key) for c in cells)
     return m
+
+
+def _uniform(results: dict[str, Any], code: str) -> float | None:
+    cells = cells_of(results, code)
+    return cells[0]["uniform_loss"] if cells else None
 
 
 def _acc_delta(cells: Sequence[dict[str, Any]]) -> list[float]:
@@ -118,11 +150,42 @@ def _p_values(cells: Sequence[dict[str, Any]]) -> list[float]:
     return _finite((c["bench"].get("vs_plain") or {}).get("p_value") for c in cells)
 
 
+def training_view(results: dict[str, Any], method: str) -> str:
+    """The view a method was tuned on (the headline view for the baselines)."""
+    spec = results.get("specs", {}).get(method, {})
+    return spec.get("training_view") or headline(results)
+
+
+def trained_on(results: dict[str, Any], method: str) -> str:
+    spec = results.get("specs", {}).get(method, {})
+    if not spec.get("optimizer"):
+        return MISSING
+    return spec["orders"] + (" + calibration" if spec.get("calibrate") else "")
+
+
+def _view_of(key: str) -> View:
+    parts = key.split(":")
+    cal = parts[-1] == "cal"
+    if cal:
+        parts = parts[:-1]
+    return View(":".join(parts[:-1]), parts[-1], cal)
+
+
+def _checks(results: dict[str, Any], method: str) -> list[tuple[str, str]]:
+    """(role, view key) of each check of a method's validity."""
+    from culturetune.experiment import view_key
+
+    extra = results["config"].get("validate_instruments") or []
+    train = _view_of(training_view(results, method))
+    return [(role, view_key(v)) for role, v in check_views(train, extra)]
+
+
 # --------------------------------------------------------------------------- tables
 
 
 def indices_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
-    """The six indices and the loss of target / plain / persona / tuned (mean ± sd over seeds)."""
+    """The six indices (headline view) and the loss of target / plain / uniform / each method
+    (mean ± sd over seeds)."""
     est = set(country.get("estimated", []))
     target = [
         MISSING if country["target"][d] is None else f"{country['target'][d]:.0f}"
@@ -130,12 +193,20 @@ def indices_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
         for d in DIMENSIONS
     ]
     rows = [["target", *target, MISSING]]
+    constants = results["config"].get("constants")
+    from culturetune.vsm import parse_constants
+
+    c = parse_constants(constants)
+    rows.append(["uniform", *(f"{c[d]:.1f}" for d in DIMENSIONS),
+                 _num(_uniform(results, country["code"]))])
+    key = headline(results)
     for method in methods(results):
         cells = cells_of(results, country["code"], method)
         if not cells:
             continue
-        row = [fmt_mean_sd(c["indices"][d] for c in cells) for d in DIMENSIONS]
-        rows.append([_method_label(method, cells), *row, fmt_mean_sd(c["loss"] for c in cells)])
+        row = [fmt_mean_sd(c["views"][key]["indices"][d] for c in cells) for d in DIMENSIONS]
+        rows.append([_method_label(method, cells), *row,
+                     fmt_mean_sd(view_loss(c, key) for c in cells)])
     return Table(["", *DIMENSIONS, "loss"], rows)
 
 
@@ -144,14 +215,17 @@ def _method_label(method: str, cells: Sequence[dict[str, Any]]) -> str:
     return method if method in BASELINES else f"{method} ({n} seed{'s' * (n != 1)})"
 
 
-def loss_table(results: dict[str, Any]) -> Table:
-    """VSM 2013 loss per method (rows) and country (columns), mean ± sd over seeds."""
+def loss_table(results: dict[str, Any], key: str | None = None) -> Table:
+    """Loss in one view per method (rows) and country (columns), mean ± sd over seeds, with
+    the uniform answer's loss as a row."""
+    key = key or headline(results)
     cs = countries(results)
-    rows = []
+    rows = [["uniform", *(_num(_uniform(results, c["code"])) for c in cs)]]
     for method in methods(results):
         row = [method]
         for country in cs:
-            row.append(fmt_mean_sd(c["loss"] for c in cells_of(results, country["code"], method)))
+            row.append(fmt_mean_sd(view_loss(c, key)
+                                   for c in cells_of(results, country["code"], method)))
         rows.append(row)
     return Table(["method", *(c["name"] for c in cs)], rows)
 
@@ -179,118 +253,107 @@ def accuracy_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
     return Table(headers, rows)
 
 
-def optimizer_table(results: dict[str, Any]) -> Table:
-    """Final loss, gain over the plain model, evaluations and time per run of each optimizer."""
+def method_table(results: dict[str, Any]) -> Table:
+    """Every tuned method over all countries and seeds: what it was tuned on, its loss there and
+    its gain over the plain model, its loss on the held-out views, the share of the gain kept on
+    the other wording, CulturalBench change, and time."""
     rows = []
+    para = "paraphrase:both"
     for method in tuned_methods(results):
         cells = cells_of(results, method=method)
-        gains = [
-            c["plain_reference"]["loss"] - c["loss"]
-            for c in cells
-            if c["loss"] is not None and c["plain_reference"]["loss"] is not None
-        ]
+        train = training_view(results, method)
+        gains = _finite(c["plain_reference"]["views"].get(train) - view_loss(c, train)
+                        for c in cells if view_loss(c, train) is not None
+                        and c["plain_reference"]["views"].get(train) is not None)
+        kept = []
+        for c in cells:
+            g = (c["plain_reference"]["views"].get(train) or 0) - (view_loss(c, train) or 0)
+            p, t = c["plain_reference"]["views"].get(para), view_loss(c, para)
+            if g >= MIN_GAIN and p is not None and t is not None:
+                kept.append((p - t) / g)
         tuning = [c["tuning"] for c in cells if c.get("tuning")]
         seconds = [t["seconds"] for t in tuning]
         rate = sum(t["evaluations"] for t in tuning) / sum(seconds) if sum(seconds) else None
-        rows.append(
-            [
-                method,
-                str(len(cells)),
-                fmt_mean_sd(c["loss"] for c in cells),
-                fmt_mean_sd(gains),
-                fmt_mean_sd((t["evaluations"] for t in tuning), 0),
-                fmt_mean_sd(seconds, 0),
-                _num(rate, 1),
-            ]
-        )
-    headers = [
-        "optimizer",
-        "runs",
-        "final loss",
-        "gain over plain",
-        "evaluations",
-        "seconds per run",
-        "evaluations / s",
-    ]
+        rows.append([
+            method,
+            results.get("specs", {}).get(method, {}).get("optimizer") or method,
+            trained_on(results, method),
+            str(len(cells)),
+            fmt_mean_sd(view_loss(c, train) for c in cells),
+            fmt_mean_sd(gains),
+            fmt_mean_sd(view_loss(c, "vsm2013:both") for c in cells),
+            fmt_mean_sd(view_loss(c, "vsm2013:cyclic") for c in cells),
+            fmt_mean_sd(view_loss(c, para) for c in cells),
+            MISSING if not kept else f"{100 * statistics.fmean(kept):.0f} %",
+            fmt_mean_sd(_acc_delta(cells), 3, sign=True),
+            fmt_mean_sd(seconds, 0),
+            _num(rate, 1),
+        ])
+    headers = ["method", "optimizer", "tuned on (orders)", "runs", "loss tuned on",
+               "gain over plain", "official, printed + reversed", "official, 5 cyclic orders",
+               "paraphrase, printed + reversed", "gain kept on paraphrase",
+               "CulturalBench Δ", "seconds per run", "evaluations / s"]
     return Table(headers, rows)
 
 
-def validity(results: dict[str, Any], country: dict[str, Any], method: str) -> dict[str, Any]:
-    """Whether a method's alignment held under reversed options and paraphrased items.
+#: Kept for callers of the first report format's name.
+optimizer_table = method_table
 
-    For each check, ``kept`` is the share of the method's loss gain over the plain model that
-    remains under the check (plain model under the same check as reference): ``held`` at
-    ``HELD_SHARE`` or more, ``weakened`` above 0, ``collapsed`` at or below 0. A gain below
-    ``MIN_GAIN`` gives the verdict ``no gain``.
-    """
+
+def validity(results: dict[str, Any], country: dict[str, Any], method: str) -> dict[str, Any]:
+    """Whether a method's alignment held on the views it was not tuned on (mean over seeds):
+    see :mod:`culturetune.validity` for the rule."""
     cells = cells_of(results, country["code"], method)
-    tuned, _ = mean_sd(c["loss"] for c in cells)
-    plain = _plain_ref(cells, "loss")
-    out: dict[str, Any] = {"method": method, "loss": tuned, "plain": plain, "checks": {}}
-    for check in CHECKS:
-        loss, _ = mean_sd(_check_loss(c, check) for c in cells)
-        ref = _plain_ref(cells, f"{check}_loss")
-        out["checks"][check] = {"loss": loss, "plain": ref, "kept": None, "state": None}
-    if tuned is None or plain is None or plain - tuned < MIN_GAIN:
-        out["verdict"] = "no gain"
-        return out
-    gain = plain - tuned
-    for chk in out["checks"].values():
-        if chk["loss"] is None or chk["plain"] is None:
-            continue
-        chk["kept"] = (chk["plain"] - chk["loss"]) / gain
-        chk["state"] = (
-            "held" if chk["kept"] >= HELD_SHARE else "weakened" if chk["kept"] > 0 else "collapsed"
-        )
-    states = [c["state"] for c in out["checks"].values()]
-    if None in states:
-        out["verdict"] = "unknown"
-    elif all(s == "held" for s in states):
-        out["verdict"] = "held"
-    elif "collapsed" in states:
-        out["verdict"] = "collapsed"
-    else:
-        out["verdict"] = "partly held"
-    return out
+    train = training_view(results, method)
+
+    def row(role: str, key: str) -> ViewResult:
+        return ViewResult(role=role, view=view_label(key), instrument=key, orders="",
+                          calibrated=key.endswith(":cal"), plain=_plain_view(cells, key),
+                          uniform=_uniform(results, country["code"]) or 0.0,
+                          tuned=mean_sd(view_loss(c, key) for c in cells)[0])
+
+    v = assess(row("training", train), [row(r, k) for r, k in _checks(results, method)])
+    return {"method": method, "training": train, "loss": v.training.tuned,
+            "plain": v.training.plain, "verdict": v.verdict,
+            "checks": {k: {"role": c.role, "loss": c.tuned, "plain": c.plain, "kept": c.kept,
+                           "state": c.state}
+                       for (_, k), c in zip(_checks(results, method), v.checks, strict=True)}}
 
 
 def validity_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
-    """Per method: tuning loss vs reversed-options and paraphrase loss, accuracy change."""
+    """Per method: loss on the view it was tuned on and on each check, shares kept, accuracy."""
     rows = []
     for method in methods(results):
         cells = cells_of(results, country["code"], method)
         if not cells:
             continue
+        train = training_view(results, method)
         v = None if method == "plain" else validity(results, country, method)
-        kept = [] if v is None else [v["checks"][k]["kept"] for k in CHECKS]
+        checks = [] if v is None else [
+            f"{view_label(k)}: {fmt_mean_sd(view_loss(c, k) for c in cells)} "
+            f"(plain {_num(ch['plain'])}, kept {_pct(ch['kept'])})"
+            for k, ch in v["checks"].items()
+        ]
         rows.append(
             [
                 method,
-                fmt_mean_sd(c["loss"] for c in cells),
-                fmt_mean_sd(_check_loss(c, "reversed") for c in cells),
-                fmt_mean_sd(_check_loss(c, "paraphrase") for c in cells),
-                MISSING if not kept else " / ".join(_pct(k) for k in kept),
+                view_label(train) if method not in BASELINES else MISSING,
+                fmt_mean_sd(view_loss(c, train) for c in cells),
+                "; ".join(checks) or MISSING,
                 MISSING if method == "plain" else fmt_mean_sd(_acc_delta(cells), 3, sign=True),
                 MISSING if method == "plain" else ", ".join(fmt_p(p) for p in _p_values(cells))
                 or MISSING,
                 "reference" if v is None else v["verdict"],
             ]
         )
-    headers = [
-        "method",
-        "tuning loss (official items)",
-        "reversed options",
-        "paraphrased items",
-        "gain kept (reversed / paraphrase)",
-        "accuracy Δ vs plain",
-        "McNemar p",
-        "verdict",
-    ]
+    headers = ["method", "tuned on", "loss there", "checks: loss (plain, gain kept)",
+               "accuracy Δ vs plain", "McNemar p", "verdict"]
     return Table(headers, rows)
 
 
 def verdict_table(results: dict[str, Any]) -> Table:
-    """Validity at a glance: each method's verdict per country, with the share of gain kept."""
+    """Validity at a glance: each method's verdict per country, with the share of gain kept
+    on the other wording / the printed order alone / the reversed order alone."""
     cs = countries(results)
     rows = []
     for method in methods(results):
@@ -302,7 +365,7 @@ def verdict_table(results: dict[str, Any]) -> Table:
                 row.append(MISSING)
                 continue
             v = validity(results, country, method)
-            kept = [v["checks"][k]["kept"] for k in CHECKS]
+            kept = [c["kept"] for c in v["checks"].values()]
             shares = "" if all(k is None for k in kept) else f" ({' / '.join(map(_pct, kept))})"
             row.append(v["verdict"] + shares)
         rows.append(row)
@@ -342,21 +405,27 @@ def validity_statement(results: dict[str, Any], country: dict[str, Any], method:
     """One plain sentence per (country, method): did the alignment hold or collapse?"""
     v = validity(results, country, method)
     head = f"{country['name']}, {method}:"
+    where = view_label(v["training"])
     if v["verdict"] == "no gain":
         return (
-            f"{head} nothing to check — its loss {_num(v['loss'])} is not clearly (by "
+            f"{head} nothing to check — its loss {_num(v['loss'])} ({where}) is not clearly (by "
             f"{MIN_GAIN:g} point or more) below the plain model's {_num(v['plain'])}."
         )
     parts = [
         f"{head} the alignment {v['verdict'].upper()}.",
-        f"Loss {_num(v['loss'])} against the plain model's {_num(v['plain'])}.",
+        f"Loss {_num(v['loss'])} against the plain model's {_num(v['plain'])} ({where}, "
+        "what it was tuned on).",
     ]
-    for check, name in CHECKS.items():
-        c = v["checks"][check]
-        parts.append(f"With {name}: {_num(c['loss'])} (plain {_num(c['plain'])}), {_kept(c)}.")
-    collapsed = [CHECK_EXPLOIT[k] for k, c in v["checks"].items() if c["state"] == "collapsed"]
+    for key, c in v["checks"].items():
+        name = ROLE_LABELS.get(c["role"], c["role"])
+        parts.append(f"{name.capitalize()} ({view_label(key)}): {_num(c['loss'])} (plain "
+                     f"{_num(c['plain'])}), {_kept(c)}.")
+    collapsed = [c["role"] for c in v["checks"].values() if c["state"] == "collapsed"]
     if collapsed:
-        parts.append(f"It only exploited {' and '.join(collapsed)}.")
+        what = {"wording": "the wording", "shown": "the printed order",
+                "reversed": "the reversed order"}
+        lost = " and ".join(what.get(r, r) for r in collapsed)
+        parts.append(f"It does not carry over to {lost}.")
     parts.append(_accuracy_sentence(cells_of(results, country["code"], method)))
     return " ".join(parts)
 
@@ -366,7 +435,7 @@ def _kept(check: dict[str, Any]) -> str:
     if kept is None:
         return "not measured"
     if kept < 0:
-        return "none of the gain kept (worse than the plain model under the same check)"
+        return "none of the gain kept (worse than the plain model on the same view)"
     return f"{_pct(kept)} of the gain kept"
 
 
@@ -465,38 +534,52 @@ def convergence_figure(results: dict[str, Any], path: Path) -> Path | None:
             if len(y) > 1:
                 ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2)
         plain = cells_of(results, country["code"])
-        if plain:
-            ax.axhline(
-                plain[0]["plain_reference"]["loss"], color="grey", linestyle=":", label="plain"
-            )
+        ref = plain[0]["plain_reference"]["views"].get(headline(results)) if plain else None
+        if ref is not None:
+            ax.axhline(ref, color="grey", linestyle=":", label="plain (order-balanced)")
         ax.set_title(country["name"])
         ax.set_xlabel("evaluations")
         ax.set_ylabel("best loss")
         ax.legend(fontsize=8)
-    fig.suptitle("Tuning: best VSM 2013 loss (median over seeds, band = min–max)")
+    fig.suptitle("Tuning: best loss on each method's own objective (median over seeds, band = "
+                 "min–max)")
     return _save(fig, path)
 
 
 def loss_bars_figure(results: dict[str, Any], path: Path) -> Path:
-    """Grouped bars: loss per method (bars) and country (groups), sd over seeds as error bars."""
+    """Grouped bars, one panel per view (official items order-balanced; the paraphrase, never
+    tuned on): loss per method (bars) and country (groups), sd over seeds as error bars, the
+    uniform answer's loss as a dashed line."""
     import numpy as np
 
     cs, ms = countries(results), methods(results)
-    fig = _figure(max(5.0, 1.2 * len(cs) * max(1, len(ms)) / 2), 3.8)
-    ax = fig.add_subplot(1, 1, 1)
+    keys = [headline(results)] + (["paraphrase:both"] if headline(results) != "paraphrase:both"
+                                  else [])
+    width_in = max(5.0, 1.2 * len(cs) * max(1, len(ms)) / 2)
+    fig = _figure(width_in, 3.6 * len(keys))
     width = 0.8 / max(1, len(ms))
     x = np.arange(len(cs))
-    for j, method in enumerate(ms):
-        stats = [mean_sd(c["loss"] for c in cells_of(results, k["code"], method)) for k in cs]
-        means = [np.nan if m is None else m for m, _ in stats]
-        errs = [0.0 if s is None else s for _, s in stats]
-        ax.bar(x + (j - (len(ms) - 1) / 2) * width, means, width, label=method, color=f"C{j}",
-               yerr=errs if any(errs) else None, capsize=3)
-    ax.set_xticks(x)
-    ax.set_xticklabels([c["name"] for c in cs])
-    ax.set_ylabel("VSM 2013 loss (mean |index − target|)")
-    ax.set_title("Loss per method and country (error bars: sd over seeds)")
-    ax.legend(fontsize=8, ncol=min(len(ms), 6))
+    for row, key in enumerate(keys):
+        ax = fig.add_subplot(len(keys), 1, row + 1)
+        for j, method in enumerate(ms):
+            stats = [mean_sd(view_loss(c, key) for c in cells_of(results, k["code"], method))
+                     for k in cs]
+            means = [np.nan if m is None else m for m, _ in stats]
+            errs = [0.0 if s is None else s for _, s in stats]
+            ax.bar(x + (j - (len(ms) - 1) / 2) * width, means, width, label=method,
+                   color=f"C{j}", yerr=errs if any(errs) else None, capsize=3)
+        for i, k in enumerate(cs):
+            u = _uniform(results, k["code"])
+            if u is not None:
+                ax.hlines(u, i - 0.45, i + 0.45, colors="black", linestyles="--",
+                          label="uniform answers" if i == 0 else None)
+        ax.set_xticks(x)
+        ax.set_xticklabels([c["name"] for c in cs])
+        ax.set_ylabel("loss (mean |index − target|)")
+        ax.set_title(f"{view_label(key)}" + (" — never tuned on" if key.startswith("paraphrase")
+                                             else ""))
+        ax.legend(fontsize=7, ncol=min(len(ms) + 1, 7))
+    fig.suptitle("Loss per method and country (error bars: sd over seeds)")
     return _save(fig, path)
 
 
@@ -526,6 +609,8 @@ def _intro(results: dict[str, Any]) -> list[Block]:
     bench = results.get("bench", {})
     versions = ", ".join(f"{k} {v}" for k, v in results.get("versions", {}).items())
     where = mach.get("gpu") or mach.get("cpu") or "unknown"
+    bench_orders = (f", option orders {bench['orders']} averaged" if bench.get("orders")
+                    else "")
     return [
         ("h", 1, f"Cultural alignment experiment: {results['model']}"),
         (
@@ -533,7 +618,9 @@ def _intro(results: dict[str, Any]) -> list[Block]:
             f"Countries: {cs}. Methods: {', '.join(methods(results))}. Tuned methods: "
             f"{cfg['seeds']} seed(s), {cfg['budget']} evaluations per run (population "
             f"{cfg['population']}, {cfg['tokens']} virtual tokens placed at the "
-            f"{cfg['placement']}, subspace {cfg['subspace'] or 'full'}).",
+            f"{cfg['placement']}, subspace {cfg['subspace'] or 'full'}); a method named by its "
+            f"optimizer alone is tuned on option orders {cfg.get('orders', 'shown')}"
+            + (" with calibration" if cfg.get("calibrate") else "") + ".",
         ),
         (
             "list",
@@ -542,7 +629,7 @@ def _intro(results: dict[str, Any]) -> list[Block]:
                 f"threads, device {mach.get('device')}, {mach.get('dtype')}.",
                 f"Versions: {versions}.",
                 f"CulturalBench: {bench.get('source') or 'not run'} ({bench.get('split')}, "
-                f"{bench.get('scoring')} scoring, "
+                f"{bench.get('scoring')} scoring{bench_orders}, "
                 + (f"at most {bench['limit']}" if bench.get("limit") else "all")
                 + " questions per country).",
                 f"Created {results.get('created')}; {len(results['cells'])} cells, "
@@ -553,8 +640,14 @@ def _intro(results: dict[str, Any]) -> list[Block]:
         (
             "p",
             "Loss: mean absolute difference between the model's six indices and the country's "
-            "scores (lower is better). Tuned methods show mean ± sd over seeds. Indices marked * "
-            "in a target row are estimates, not measured scores.",
+            "scores (lower is better); uniform: the loss of answering every item uniformly "
+            "(every index = C), which any reading has to beat to say something. Every cell is "
+            "read in the same views: the official items in the printed order, the reversed "
+            "order, both averaged (the headline) and all five cyclic orders averaged, and the "
+            "paraphrased items (written for culturetune, NOT the official VSM 2013), which no "
+            "method is tuned on. Orders are averaged after mapping each answer back to option "
+            "order. Tuned methods show mean ± sd over seeds. Indices marked * in a target row "
+            "are estimates, not measured scores.",
         ),
     ]
 
@@ -564,31 +657,45 @@ def _section(title: str, text: str, table: Table) -> list[Block]:
 
 
 def _overview(results: dict[str, Any], figures: dict[str, Any]) -> list[Block]:
-    blocks: list[Block] = [("h", 2, "VSM 2013 loss per method"), ("table", loss_table(results))]
+    blocks: list[Block] = _section(
+        f"Loss per method: {view_label(headline(results))}",
+        "The headline reading: the official items, answers averaged over the printed and the "
+        "reversed option order.", loss_table(results))
+    if any("paraphrase:both" in c.get("views", {}) for c in results["cells"]):
+        blocks += _section(
+            "Loss per method on the paraphrased items (held out)",
+            "The same, on the paraphrased items: a wording no method was tuned on.",
+            loss_table(results, "paraphrase:both"))
     if figures.get("loss"):
         blocks.append(("img", figures["loss"], "Loss per method and country"))
     if tuned_methods(results):
         blocks += _section(
-            "Optimizer comparison",
-            "Over all countries and seeds: final loss of the best prompt, its gain over the "
-            "plain model, evaluations and wall time per tuning run.",
-            optimizer_table(results),
+            "Methods compared",
+            "Over all countries and seeds: the view each method was tuned on, its loss there "
+            "and its gain over the plain model; its loss on the official items read "
+            "order-balanced and on the paraphrase (never tuned on); the share of the training "
+            "gain kept on the paraphrase; the CulturalBench change against the plain model; "
+            "time per tuning run.",
+            method_table(results),
         )
         if figures.get("convergence"):
             blocks.append(("img", figures["convergence"], "Best loss against evaluations"))
         blocks += _section(
             "Validity at a glance",
-            "Verdict per method and country (share of the loss gain kept with reversed "
-            "options / on paraphrased items); details in the validity section below.",
+            "Verdict per method and country, with the share of the training gain kept on the "
+            "other wording / in the printed order alone / in the reversed order alone (views "
+            "equal to the one tuned on are left out); details in the validity section below.",
             verdict_table(results),
         )
     acc = accuracy_summary_table(results)
     if acc.rows:
         blocks += _section(
             "CulturalBench accuracy at a glance",
-            "Plain model with its 95 % Wilson interval; other methods: mean ± sd over seeds, "
-            "with the number of runs whose exact McNemar test against the plain model gives "
-            "p < 0.05. Per-seed numbers are in the country sections.",
+            "Letter scoring with the options asked in every cyclic order and averaged, so that "
+            "a preference for one letter cannot score. Plain model with its 95 % Wilson "
+            "interval; other methods: mean ± sd over seeds, with the number of runs whose exact "
+            "McNemar test against the plain model gives p < 0.05. Per-seed numbers are in the "
+            "country sections.",
             acc,
         )
     return blocks
@@ -599,6 +706,7 @@ def _country_blocks(
 ) -> list[Block]:
     blocks: list[Block] = [
         ("h", 3, f"{country['name']} ({country['code']})"),
+        ("p", f"Indices on the headline view ({view_label(headline(results))})."),
         ("table", indices_table(results, country)),
     ]
     radar = figures.get("radar", {}).get(country["code"])
@@ -622,17 +730,18 @@ def _country_blocks(
 
 def _validity_blocks(results: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [
-        ("h", 2, "Validity: does the alignment survive other wordings?"),
+        ("h", 2, "Validity: does the alignment survive views it was not tuned on?"),
         (
             "p",
-            "Each prompt is also scored with the answer options listed in reverse order and on "
-            "paraphrased items (written for culturetune; NOT the official VSM 2013 instrument). "
-            "Gain kept: share of the method's loss gain over the plain model that remains under "
-            "the check, with the plain model under the same check as reference. Verdict: held "
-            f"when both checks keep at least {100 * HELD_SHARE:.0f} %; collapsed when a check "
-            "keeps nothing (the prompt only exploited the answer position or the wording); "
-            f"partly held otherwise. A method less than {MIN_GAIN:g} point below the plain "
-            "model's loss has no gain to check.",
+            "Each prompt is scored on the view it was tuned on and on checks it never saw: the "
+            "paraphrased items (written for culturetune; NOT the official VSM 2013 instrument), "
+            "read in the same option orders, and the official items in the printed order alone "
+            "and in the reversed order alone. Gain kept: the plain model's loss minus the "
+            "prompt's on the check, divided by the same difference on the view it was tuned on. "
+            f"Verdict: held when every check keeps at least {100 * HELD_SHARE:.0f} %; collapsed "
+            "when a check keeps nothing; partly held otherwise. A method less than "
+            f"{MIN_GAIN:g} point below the plain model's loss where it was tuned has no gain to "
+            "check.",
         ),
     ]
     for country in countries(results):
@@ -737,6 +846,12 @@ def load_results(folder: str | Path) -> dict[str, Any]:
             f"{path} is not a culturetune experiment's results.json "
             f"(missing: {', '.join(missing) or 'format'})"
         )
+    if results["format"] != FORMAT:
+        raise CultureTuneError(
+            f"{path} was written by an older culturetune ({results['format']}; this one reads "
+            f"{FORMAT}): its report.md is as that version wrote it; run the experiment again "
+            "into a new folder for the current views and checks"
+        )
     return results
 
 
@@ -762,6 +877,7 @@ __all__ = [
     "loss_table",
     "make_figures",
     "mean_sd",
+    "method_table",
     "optimizer_table",
     "radar_figure",
     "report_blocks",

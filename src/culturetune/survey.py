@@ -2,8 +2,11 @@
 
 Each item becomes one chat turn listing the five options as numbers; the answer is read from the
 next-token distribution restricted to the option tokens "1".."5" and renormalised (the mass the
-model put on them before renormalising is kept and reported). All items, and all candidate soft
-prompts of an optimizer step, go through :class:`~culturetune.engine.PromptScorer` in one batch.
+model put on them before renormalising is kept and reported). The items are asked in every option
+order of an order set (:mod:`culturetune.views`); each order's distribution is mapped back to
+option-content order, optionally calibrated against content-free items, and averaged over the
+orders before the item mean is taken. All items of all orders, and all candidate soft prompts of
+an optimizer step, go through :class:`~culturetune.engine.PromptScorer` in one batch.
 """
 
 from __future__ import annotations
@@ -16,16 +19,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from culturetune import defaults
 from culturetune.engine import PromptScorer, Segments, generate, split_tokens
 from culturetune.errors import CultureTuneError
 from culturetune.models import LoadedModel
 from culturetune.targets import Loss, Target, loss
+from culturetune.views import (
+    Order,
+    check_orders,
+    option_orders,
+    shown_options,
+    to_content_order,
+)
+from culturetune.views import (
+    calibrate as calibrate_probs,
+)
 from culturetune.vsm import DIMENSIONS, Instrument, Item, compute_indices, load_instrument
 
 ANSWER_MODES = ("expected", "argmax", "generate")
 PLACEMENTS = ("answer", "system", "prefix")
 N_OPTIONS = 5
 INSTRUCTION = "Answer with the number of one option only (1-5)."
+#: Option orders a survey reads answers in unless told otherwise (see culturetune.defaults).
+DEFAULT_ORDERS = defaults.ORDERS
 
 #: Friendlier names for persona prompts than the table's own.
 _PERSONA_NAMES = {
@@ -45,14 +61,25 @@ def persona_prompt(country: str) -> str:
     return f"You are a person from {name}. Answer as a typical person from {name} would."
 
 
-def item_prompt(item: Item, reverse: bool = False) -> str:
-    """The user message for one item; ``reverse`` lists the options from 5 to 1, renumbered."""
-    labels = list(item.options)[::-1] if reverse else list(item.options)
-    stem = re.sub(r"\s*\(please [^)]*\)\s*:?", "", item.stem or "").strip()
-    lines = [stem, item.text] if stem else [item.text]
+#: Question texts with no content, for contextual calibration (Zhao et al. 2021).
+CONTENT_FREE = ("N/A", "", "[MASK]")
+_CIRCLE = re.compile(r"\s*\(please [^)]*\)\s*:?")
+
+
+def item_prompt(
+    item: Item, order: Order | None = None, instruction: str | None = None,
+    text: str | None = None,
+) -> str:
+    """The user message for one item, its options listed in ``order`` (shown position j holds
+    option ``order[j]``, numbered j + 1). The lead-in's "(please circle ...)" phrase, meant for
+    paper, is left out. ``text`` replaces the question (content-free prompts)."""
+    labels = list(item.options) if order is None else shown_options(item.options, order)
+    stem = _CIRCLE.sub("", item.stem or "").strip()
+    question = item.text if text is None else text
+    lines = [stem, question] if stem else [question]
     lines.append("")
     lines += [f"{i}. {label}" for i, label in enumerate(labels, 1)]
-    lines += ["", INSTRUCTION]
+    lines += ["", instruction or INSTRUCTION]
     return "\n".join(lines)
 
 
@@ -119,8 +146,19 @@ def prompt_segments(
     return split_tokens(lm, texts, splits)
 
 
+#: Prompts encoded at once; a survey with more (``--orders all``) is scored in chunks whose
+#: prefix caches are built for each call and dropped, so that memory stays bounded.
+MAX_CACHED_PROMPTS = 600
+
+
 class Survey:
-    """The instrument set up on one model: prompts encoded once, answers for many soft prompts."""
+    """The instrument set up on one model: prompts encoded once, answers for many soft prompts.
+
+    Every item is asked in every order of ``orders`` (a name from
+    :data:`culturetune.views.ORDER_SETS`); with ``calibrate`` each order's distribution is also
+    divided by the one the model gives content-free items of the same format (see
+    :func:`culturetune.views.calibrate`). Answers come back in option-content order.
+    """
 
     def __init__(
         self,
@@ -129,42 +167,113 @@ class Survey:
         *,
         system: str | None = None,
         placement: str = "answer",
-        reverse: bool = False,
+        orders: str = DEFAULT_ORDERS,
+        calibrate: bool = False,
         max_rows: int = 512,
     ) -> None:
         self.lm = lm
         self.instrument = load_instrument(instrument) if isinstance(instrument, str) else instrument
         self.system = system
         self.placement = check_placement(placement)
-        self.reverse = reverse
+        self.orders_name = check_orders(orders)
+        self.orders = option_orders(self.orders_name, N_OPTIONS)
+        self.calibrate = bool(calibrate)
+        self.max_rows = max_rows
         self.option_ids = option_token_ids(lm.tokenizer)
-        users = [item_prompt(it, reverse) for it in self.instrument.items]
+        inst = self.instrument
+        users = [item_prompt(it, o, inst.instruction) for o in self.orders for it in inst.items]
+        # Content-free prompts: one per (lead-in, option scale) format and content-free text.
+        keys: list[tuple[str, tuple[str, ...]]] = []
+        self.formats: list[Item] = []
+        self.format_of: list[int] = []
+        for it in inst.items:
+            if (it.stem, it.options) not in keys:
+                keys.append((it.stem, it.options))
+                self.formats.append(it)
+            self.format_of.append(keys.index((it.stem, it.options)))
+        self.content_free = tuple(inst.content_free or CONTENT_FREE)
+        if self.calibrate:
+            users += [item_prompt(f, o, inst.instruction, text=t)
+                      for o in self.orders for f in self.formats for t in self.content_free]
+        self.n_prompts = len(users)
         self.segments = prompt_segments(lm, users, system, placement)
-        self.scorer = PromptScorer(lm, self.segments, max_rows=max_rows)
+        self._chunks = [
+            (i, min(i + MAX_CACHED_PROMPTS, len(users)))
+            for i in range(0, len(users), MAX_CACHED_PROMPTS)
+        ]
+        self.scorer = (PromptScorer(lm, self.segments, max_rows=max_rows)
+                       if len(self._chunks) == 1 else None)
 
     @property
     def vars(self) -> tuple[str, ...]:
         return tuple(it.var for it in self.instrument.items)
 
-    def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Renormalised option probabilities ``[candidates, items, 5]`` (option 1 first, whatever
-        order they were shown in) and the raw mass on the five tokens ``[candidates, items]``.
-        """
+    @property
+    def reverse(self) -> bool:
+        """True when the options are shown last to first only."""
+        return self.orders_name == "reversed"
+
+    def _logprobs(self, soft: torch.Tensor | None, flat: list[int]) -> torch.Tensor:
+        if self.scorer is not None:
+            return self.scorer.next_token_logprobs(soft, flat)
+        parts = []
+        for a, b in self._chunks:  # built per call and dropped: bounded memory
+            segs = Segments(self.segments.pre[a:b], self.segments.post[a:b])
+            parts.append(PromptScorer(self.lm, segs, max_rows=self.max_rows)
+                         .next_token_logprobs(soft, flat))
+        return torch.cat(parts, 1)
+
+    def read(self, soft: torch.Tensor | None = None) -> Reading:
+        """Answers of each candidate in each order, mapped to option-content order."""
         if soft is not None and soft.dim() == 2:
             soft = soft[None]
         flat = [i for ids in self.option_ids for i in ids]
-        p = self.scorer.next_token_logprobs(soft, flat).exp()
+        p = self._logprobs(soft, flat).exp()
         per = len(self.option_ids[0])
         p = p.view(*p.shape[:-1], N_OPTIONS, per).sum(-1)
         mass = p.sum(-1)
-        probs = p / mass[..., None]
-        if self.reverse:  # shown number j means option 6 - j
-            probs = probs.flip(-1)
-        return probs.double().cpu().numpy(), mass.double().cpu().numpy()
+        probs = (p / mass[..., None]).double().cpu().numpy()
+        mass = mass.double().cpu().numpy()
+        n_o, n_i = len(self.orders), len(self.instrument.items)
+        shown = probs[:, : n_o * n_i].reshape(-1, n_o, n_i, N_OPTIONS)
+        if self.calibrate:
+            n_f, n_t = len(self.formats), len(self.content_free)
+            cf = probs[:, n_o * n_i:].reshape(-1, n_o, n_f, n_t, N_OPTIONS).mean(3)
+            shown = calibrate_probs(shown, cf[:, :, self.format_of])
+        return Reading(
+            orders=self.orders,
+            by_order=to_content_order(shown, self.orders),
+            mass=mass[:, : n_o * n_i].reshape(-1, n_o, n_i),
+        )
+
+    def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Option probabilities ``[candidates, items, 5]`` in content order (option 1 first,
+        whatever order they were shown in), averaged over the orders, and the raw mass on the
+        five tokens ``[candidates, items]`` (averaged over the orders).
+        """
+        r = self.read(soft)
+        return r.probs, r.mass.mean(1)
 
     def generate(self, soft: torch.Tensor | None = None, max_new_tokens: int = 8) -> list[str]:
-        """Greedy answers as text, one per item."""
-        return generate(self.lm, self.segments, soft, max_new_tokens)
+        """Greedy answers as text, one per (order, item), orders outermost."""
+        n = len(self.orders) * len(self.instrument.items)
+        segs = Segments(self.segments.pre[:n], self.segments.post[:n])
+        return generate(self.lm, segs, soft, max_new_tokens)
+
+
+@dataclass
+class Reading:
+    """A survey's answers: ``by_order`` ``[candidates, orders, items, 5]`` in option-content
+    order (calibrated if asked), ``mass`` ``[candidates, orders, items]`` raw option mass."""
+
+    orders: list[Order]
+    by_order: np.ndarray
+    mass: np.ndarray
+
+    @property
+    def probs(self) -> np.ndarray:
+        """``[candidates, items, 5]``: the distributions averaged over the orders."""
+        return self.by_order.mean(1)
 
 
 def item_means(probs: np.ndarray, mode: str = "expected") -> np.ndarray:
@@ -177,13 +286,14 @@ def item_means(probs: np.ndarray, mode: str = "expected") -> np.ndarray:
     raise CultureTuneError(f"unknown answer mode {mode!r} here; use expected or argmax")
 
 
-def parse_answer(text: str, reverse: bool = False) -> int | None:
-    """The first number in a generated answer, if it is an option (mapped back when reversed)."""
+def parse_answer(text: str, order: Order | None = None) -> int | None:
+    """The first number in a generated answer, if it is an option: the shown number mapped back
+    to the option it labels in ``order`` (1 = the instrument's first option)."""
     m = re.search(r"\d+", text)
     if not m or not 1 <= int(m.group()) <= N_OPTIONS:
         return None
     value = int(m.group())
-    return N_OPTIONS + 1 - value if reverse else value
+    return value if order is None else order[value - 1] + 1
 
 
 @dataclass
@@ -194,23 +304,31 @@ class ItemResult:
     mass: float
     mean: float | None
     generated: str | None = None
+    #: The item mean read in each order alone (option-content scale), orders as listed.
+    order_means: list[float | None] = field(default_factory=list)
+    #: Generated text in every order (``generate`` mode), orders as listed.
+    generated_by_order: list[str] | None = None
 
 
 @dataclass
 class SurveyResult:
-    """One administration of the instrument: per-item answers, indices and, if targeted, loss."""
+    """One administration of the instrument: per-item answers, indices and, if targeted, loss
+    (with the loss of answering every item uniformly beside it)."""
 
     model: str
     instrument: str
     answers: str
     placement: str | None
     system: str | None
-    reverse: bool
+    orders: str
+    order_list: list[list[int]]
+    calibrated: bool
     constants: dict[str, float]
     items: list[ItemResult]
     indices: dict[str, float | None]
     target: Target | None = None
     loss: Loss | None = None
+    uniform_loss: Loss | None = None
     prompt: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -218,10 +336,15 @@ class SurveyResult:
     def means(self) -> dict[str, float | None]:
         return {it.var: it.mean for it in self.items}
 
+    @property
+    def reverse(self) -> bool:
+        return self.orders == "reversed"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target"] = self.target.to_dict() if self.target else None
         d["loss"] = self.loss.to_dict() if self.loss else None
+        d["uniform_loss"] = self.uniform_loss.to_dict() if self.uniform_loss else None
         d["means"] = self.means
         return d
 
@@ -247,6 +370,22 @@ def target_loss(
     return loss({d: v for d, v in indices.items() if v is not None}, target, kind)
 
 
+def uniform_indices(
+    constants: Mapping[str, float], instrument: Instrument | str = "vsm2013"
+) -> dict[str, float]:
+    """The indices of answering every item uniformly (every item mean 3): each index is its C."""
+    inst = load_instrument(instrument) if isinstance(instrument, str) else instrument
+    return compute_indices(dict.fromkeys(inst.vars, 3.0), constants, inst)
+
+
+def uniform_loss(
+    target: Target, constants: Mapping[str, float], kind: str = "l1",
+    instrument: Instrument | str = "vsm2013",
+) -> Loss:
+    """The loss of uniform answers: the baseline a reading has to beat to say anything."""
+    return loss(uniform_indices(constants, instrument), target, kind)
+
+
 def run_survey(
     survey: Survey,
     *,
@@ -257,37 +396,51 @@ def run_survey(
     loss_kind: str = "l1",
     prompt_name: str | None = None,
 ) -> SurveyResult:
-    """Administer the instrument once and score it."""
+    """Administer the instrument once (in every order of the survey) and score it."""
     if answers not in ANSWER_MODES:
         raise CultureTuneError(
             f"unknown --answers {answers!r}; use one of {', '.join(ANSWER_MODES)}"
         )
-    probs, mass = survey.option_probs(soft)
-    probs, mass = probs[0], mass[0]
+    if answers == "generate" and survey.calibrate:
+        raise CultureTuneError("--calibrate reweights next-token probabilities; it does not "
+                               "apply to --answers generate (use expected or argmax)")
+    reading = survey.read(soft)
+    by_order, mass = reading.by_order[0], reading.mass[0].mean(0)
+    probs = by_order.mean(0)
     notes: list[str] = []
-    texts: list[str | None] = [None] * len(survey.vars)
+    n_items = len(survey.vars)
+    texts: list[list[str]] | None = None
     if answers == "generate":
-        texts = survey.generate(soft)
+        flat = survey.generate(soft)
+        texts = [flat[o * n_items:(o + 1) * n_items] for o in range(len(survey.orders))]
         means: list[float | None] = []
-        for var, t in zip(survey.vars, texts, strict=True):
-            value = parse_answer(t, survey.reverse)
-            if value is None:
-                notes.append(f"{var}: unparsable answer {t!r}")
-            means.append(None if value is None else float(value))
+        order_means: list[list[float | None]] = []
+        for i, var in enumerate(survey.vars):
+            values = [parse_answer(texts[o][i], order) for o, order in enumerate(survey.orders)]
+            for o, v in enumerate(values):
+                if v is None:
+                    where = "" if len(survey.orders) == 1 else f" (order {o + 1})"
+                    notes.append(f"{var}: unparsable answer {texts[o][i]!r}{where}")
+            got = [v for v in values if v is not None]
+            means.append(float(np.mean(got)) if got else None)
+            order_means.append([None if v is None else float(v) for v in values])
     else:
         means = [float(x) for x in item_means(probs, answers)]
+        per = item_means(by_order, answers)  # [orders, items]
+        order_means = [[float(per[o, i]) for o in range(len(survey.orders))]
+                       for i in range(n_items)]
     items = [
         ItemResult(
             var=it.var,
             text=it.text,
-            probs=[float(p) for p in pr],
-            mass=float(ms),
-            mean=mn,
-            generated=tx,
+            probs=[float(p) for p in probs[i]],
+            mass=float(mass[i]),
+            mean=means[i],
+            generated=None if texts is None else texts[0][i],
+            order_means=order_means[i],
+            generated_by_order=None if texts is None else [t[i] for t in texts],
         )
-        for it, pr, ms, mn, tx in zip(
-            survey.instrument.items, probs, mass, means, texts, strict=True
-        )
+        for i, it in enumerate(survey.instrument.items)
     ]
     indices = indices_from_means({i.var: i.mean for i in items}, constants, survey.instrument)
     result_loss = target_loss(indices, target, loss_kind) if target else None
@@ -299,12 +452,16 @@ def run_survey(
         answers=answers,
         placement=survey.placement if soft is not None else None,
         system=survey.system,
-        reverse=survey.reverse,
+        orders=survey.orders_name,
+        order_list=[list(o) for o in survey.orders],
+        calibrated=survey.calibrate,
         constants=dict(constants),
         items=items,
         indices=indices,
         target=target,
         loss=result_loss,
+        uniform_loss=(uniform_loss(target, constants, loss_kind, survey.instrument)
+                      if target else None),
         prompt=prompt_name,
         notes=notes,
     )
@@ -312,8 +469,10 @@ def run_survey(
 
 __all__ = [
     "ANSWER_MODES",
+    "CONTENT_FREE",
     "DIMENSIONS",
     "PLACEMENTS",
+    "Reading",
     "Survey",
     "SurveyResult",
     "item_means",
@@ -323,4 +482,6 @@ __all__ = [
     "persona_prompt",
     "prompt_segments",
     "run_survey",
+    "uniform_indices",
+    "uniform_loss",
 ]

@@ -23,18 +23,32 @@ from typing import Any
 import numpy as np
 import torch
 
+from culturetune import defaults
 from culturetune.errors import CultureTuneError
 from culturetune.files import atomic_path, read_json, write_json, write_text
 from culturetune.models import LoadedModel
 from culturetune.softprompt import INITS, SoftPrompt, initial_prompt
-from culturetune.survey import Survey, SurveyResult, check_placement, item_means, run_survey
+from culturetune.survey import (
+    DEFAULT_ORDERS,
+    Survey,
+    SurveyResult,
+    check_placement,
+    item_means,
+    run_survey,
+    uniform_loss,
+)
 from culturetune.targets import Target, loss_batch
-from culturetune.vsm import compute_indices_batch, parse_constants
+from culturetune.validity import Validity, View, ViewResult, assess, check_views
+from culturetune.views import ORDER_SETS, SURVEY_ONLY
+from culturetune.vsm import compute_indices_batch, instrument_key, load_instrument, parse_constants
 
 OPTIMIZERS = ("de", "cma", "pso", "random")
-#: ``shown``: the items as printed (options 1..5); ``both``: the loss of the answers averaged over
-#: the printed and the reversed option order, so that a prompt cannot win by favouring a position.
-ORDERS = ("shown", "both")
+#: The optimizer ``tune`` uses unless told otherwise (see culturetune.defaults).
+DEFAULT_OPTIMIZER = defaults.OPTIMIZER
+#: Option orders the objective reads answers in (:mod:`culturetune.views`): ``shown`` is the
+#: items as printed; ``both`` averages each item's answer over the printed and the reversed
+#: order, so that a prompt cannot win by favouring a position; ``cyclic`` over all five shifts.
+ORDERS = tuple(o for o in ORDER_SETS if o not in SURVEY_ONLY)
 CHECKPOINT = "checkpoint.safetensors"
 RUN_FILE = "run.json"
 HISTORY = "history.csv"
@@ -55,8 +69,8 @@ class TuneConfig:
     init: str = "vocab"
     init_text: str | None = None
     subspace: int | None = 64
-    optimizer: str = "de"
-    budget: int = 1600
+    optimizer: str = DEFAULT_OPTIMIZER
+    budget: int = defaults.BUDGET
     population: int = 16
     seed: int = 0
     constants: dict[str, float] = field(default_factory=lambda: parse_constants(None))
@@ -64,7 +78,10 @@ class TuneConfig:
     instrument: str = "vsm2013"
     system: str | None = None
     scale: float = 1.0
-    orders: str = "shown"
+    orders: str = DEFAULT_ORDERS
+    calibrate: bool = False
+    #: Wordings (bundled names or instrument files) to check the prompt on; never tuned on.
+    validate_instruments: list[str] = field(default_factory=list)
 
     def validate(self) -> TuneConfig:
         check_placement(self.placement)
@@ -80,8 +97,15 @@ class TuneConfig:
         if self.subspace is not None and self.subspace < 1:
             raise CultureTuneError("--subspace must be a positive dimension or 'full'")
         if self.orders not in ORDERS:
-            raise CultureTuneError(f"unknown --orders {self.orders!r}; use one of "
-                                   f"{', '.join(ORDERS)}")
+            extra = (" (every permutation is for survey and bench only: 120 prompt sets per "
+                     "candidate)" if self.orders in SURVEY_ONLY else "")
+            raise CultureTuneError(f"unknown --orders {self.orders!r} for tuning; use one of "
+                                   f"{', '.join(ORDERS)}{extra}")
+        self.instrument = instrument_key(self.instrument)
+        load_instrument(self.instrument)  # a bad file is reported before anything runs
+        self.validate_instruments = [instrument_key(p) for p in self.validate_instruments]
+        for path in self.validate_instruments:
+            load_instrument(path)
         if not self.target.dimensions:
             raise CultureTuneError("the target has no scores to tune towards")
         return self
@@ -95,6 +119,8 @@ class TuneConfig:
     def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
         d = dict(d)
         d["target"] = Target.from_dict(d["target"])
+        d.setdefault("orders", "shown")  # runs made before option orders were a setting
+        d.setdefault("optimizer", "de")  # the default of those runs
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -125,23 +151,18 @@ class SearchSpace:
 class Objective:
     """Loss of each candidate prompt against the target, one batched survey per call.
 
-    With several surveys (e.g. printed and reversed option order) the item means are averaged
-    over them before scoring.
+    The survey reads every item in each of its option orders and averages the answers (in
+    option-content order) before scoring, so that the loss rewards content, not position.
     """
 
     def __init__(
-        self, survey: Survey | list[Survey], target: Target, constants: dict[str, float],
-        kind: str = "l1",
+        self, survey: Survey, target: Target, constants: dict[str, float], kind: str = "l1",
     ) -> None:
-        self.surveys = survey if isinstance(survey, list) else [survey]
+        self.survey = survey
         self.target, self.constants, self.kind = target, constants, kind
 
-    @property
-    def survey(self) -> Survey:
-        return self.surveys[0]
-
     def indices(self, prompts: torch.Tensor | None) -> np.ndarray:
-        means = np.mean([item_means(s.option_probs(prompts)[0]) for s in self.surveys], axis=0)
+        means = item_means(self.survey.option_probs(prompts)[0])
         return compute_indices_batch(means, self.constants, self.survey.instrument)
 
     def __call__(self, prompts: torch.Tensor | None) -> np.ndarray:
@@ -189,6 +210,7 @@ class TuneResult:
     seconds: float
     status: str
     folder: Path
+    validity: Validity | None = None
 
 
 class _Record:
@@ -284,13 +306,9 @@ def tune(
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / RUN_FILE, {"config": config.to_dict(), "status": "running"})
 
-    surveys = [
-        Survey(lm, config.instrument, system=config.system, placement=config.placement,
-               reverse=reverse)
-        for reverse in ((False, True) if config.orders == "both" else (False,))
-    ]
-    survey = surveys[0]
-    objective = Objective(surveys, config.target, config.constants, config.loss)
+    survey = Survey(lm, config.instrument, system=config.system, placement=config.placement,
+                    orders=config.orders, calibrate=config.calibrate)
+    objective = Objective(survey, config.target, config.constants, config.loss)
     start = initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)
     space = SearchSpace(start, config.subspace, lm.embedding_stats[1], config.seed, config.scale)
     optimizer = make_optimizer(config, space.dim)
@@ -405,6 +423,7 @@ def _finish(
         loss_kind=config.loss,
         prompt_name=folder.name,
     )
+    validity = validate_prompt(lm, config, prompt_tensor, (baseline, final))
     seconds = record.history[-1]["seconds"]
     meta = {
         "config": config.to_dict(),
@@ -414,6 +433,8 @@ def _finish(
         "best_search_loss": float(record.loss[best]),
         "baseline": {"indices": baseline.indices, "loss": baseline.loss.to_dict()},
         "final": {"indices": final.indices, "loss": final.loss.to_dict()},
+        "uniform": {"loss": baseline.uniform_loss.to_dict()},
+        "validity": validity.to_dict(),
         "versions": {
             "culturetune": __version__,
             "torch": torch.__version__,
@@ -430,5 +451,38 @@ def _finish(
         {"config": config.to_dict(), "status": status, "evaluations": len(record.loss)},
     )
     return TuneResult(
-        config, prompt, baseline, final, record.history, len(record.loss), seconds, status, folder
+        config, prompt, baseline, final, record.history, len(record.loss), seconds, status, folder,
+        validity,
     )
+
+
+def validate_prompt(
+    lm: LoadedModel,
+    config: TuneConfig,
+    soft: torch.Tensor,
+    training: tuple[SurveyResult, SurveyResult] | None = None,
+) -> Validity:
+    """Score a tuned prompt on the views it was not tuned on (:mod:`culturetune.validity`):
+    the other bundled wording and ``config.validate_instruments`` (order-balanced), and the
+    printed and reversed orders alone; plain model, uniform answers and prompt on each."""
+    def scored(view: View) -> tuple[SurveyResult, SurveyResult]:
+        sv = Survey(lm, view.instrument, system=config.system, placement=config.placement,
+                    orders=view.orders, calibrate=view.calibrate)
+        kw = dict(constants=config.constants, target=config.target, loss_kind=config.loss)
+        return run_survey(sv, **kw), run_survey(sv, soft=soft, **kw)
+
+    def row(role: str, view: View, plain: SurveyResult, tuned: SurveyResult) -> ViewResult:
+        return ViewResult(
+            role=role, view=view.name, instrument=view.instrument, orders=view.orders,
+            calibrated=view.calibrate,
+            plain=None if plain.loss is None else plain.loss.value,
+            uniform=uniform_loss(config.target, config.constants, config.loss,
+                                 load_instrument(view.instrument)).value,
+            tuned=None if tuned.loss is None else tuned.loss.value,
+        )
+
+    train_view = View(config.instrument, config.orders, config.calibrate)
+    train = row("training", train_view, *(training or scored(train_view)))
+    checks = [row(role, view, *scored(view))
+              for role, view in check_views(train_view, config.validate_instruments)]
+    return assess(train, checks)

@@ -99,13 +99,21 @@ class Formula:
 
 @dataclass(frozen=True)
 class Instrument:
-    """A questionnaire: items in order, one formula per dimension (in ``DIMENSIONS`` order)."""
+    """A questionnaire: items in order, one formula per dimension (in ``DIMENSIONS`` order).
+
+    ``instruction`` is the answer instruction that ends every item's prompt and
+    ``content_free`` the question texts used for calibration; a translation sets them in its own
+    ``language``. ``None`` means the English defaults of :mod:`culturetune.survey`.
+    """
 
     name: str
     items: tuple[Item, ...]
     formulas: tuple[Formula, ...]
     official: bool
     source: str = ""
+    language: str | None = None
+    instruction: str | None = None
+    content_free: tuple[str, ...] | None = None
 
     @property
     def vars(self) -> tuple[str, ...]:
@@ -129,23 +137,33 @@ class Instrument:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name,
             "official": self.official,
             "source": self.source,
             "items": [it.to_dict() for it in self.items],
             "formulas": [f.to_dict() for f in self.formulas],
         }
+        for key in ("language", "instruction"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        if self.content_free is not None:
+            d["content_free"] = list(self.content_free)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Instrument:
         try:
+            cf = d.get("content_free")
             inst = cls(
                 name=str(d["name"]),
                 items=tuple(Item.from_dict(x) for x in d["items"]),
                 formulas=tuple(Formula.from_dict(x) for x in d["formulas"]),
                 official=bool(d["official"]),
                 source=str(d.get("source", "")),
+                language=d.get("language"),
+                instruction=d.get("instruction"),
+                content_free=None if cf is None else tuple(str(x) for x in cf),
             )
         except (KeyError, TypeError) as e:
             raise CultureTuneError(f"malformed instrument: missing or bad field {e!r}") from None
@@ -174,15 +192,28 @@ def _validate_instrument(inst: Instrument) -> None:
             )
 
 
-def load_instrument(name: str = "vsm2013") -> Instrument:
-    """The bundled instrument ``"vsm2013"`` (official wording) or ``"paraphrase"`` (reworded).
-    Loaded once and cached: the same object comes back on every call."""
+def load_instrument(name: str | Path = "vsm2013") -> Instrument:
+    """A bundled instrument (``"vsm2013"``: official wording; ``"paraphrase"``: reworded) or a
+    user's instrument file (a path to a ``.json`` file in the schema of
+    ``data/instrument.schema.json``). Bundled ones are loaded once and cached."""
     key = str(name).strip().lower()
-    if key not in _INSTRUMENT_FILES:
-        raise CultureTuneError(
-            f"unknown instrument {name!r}; valid instruments: {', '.join(INSTRUMENTS)}"
-        )
-    return _load_instrument(key)
+    if key in _INSTRUMENT_FILES:
+        return _load_instrument(key)
+    from culturetune.instruments import read_instrument_file
+
+    path = Path(str(name)).expanduser()
+    if path.suffix.lower() == ".json" or path.exists() or "/" in str(name):
+        return read_instrument_file(path)
+    raise CultureTuneError(
+        f"unknown instrument {name!r}; use one of {', '.join(INSTRUMENTS)} or the path of an "
+        "instrument .json file (schema: culturetune/data/instrument.schema.json)"
+    )
+
+
+def instrument_key(name: str | Path) -> str:
+    """How runs record an instrument: the bundled name, or the file's absolute path."""
+    key = str(name).strip().lower()
+    return key if key in _INSTRUMENT_FILES else str(Path(str(name)).expanduser().resolve())
 
 
 @functools.cache

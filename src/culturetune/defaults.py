@@ -1,0 +1,18 @@
+"""The defaults a user gets, in one place, each chosen by a measurement (README, "Why these
+defaults"). Torch-free, so that the command line can show them without loading a model."""
+
+#: Option orders every survey reads answers in and every tuning run is scored on: printed and
+#: reversed, averaged in option-content order. The plain default model answers by position; in
+#: this reading its indices are those of uniform answers, and a prompt cannot win by favouring a
+#: position.
+ORDERS = "both"
+#: The derivative-free optimizer of ``tune``: the one that did best on the order-balanced
+#: objective at the default budget. Differential Evolution, the reference study's optimizer,
+#: stays available (``--optimizer de``) and in the experiment grid.
+OPTIMIZER = "pso"
+#: Evaluations (candidate surveys) of a ``tune`` run.
+BUDGET = 1600
+#: Option orders of CulturalBench letter scoring: the four cyclic shifts put every option once
+#: under every letter, so a preference for one letter (the plain default model answers "A")
+#: cannot score. ("both" would pair A with D and B with C, which is not balanced for argmax.)
+BENCH_ORDERS = "cyclic"
