@@ -733,7 +733,7 @@ def chat(
 # --------------------------------------------------------------------------- bench
 
 Split = StrEnum("Split", {n: n for n in ("easy", "hard")})
-Scoring = StrEnum("Scoring", {n: n for n in ("letter", "loglik")})
+Scoring = StrEnum("Scoring", {n: n for n in ("letter", "mc", "cloze", "loglik")})
 DataOpt = Annotated[
     str | None,
     typer.Option("--data", help="A local CulturalBench CSV/JSON/JSONL/Parquet file (or a folder "
@@ -756,10 +756,16 @@ def bench(
     split: Annotated[Split, typer.Option(case_sensitive=False)] = Split.easy,
     scoring: Annotated[
         Scoring,
-        typer.Option(help="letter: next-token probability of A-D; loglik: log-likelihood of "
-                     "each option's text (and its length-normalised variant).",
+        typer.Option(help="letter: next-token probability of A-D after an instruction; mc: "
+                     "lm-eval's multiple choice (options shown, letters after 'Answer:' scored "
+                     "as continuations); cloze (alias loglik): log-likelihood of each option's "
+                     "text after the question alone (and its length-normalised variant).",
                      case_sensitive=False),
     ] = Scoring.letter,
+    no_chat_template: Annotated[
+        bool, typer.Option("--no-chat-template", help="mc, cloze: score the plain text "
+                           "without the model's chat template (lm-eval's default).")
+    ] = False,
     data: DataOpt = None,
     limit: Annotated[int | None, typer.Option(help="At most N questions per country.")] = None,
     persona: Annotated[
@@ -794,7 +800,7 @@ def bench(
                                "--all-countries")
     if country and all_countries:
         raise CultureTuneError("give --country or --all-countries, not both")
-    check_scoring(str(scoring), str(split))
+    check_scoring(str(scoring), str(split), not no_chat_template)
     prompts = [(folder, read_prompt(folder)) for folder in prompt or []]
     status("loading CulturalBench ...")
     questions = load_culturalbench(str(split), data, None if all_countries else country, limit)
@@ -813,7 +819,8 @@ def bench(
             print(f"\r{name}: {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
 
-    result = run_bench(lm, questions, conditions, str(split), str(scoring), progress=show)
+    result = run_bench(lm, questions, conditions, str(split), str(scoring), progress=show,
+                       chat_template=not no_chat_template)
     if as_json:
         print_json(result.to_dict(per_question=per_question))
     else:
