@@ -353,6 +353,26 @@ def test_tune_then_use_the_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert names == ["plain", "persona", "run"]
 
 
+@pytest.mark.model
+def test_bench_formulations(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["bench", "--country", "China", "--data", str(FIXTURE), "--dtype", "float32"]
+    code, out, err = run([*base, "--scoring", "mc", "--no-chat-template", "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["scoring"], d["chat_template"]) == ("mc", False)
+    assert "Answer:" in d["formulation"] and list(d["metrics"]) == ["accuracy"]
+    code, out, err = run([*base, "--scoring", "loglik"], capsys)  # the old name of cloze
+    assert code == 0, err
+    assert "cloze scoring" in out and "cloze (inside the chat template)" in out
+    assert "accuracy_norm" in out and "always answering" in out
+
+
+def test_bench_chat_template_choice_needs_mc_or_cloze(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["bench", "--country", "China", "--no-chat-template"], capsys)
+    assert_clean_error(code, err, "--no-chat-template applies to --scoring mc and cloze")
+
+
 def test_tune_and_bench_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["tune"], capsys)
     assert_clean_error(code, err, "--country")

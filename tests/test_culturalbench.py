@@ -30,6 +30,10 @@ FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 SHARED = Path(os.environ.get("CULTURETUNE_SHARED_DATA")
               or Path(__file__).resolve().parents[2] / "shared" / "data")
 SHARED_EASY = SHARED / "culturalbench" / "CulturalBench-Easy.csv"
+LMEVAL_REFERENCE = SHARED / "reference" / "lmeval-culturalbench-easy-china.json"
+#: Largest gap allowed between culturetune's and lm-eval 0.4.13's per-choice log-likelihoods
+#: (float32; measured 7.6e-5 nats at most over 3 × 59 × 4 choices).
+LMEVAL_TOL = 2e-4
 
 # A small CulturalBench-Hard-format table: 4 rows per question, more than one TRUE allowed.
 HARD_ROWS = [
@@ -394,6 +398,27 @@ def test_scoring_checks() -> None:
         cb.check_scoring("vibes")
 
 
+def test_scoring_names_and_chat_template_choice() -> None:
+    assert [cb.check_scoring(s) for s in ("letter", "MC", "cloze", "loglik")] == [
+        "letter", "mc", "cloze", "cloze"]
+    assert cb.check_scoring("mc", "easy", chat_template=False) == "mc"
+    with pytest.raises(CultureTuneError, match="easy split only"):
+        cb.check_scoring("mc", "hard")
+    with pytest.raises(CultureTuneError, match="--no-chat-template applies to --scoring mc"):
+        cb.check_scoring("letter", "easy", chat_template=False)
+    assert set(cb.SCORING_NOTES) == set(cb.SCORINGS)
+    assert {k[1] for k in cb.METRICS if k[0] == "easy"} == set(cb.SCORINGS)
+
+
+def test_lmeval_contexts_without_a_chat_template() -> None:
+    q = load_culturalbench("easy", FIXTURE, countries=["China"], limit=1)[0]
+    a, b, c, d = q.options
+    assert cb.mc_prompt(q) == f"{q.question}\nA. {a}\nB. {b}\nC. {c}\nD. {d}\nAnswer:"
+    plain = SimpleNamespace(has_chat_template=False)
+    assert cb.lmeval_context(plain, "Q?") == ("Q?", 0)
+    assert cb.lmeval_context(plain, "Q?", "Be brief.") == ("Be brief.\n\nQ?", 11)
+
+
 # --------------------------------------------------------------------------- bench (no model)
 
 
@@ -516,23 +541,66 @@ def test_zero_token_soft_prompt_equals_plain(lm, easy_qs, placement: str) -> Non
 
 
 @pytest.mark.model
-def test_loglik_matches_full_forward_with_soft_prompt(lm, easy_qs) -> None:
+@pytest.mark.parametrize("placement", ["system", "answer"])
+def test_loglik_matches_full_forward_with_soft_prompt(lm, easy_qs, placement: str) -> None:
+    """As lm-eval scores it, the newline ending the assistant header counts with each option;
+    an answer-placed prompt still sits after that newline, right before the option."""
     tok, emb = lm.tokenizer, lm.model.get_input_embeddings()
     soft = torch.randn(3, lm.hidden_size, generator=torch.Generator().manual_seed(0)) * 0.05
-    cond = Condition("tuned", soft=SimpleNamespace(embeddings=soft, placement="system"))
+    cond = Condition("tuned", soft=SimpleNamespace(embeddings=soft, placement=placement))
     q = easy_qs[0]
     (out,) = cb.evaluate_easy(lm, [q], cond, "loglik")
     text, at = lm.render(q.question)
-    pre = tok.encode(text[:at], add_special_tokens=False)
-    post = tok.encode(text[at:], add_special_tokens=False)
+    head = text.rstrip()
+    newline = tok.encode(text[len(head):], add_special_tokens=False)
+    at = at if placement == "system" else len(head)
+    pre = tok.encode(head[:at], add_special_tokens=False)
+    post = tok.encode(head[at:], add_special_tokens=False)
     for option, got in zip(q.options, out.loglik, strict=True):
-        cont = tok.encode(option, add_special_tokens=False)
-        x = torch.cat([emb(torch.tensor(pre)), soft, emb(torch.tensor(post + cont))])[None]
+        ids = tok.encode(option, add_special_tokens=False)
+        cont = newline + ids
+        if placement == "system":  # [head | soft | head] then newline + option
+            x = torch.cat([emb(torch.tensor(pre)), soft, emb(torch.tensor(post + cont))])[None]
+            first = len(pre) + len(soft) + len(post)
+            want_at = [first - 1 + j for j in range(len(cont))]
+        else:  # [head] newline [soft] option
+            x = torch.cat([emb(torch.tensor(pre + newline)), soft, emb(torch.tensor(ids))])[None]
+            nl = [len(pre) - 1 + j for j in range(len(newline))]
+            first = len(pre) + len(newline) + len(soft)
+            want_at = nl + [first - 1 + j for j in range(len(ids))]
         logp = lm.model(inputs_embeds=x).logits[0].float().log_softmax(-1)
-        start = len(pre) + len(soft) + len(post)
-        want = sum(float(logp[start - 1 + j, t]) for j, t in enumerate(cont))
-        assert got == pytest.approx(want, abs=1e-3)
+        want = sum(float(logp[i, t]) for i, t in zip(want_at, cont, strict=True))
+        assert got == pytest.approx(want, abs=2e-4)  # the newline alone is worth ~1e-3
     assert out.predicted_norm in "ABCD" and isinstance(out.correct_norm, bool)
+
+
+@pytest.fixture(scope="module")
+def lmeval_reference() -> dict:
+    if not LMEVAL_REFERENCE.exists() or not SHARED_EASY.exists():
+        pytest.skip(f"reference data not found under {SHARED} (set CULTURETUNE_SHARED_DATA)")
+    return json.loads(LMEVAL_REFERENCE.read_text())
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("form", "scoring", "chat_template"), [
+    ("mc", "mc", False), ("mc_chat", "mc", True), ("cloze", "cloze", True)])
+def test_formulations_reproduce_lm_eval(lm, lmeval_reference: dict, form: str, scoring: str,
+                                        chat_template: bool) -> None:
+    """mc, mc inside the chat template and cloze give lm-eval 0.4.13's per-choice
+    log-likelihoods on China's 59 Easy questions (float32), hence its answers and accuracy."""
+    qs = load_culturalbench("easy", SHARED_EASY, countries=["China"])
+    evaluate = cb.evaluate_mc if scoring == "mc" else cb.evaluate_cloze
+    out = {o.question_idx: o for o in evaluate(lm, qs, Condition.plain(), chat_template)}
+    ref = lmeval_reference[form]
+    assert sorted(out) == sorted(r["question_idx"] for r in ref)
+    gaps = [abs(a - b) for r in ref
+            for a, b in zip(out[r["question_idx"]].loglik, r["loglik"], strict=True)]
+    assert max(gaps) < LMEVAL_TOL
+    for r in ref:
+        best = max(range(4), key=r["loglik"].__getitem__)
+        assert out[r["question_idx"]].predicted == "ABCD"[best]
+    accuracy = sum(o.correct for o in out.values()) / len(out)
+    assert accuracy == pytest.approx(lmeval_reference["acc"][form], abs=1e-12)
 
 
 @pytest.mark.model

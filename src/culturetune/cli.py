@@ -879,7 +879,7 @@ def chat(
 # --------------------------------------------------------------------------- bench
 
 Split = StrEnum("Split", {n: n for n in ("easy", "hard")})
-Scoring = StrEnum("Scoring", {n: n for n in ("letter", "loglik")})
+Scoring = StrEnum("Scoring", {n: n for n in ("letter", "mc", "cloze", "loglik")})
 DataOpt = Annotated[
     str | None,
     typer.Option("--data", help="A local CulturalBench CSV/JSON/JSONL/Parquet file (or a folder "
@@ -902,10 +902,16 @@ def bench(
     split: Annotated[Split, typer.Option(case_sensitive=False)] = Split.easy,
     scoring: Annotated[
         Scoring,
-        typer.Option(help="letter: next-token probability of A-D; loglik: log-likelihood of "
-                     "each option's text (and its length-normalised variant).",
+        typer.Option(help="letter: next-token probability of A-D after an instruction; mc: "
+                     "lm-eval's multiple choice (options shown, letters after 'Answer:' scored "
+                     "as continuations); cloze (alias loglik): log-likelihood of each option's "
+                     "text after the question alone (and its length-normalised variant).",
                      case_sensitive=False),
     ] = Scoring.letter,
+    no_chat_template: Annotated[
+        bool, typer.Option("--no-chat-template", help="mc, cloze: score the plain text "
+                           "without the model's chat template (lm-eval's default).")
+    ] = False,
     data: DataOpt = None,
     limit: Annotated[int | None, typer.Option(help="At most N questions per country.")] = None,
     persona: Annotated[
@@ -947,10 +953,11 @@ def bench(
                                "--all-countries")
     if country and all_countries:
         raise CultureTuneError("give --country or --all-countries, not both")
-    check_scoring(str(scoring), str(split))
-    if orders is not None and (str(split), str(scoring)) != ("easy", "letter"):
-        raise CultureTuneError("--orders applies to Easy letter scoring, where the options are "
-                               "listed under letters; leave it out here")
+    scoring_name = check_scoring(str(scoring), str(split), not no_chat_template)
+    if orders is not None and (str(split), scoring_name) != ("easy", "letter"):
+        raise CultureTuneError("--orders applies to Easy letter scoring (mc and cloze follow "
+                               "lm-evaluation-harness, which shows the options as printed); "
+                               "leave it out here")
     order_set = str(orders or defaults.BENCH_ORDERS)
     prompts = [(folder, read_prompt(folder)) for folder in prompt or []]
     status("loading CulturalBench ...")
@@ -971,7 +978,7 @@ def bench(
                   file=sys.stderr, flush=True)
 
     result = run_bench(lm, questions, conditions, str(split), str(scoring), progress=show,
-                       orders=order_set)
+                       orders=order_set, chat_template=not no_chat_template)
     if as_json:
         print_json(result.to_dict(per_question=per_question))
     else:

@@ -4,12 +4,15 @@ Data come from the Hugging Face hub (``kellycyy/CulturalBench``) or from a local
 JSONL / Parquet file with the same columns; both are read by ``datasets.load_dataset`` and go
 through one validation function, :func:`questions_from_dataset`.
 
-* **Easy**: a question with options A-D. ``letter`` scoring reads the next-token distribution over
-  the four letters after the assistant header, in each option order of an order set (``cyclic``:
-  every option once under every letter), mapped back to the dataset's option order and averaged,
-  so that a preference for a letter cannot score; ``loglik`` scoring compares the summed
-  log-likelihood of each option's text as the answer (and the same divided by the option's length
-  in characters, lm-evaluation-harness's ``acc_norm``).
+* **Easy**: a question with options A-D, in one of three formulations. ``letter`` reads the
+  next-token distribution over the four letters after the assistant header, in each option
+  order of an order set (``cyclic``: every option once under every letter), mapped back to the
+  dataset's option order and averaged, so that a preference for a letter cannot score. ``mc`` is
+  lm-evaluation-harness's multiple-choice formulation: the options are shown, the context ends
+  with ``Answer:`` and the letters are scored as continuations (outside the chat template as lm-eval
+  runs it by default, or inside it). ``cloze`` (alias ``loglik``) shows the question alone and
+  compares the summed log-likelihood of each option's text as the answer (and the same divided by
+  the option's length in characters, lm-eval's ``acc_norm``).
 * **Hard**: every (question, option) pair is judged true or false from P(True) vs P(False); a
   question counts as right only when all four judgements are (the benchmark's headline measure).
 
@@ -34,7 +37,7 @@ import torch
 
 from culturetune.engine import PromptScorer, _forward, _make_cache, split_tokens
 from culturetune.errors import CultureTuneError
-from culturetune.models import LoadedModel
+from culturetune.models import PLAIN_SYSTEM, PLAIN_USER, LoadedModel
 from culturetune.stats import Accuracy, Comparison, accuracy, compare
 from culturetune.survey import PLACEMENTS, label_token_ids, persona_prompt
 from culturetune.targets import lookup_country
@@ -43,7 +46,18 @@ from culturetune.views import Order, option_orders, shown_options, to_content_or
 HUB_ID = "kellycyy/CulturalBench"
 HUB_CONFIGS = {"easy": "CulturalBench-Easy", "hard": "CulturalBench-Hard"}
 SPLITS = ("easy", "hard")
-SCORINGS = ("letter", "loglik")
+SCORINGS = ("letter", "mc", "cloze")
+#: Other names accepted for a scoring: ``loglik`` was the name of ``cloze`` before there were
+#: three formulations.
+SCORING_ALIASES = {"loglik": "cloze"}
+SCORING_NOTES = {
+    "letter": "options A-D shown with an instruction line; next-token probability of each "
+              "letter after the assistant header",
+    "mc": "lm-evaluation-harness's multiple choice: options shown, context ending 'Answer:'; "
+          "log-likelihood of each letter as the continuation",
+    "cloze": "question alone; log-likelihood of each option's text as the continuation "
+             "(the model never sees the other options, so fluency and length weigh in)",
+}
 LETTERS = ("A", "B", "C", "D")
 EASY_COLUMNS = ("question_idx", "prompt_question", "prompt_option_a", "prompt_option_b",
                 "prompt_option_c", "prompt_option_d", "answer", "country")
@@ -67,7 +81,7 @@ CULTURALBENCH_COUNTRIES = (
 # Surface forms of each label, in the same variant order for every label (see label_token_ids).
 LETTER_FORMS = tuple((x, " " + x) for x in LETTERS)
 TRUTH_FORMS = (("True", "true", " True", " true"), ("False", "false", " False", " false"))
-LETTER_HINT = "use --scoring loglik (Easy) or another model"
+LETTER_HINT = "use --scoring mc or cloze (Easy) or another model"
 TRUTH_HINT = "use another model for the Hard split"
 
 Progress = Callable[[str, int, int], None]
@@ -725,7 +739,8 @@ def hard_prompt(question: str, option: str) -> str:
 @dataclass(frozen=True)
 class EasyOutcome:
     """The model's answer to one Easy question. ``letter`` scoring fills ``probs`` (renormalised
-    over A-D) and ``mass``; ``loglik`` scoring fills ``loglik`` and the ``*_norm`` fields."""
+    over A-D) and ``mass``; ``mc`` fills ``loglik``; ``cloze`` fills ``loglik`` and the
+    ``*_norm`` fields."""
 
     question_idx: int
     country: str
@@ -825,26 +840,140 @@ def evaluate_easy(
                                    mass=float(mass_avg[i]),
                                    order_predicted=each if len(perms) > 1 else None))
         return out
-    tick = _counter(progress, condition.name, len(qs))
-    contexts, splits, conts = [], [], []
-    delim = "" if lm.has_chat_template else " "  # plain format ends in "Answer:"
-    for q in qs:
-        text, user_at = lm.render(q.question, condition.system_for(q.country))
-        contexts.append(text)
-        splits.append(condition.split_at(text, user_at))
-        conts.append([delim + o for o in q.options])
-    ll = continuation_logprobs(lm, contexts, splits, conts, soft, batch_size or 16, tick)
-    out = []
-    for q, sums in zip(qs, ll, strict=True):
-        best = max(range(len(sums)), key=sums.__getitem__)
-        normed = [s / max(1, len(o)) for s, o in zip(sums, q.options, strict=True)]
-        best_norm = max(range(len(normed)), key=normed.__getitem__)
-        out.append(EasyOutcome(
-            q.question_idx, q.country, q.answer, LETTERS[best], LETTERS[best] == q.answer,
-            loglik=tuple(sums), predicted_norm=LETTERS[best_norm],
-            correct_norm=LETTERS[best_norm] == q.answer,
-        ))
+    evaluate = evaluate_mc if scoring == "mc" else evaluate_cloze
+    return evaluate(lm, qs, condition, batch_size=batch_size, progress=progress)
+
+
+def mc_prompt(q: Question) -> str:
+    """lm-eval's multiple-choice context: the question, options A-D and ``Answer:``."""
+    lines = [q.question] + [f"{x}. {o}" for x, o in zip(LETTERS, q.options, strict=True)]
+    return "\n".join(lines + ["Answer:"])
+
+
+def lmeval_context(
+    lm: LoadedModel, user: str, system: str | None = None, chat_template: bool = True
+) -> tuple[str, int]:
+    """A context as lm-evaluation-harness builds it, and the offset where the user text starts.
+
+    In the chat template (``--apply_chat_template``): the user turn rendered ready for the
+    assistant's reply. Outside it, or for a model without one: ``user`` itself, after a
+    ``"{system}\\n\\n"`` paragraph when there is a system prompt.
+    """
+    if chat_template and lm.has_chat_template:
+        return lm.render(user, system)
+    head = PLAIN_SYSTEM.format(system=system) if system else ""
+    return head + user, len(head)
+
+
+def choice_logprobs(
+    lm: LoadedModel,
+    contexts: Sequence[str],
+    user_offsets: Sequence[int],
+    choices: Sequence[Sequence[str]],
+    condition: Condition,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[float]]:
+    """lm-eval's log-likelihood of each choice after its context, under a condition.
+
+    As lm-eval's ``_encode_pair`` does, whitespace that ends a context (the newline after a chat
+    template's assistant header) is scored as the start of every choice. A soft prompt at the
+    ``answer`` placement still sits after that whitespace, right before the choice; the
+    whitespace is then scored in a pass of its own, without the prompt.
+    """
+    soft = condition.soft_tensor(lm)
+    heads = [c.rstrip() for c in contexts]
+    tails = [c[len(h):] for c, h in zip(contexts, heads, strict=True)]
+    if soft is None or condition.soft.placement != "answer":
+        splits = [condition.split_at(h, at) for h, at in zip(heads, user_offsets, strict=True)]
+        conts = [[t + c for c in cs] for t, cs in zip(tails, choices, strict=True)]
+        return continuation_logprobs(lm, heads, splits, conts, soft, batch_size, progress)
+    out = continuation_logprobs(lm, contexts, [len(c) for c in contexts], choices, soft,
+                                batch_size, progress)
+    spaced = [i for i, t in enumerate(tails) if t]
+    if spaced:
+        lead = continuation_logprobs(lm, [heads[i] for i in spaced],
+                                     [len(heads[i]) for i in spaced],
+                                     [[tails[i]] for i in spaced], None, batch_size)
+        for i, (ws,) in zip(spaced, lead, strict=True):
+            out[i] = [ws + x for x in out[i]]
     return out
+
+
+def _choice_scores(
+    lm: LoadedModel,
+    qs: Sequence[Question],
+    users: Sequence[str],
+    choices: Sequence[Sequence[str]],
+    condition: Condition,
+    chat_template: bool,
+    batch_size: int | None,
+    progress: Progress | None,
+) -> list[list[float]]:
+    contexts, offsets = [], []
+    for q, user in zip(qs, users, strict=True):
+        text, at = lmeval_context(lm, user, condition.system_for(q.country), chat_template)
+        contexts.append(text)
+        offsets.append(at)
+    tick = _counter(progress, condition.name, len(qs))
+    return choice_logprobs(lm, contexts, offsets, choices, condition, batch_size or 16, tick)
+
+
+def _ranked(q: Question, sums: Sequence[float], texts: Sequence[str] | None = None) -> EasyOutcome:
+    """The outcome of choosing the most likely option (and, given the option texts, the most
+    likely per character)."""
+    best = LETTERS[max(range(len(sums)), key=sums.__getitem__)]
+    if texts is None:
+        return EasyOutcome(q.question_idx, q.country, q.answer, best, best == q.answer,
+                           loglik=tuple(sums))
+    normed = [s / max(1, len(t)) for s, t in zip(sums, texts, strict=True)]
+    best_norm = LETTERS[max(range(len(normed)), key=normed.__getitem__)]
+    return EasyOutcome(q.question_idx, q.country, q.answer, best, best == q.answer,
+                       loglik=tuple(sums), predicted_norm=best_norm,
+                       correct_norm=best_norm == q.answer)
+
+
+def evaluate_mc(
+    lm: LoadedModel,
+    questions: Sequence[Question],
+    condition: Condition,
+    chat_template: bool = True,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> list[EasyOutcome]:
+    """lm-eval's multiple-choice formulation: :func:`mc_prompt` as the context and the letters
+    as continuations, with lm-eval's target delimiter (``" A"``.. outside the chat template,
+    ``"A"``.. inside it); the most likely letter is the answer."""
+    qs = list(questions)
+    if not qs:
+        return []
+    chat = chat_template and lm.has_chat_template
+    letters = [("" if chat else " ") + x for x in LETTERS]
+    ll = _choice_scores(lm, qs, [mc_prompt(q) for q in qs], [letters] * len(qs), condition,
+                        chat, batch_size, progress)
+    return [_ranked(q, sums) for q, sums in zip(qs, ll, strict=True)]
+
+
+def evaluate_cloze(
+    lm: LoadedModel,
+    questions: Sequence[Question],
+    condition: Condition,
+    chat_template: bool = True,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> list[EasyOutcome]:
+    """The cloze formulation: the question alone as the context (``"Question: {q}\\nAnswer:"``
+    outside the chat template), each option's text as the continuation. Also answers by
+    log-likelihood per character of the option (lm-eval's ``acc_norm``)."""
+    qs = list(questions)
+    if not qs:
+        return []
+    chat = chat_template and lm.has_chat_template
+    delim = "" if chat else " "
+    users = [q.question if chat else PLAIN_USER.format(user=q.question) for q in qs]
+    conts = [[delim + o for o in q.options] for q in qs]
+    ll = _choice_scores(lm, qs, users, conts, condition, chat, batch_size, progress)
+    return [_ranked(q, sums, q.options) for q, sums in zip(qs, ll, strict=True)]
 
 
 def evaluate_hard(
@@ -883,7 +1012,8 @@ def evaluate_hard(
 
 METRICS = {
     ("easy", "letter"): ("accuracy",),
-    ("easy", "loglik"): ("accuracy", "accuracy_norm"),
+    ("easy", "mc"): ("accuracy",),
+    ("easy", "cloze"): ("accuracy", "accuracy_norm"),
     ("hard", "letter"): ("question_accuracy", "judgement_accuracy"),
 }
 METRIC_NOTES = {
@@ -896,13 +1026,20 @@ METRIC_NOTES = {
 }
 
 
-def check_scoring(scoring: str, split: str = "easy") -> str:
+def check_scoring(scoring: str, split: str = "easy", chat_template: bool = True) -> str:
+    """The scoring's canonical name (``loglik`` is ``cloze``), after checking it fits the split
+    and the chat-template choice."""
     s = str(scoring).strip().lower()
+    s = SCORING_ALIASES.get(s, s)
     if s not in SCORINGS:
-        raise CultureTuneError(f"unknown scoring {scoring!r}; use letter or loglik")
-    if s == "loglik" and split == "hard":
-        raise CultureTuneError("--scoring loglik applies to the easy split only; the hard split "
-                               "reads True/False from the next token")
+        raise CultureTuneError(f"unknown scoring {scoring!r}; use letter, mc or cloze "
+                               "(loglik is cloze)")
+    if s != "letter" and split == "hard":
+        raise CultureTuneError(f"--scoring {scoring} applies to the easy split only; the hard "
+                               "split reads True/False from the next token")
+    if not chat_template and s == "letter":
+        raise CultureTuneError("--no-chat-template applies to --scoring mc and cloze only; "
+                               "letter scoring asks inside the chat template")
     return s
 
 
@@ -962,6 +1099,7 @@ class BenchResult:
     outcomes: dict[str, list[Any]] = field(default_factory=dict)
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_questions: dict[str, int] = field(default_factory=dict)
+    chat_template: bool = True
     #: Option orders of letter scoring (``None`` where the options' order does not apply).
     orders: str | None = None
 
@@ -992,6 +1130,9 @@ class BenchResult:
                 for country in [*self.countries, ALL_COUNTRIES]
             ],
         }
+        if self.scoring in ("mc", "cloze"):
+            d["formulation"] = SCORING_NOTES[self.scoring]
+            d["chat_template"] = self.chat_template
         if per_question:
             d["outcomes"] = {k: [o.to_dict() for o in v] for k, v in self.outcomes.items()}
         return d
@@ -1007,15 +1148,17 @@ def run_bench(
     batch_size: int | None = None,
     progress: Progress | None = None,
     orders: str = "shown",
+    chat_template: bool = True,
 ) -> BenchResult:
     """Evaluate every condition on the same questions.
 
     Each (country, condition, metric) gets an accuracy with its Wilson interval; every condition
     other than ``baseline`` (when present) gets an exact McNemar test against it on the same
-    questions. An ``All countries`` row pools every question.
+    questions. An ``All countries`` row pools every question. ``chat_template=False`` scores
+    ``mc`` and ``cloze`` outside the model's chat template (lm-eval's default).
     """
     split = check_split(split)
-    scoring = check_scoring(scoring, split)
+    scoring = check_scoring(scoring, split, chat_template)
     qs = list(questions)
     if not qs:
         raise CultureTuneError("no questions to evaluate")
@@ -1032,7 +1175,10 @@ def run_bench(
     base = baseline if baseline in names else None
     outcomes: dict[str, list[Any]] = {}
     for cond in conditions:
-        if split == "easy":
+        if split == "easy" and scoring != "letter":
+            evaluate = evaluate_mc if scoring == "mc" else evaluate_cloze
+            outcomes[cond.name] = evaluate(lm, qs, cond, chat_template, batch_size, progress)
+        elif split == "easy":
             outcomes[cond.name] = evaluate_easy(lm, qs, cond, scoring, batch_size, progress,
                                                 orders=orders)
         else:
@@ -1050,6 +1196,7 @@ def run_bench(
                 cells.append(Cell(country, n, metric, accuracy(units[n]), vs))
     return BenchResult(
         split=split, scoring=scoring, model=lm.name, conditions=list(conditions),
+        chat_template=chat_template and (scoring == "letter" or lm.has_chat_template),
         countries=countries, metrics=metrics, baseline=base, cells=cells, outcomes=outcomes,
         reference={c: _reference(split, [qs[i] for i in idx]) for c, idx in groups.items()},
         n_questions={c: len(idx) for c, idx in groups.items()},
@@ -1093,6 +1240,9 @@ def format_tables(result: BenchResult) -> str:
         f"conditions: {', '.join(c.name for c in result.conditions)}",
         "acc: accuracy with its 95 % Wilson interval; ±: half the interval's width in points.",
     ]
+    if result.scoring in ("mc", "cloze"):
+        where = "inside the chat template" if result.chat_template else "no chat template"
+        lines.insert(1, f"{result.scoring} ({where}): {SCORING_NOTES[result.scoring]}.")
     if result.baseline:
         lines.append(f"p: exact McNemar test against {result.baseline} on the same questions "
                      f"(b = {result.baseline} right and the condition wrong, c = the reverse).")

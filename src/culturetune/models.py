@@ -18,6 +18,9 @@ from pathlib import Path
 from culturetune.errors import CultureTuneError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+#: The Hugging Face hub repository the bundled default model was quantized from (what a saved
+#: prompt's ``adapter_config.json`` names as its base model).
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DTYPES = {
     "float32": "float32",
@@ -117,6 +120,24 @@ def cache_dir() -> Path:
     if root:
         return Path(root)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "culturetune"
+
+
+def gguf_cache_folder(gguf: Path) -> Path:
+    """The model folder holding a GGUF file's dequantized weights once it has been loaded."""
+    return cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+
+
+def peft_base_model(name: str) -> str:
+    """What a prompt's ``adapter_config.json`` names as its base model, for a model that
+    culturetune loaded as ``name``, so that PEFT's Auto classes can load it: the hub id for hub
+    models and for the bundled default, the absolute folder for a local folder, and the folder of
+    dequantized weights for a ``.gguf`` file."""
+    if name == DEFAULT_MODEL:
+        return DEFAULT_HUB_ID
+    local = Path(name).expanduser()
+    if name.endswith(".gguf") and local.is_file():
+        return str(gguf_cache_folder(local).resolve())
+    return str(local.resolve()) if local.is_dir() else name
 
 
 def bundled_gguf() -> Path:
@@ -235,8 +256,7 @@ def _load_cached_gguf(gguf: Path, dtype: str, device: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    stat = gguf.stat()
-    cached = cache_dir() / "models" / f"{gguf.stem}-{stat.st_size}"
+    cached = gguf_cache_folder(gguf)
     if not (cached / "config.json").exists():
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)

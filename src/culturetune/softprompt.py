@@ -2,7 +2,9 @@
 
 A tuned prompt is a folder: ``adapter_model.safetensors`` (tensor ``prompt_embeddings``,
 ``[virtual tokens, hidden]``) and ``adapter_config.json`` in PEFT's prompt-tuning format, so that
-PEFT can load a ``prefix``-placed prompt, plus ``culturetune.json`` with everything else.
+PEFT can load a ``prefix``-placed prompt (its base model named as PEFT's Auto classes can load it:
+see :func:`culturetune.models.peft_base_model`), plus ``culturetune.json`` with everything else
+(the model as culturetune names it among them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from culturetune.errors import CultureTuneError
 from culturetune.files import atomic_path, read_json, write_json
-from culturetune.models import LoadedModel
+from culturetune.models import LoadedModel, peft_base_model
 from culturetune.survey import check_placement
 
 INITS = ("random", "text", "vocab")
@@ -73,7 +75,7 @@ class SoftPrompt:
             num_transformer_submodules=1,
             num_attention_heads=getattr(config, "num_attention_heads", None),
             num_layers=getattr(config, "num_hidden_layers", None),
-            base_model_name_or_path=self.model or None,
+            base_model_name_or_path=peft_base_model(self.model) if self.model else None,
             inference_mode=True,
         )
         with atomic_path(folder / ADAPTER_FILE) as tmp:

@@ -1,27 +1,20 @@
 """Small-sample statistics for benchmark accuracies: Wilson intervals and exact McNemar tests.
 
-Both are implemented by hand (``math`` and ``statistics`` only; scipy is not a dependency):
+Both come from ``scipy.stats.binomtest``:
 
-* the Wilson score interval (Wilson 1927), which behaves at k = 0, k = n and small n, where the
-  normal "k/n ± z·se" interval does not;
+* the Wilson score interval (Wilson 1927), its ``proportion_ci(method="wilson")``, which behaves
+  at k = 0, k = n and small n, where the normal "k/n ± z·se" interval does not;
 * the exact McNemar test: a two-sided binomial test of the discordant pairs against p = 1/2
-  (the same value as ``scipy.stats.binomtest(b, b + c).pvalue`` and statsmodels'
-  ``mcnemar(..., exact=True)``).
+  (the same value as statsmodels' ``mcnemar(..., exact=True)``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
-
-def _z(confidence: float) -> float:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+from scipy.stats import binomtest
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -31,17 +24,14 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     """
     if n < 0 or not 0 <= k <= max(n, 0):
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    z = _z(confidence)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     if n == 0:
         return 0.0, 1.0
-    p = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n)) / denom
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
     # Exact endpoints at the boundaries (avoids 1e-17 rounding noise).
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
+    low = 0.0 if k == 0 else max(0.0, float(ci.low))
+    high = 1.0 if k == n else min(1.0, float(ci.high))
     return low, high
 
 
@@ -49,16 +39,15 @@ def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts ``b`` and ``c``.
 
     Under the null hypothesis each discordant pair is equally likely to go either way, so
-    ``min(b, c) ~ Binomial(b + c, 1/2)``; the p-value doubles the smaller tail (capped at 1).
-    No discordant pairs gives 1.0.
+    ``min(b, c) ~ Binomial(b + c, 1/2)``; the p-value is that binomial test's (two-sided, at
+    most 1). Taking the smaller count makes it exactly symmetric in ``b`` and ``c``. No
+    discordant pairs gives 1.0.
     """
     if b < 0 or c < 0:
         raise ValueError(f"discordant counts must be >= 0, got b={b}, c={c}")
-    n = b + c
-    if n == 0:
+    if b + c == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
-    return min(1.0, 2.0 * tail / 2**n)
+    return float(binomtest(min(b, c), b + c, 0.5).pvalue)
 
 
 @dataclass(frozen=True)
