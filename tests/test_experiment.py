@@ -375,12 +375,21 @@ def test_results_json_is_complete(tiny_run):
     assert not bad
     assert messages[0] == "cell 1/6: China plain ..." and "cell 6/6: Saudi Arabia de seed 0 ..." \
         in messages
+    views = {"vsm2013:shown", "vsm2013:reversed", "vsm2013:both", "vsm2013:cyclic",
+             "paraphrase:both", "paraphrase:cyclic"}
+    assert [v["key"] for v in saved["views"]] == [
+        "vsm2013:shown", "vsm2013:reversed", "vsm2013:both", "vsm2013:cyclic",
+        "paraphrase:both", "paraphrase:cyclic"]  # de tunes on vsm2013:both: no extra view
+    assert saved["specs"]["de"] == {"optimizer": "de", "orders": "both", "calibrate": False,
+                                    "training_view": "vsm2013:both"}
     for c in saved["cells"]:
+        assert set(c["views"]) == views
         assert set(c["indices"]) == set(DIMENSIONS) and c["loss"] > 0
-        assert c["checks"]["reversed"]["loss"] > 0
-        assert c["checks"]["paraphrase"]["official"] is False
+        assert c["loss"] == c["views"]["vsm2013:both"]["loss"]  # the headline view
         assert c["seconds"] > 0 and c["settings"]["model"] == saved["model"]
+        assert c["uniform_loss"] == pytest.approx(26.5 if c["code"] == "CHI" else 21.0)
         b = c["bench"]
+        assert b["orders"] == "cyclic"
         if c["code"] == "CHI":
             assert b["n"] == 4 and b["low"] <= b["accuracy"] <= b["high"]
             assert (b["vs_plain"] is None) == (c["method"] == "plain")
@@ -388,9 +397,13 @@ def test_results_json_is_complete(tiny_run):
             assert b["accuracy"] is None and "no CulturalBench-Easy questions" in b["note"]
     de = next(c for c in saved["cells"] if c["code"] == "CHI" and c["method"] == "de")
     assert de["tuning"]["evaluations"] == 16 and len(de["tuning"]["history"]) == 2
+    assert de["training_view"] == "vsm2013:both" and de["tuning"]["orders"] == "both"
     assert 0 <= de["bench"]["vs_plain"]["p_value"] <= 1
     plain = next(c for c in saved["cells"] if c["code"] == "CHI" and c["method"] == "plain")
-    assert de["plain_reference"]["loss"] == pytest.approx(plain["loss"])
+    for key in views:
+        assert de["plain_reference"]["views"][key] == pytest.approx(plain["views"][key]["loss"])
+    # a position-only reading scores uniform; the plain model reads about that order-balanced
+    assert abs(plain["loss"] - plain["uniform_loss"]) < 3
 
 
 @pytest.mark.model

@@ -99,6 +99,18 @@ TrustOpt = Annotated[
         rich_help_panel="Model",
     ),
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        envvar="CULTURETUNE_THREADS",
+        help="CPU threads for torch (default: one per core). Running two jobs on one machine? "
+        "Give each a share (--threads 1 on 2 cores): threads that outnumber the cores wait on "
+        "each other and everything slows down many times over.",
+        show_default=False,
+        rich_help_panel="Model",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 TargetOpt = Annotated[
     str | None,
@@ -235,10 +247,17 @@ def load_lm(
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
+    threads: int | None = None,
 ) -> LoadedModel:
     """Load a model quietly, with one status line on stderr before and after."""
     from culturetune.models import DEFAULT_MODEL, load_model
 
+    if threads is not None:
+        import torch
+
+        if threads < 1:
+            raise CultureTuneError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
     quiet_transformers()
     name = model or DEFAULT_MODEL
     status(f"loading {name} ...")
@@ -421,6 +440,7 @@ def survey(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
@@ -438,7 +458,7 @@ def survey(
     if order_set == "all":
         status("--orders all asks every item in all 120 option orders (about 120x the time "
                "of one order)")
-    lm = load_lm(model, device, str(dtype), trust_remote_code)
+    lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
 
     from culturetune.survey import Survey, run_survey
 
@@ -725,6 +745,7 @@ def tune(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
@@ -754,7 +775,7 @@ def tune(
         if (Path(folder) / RUN_FILE).exists():
             raise CultureTuneError(f"{folder} already holds a tuning run; continue it with "
                                    f"--resume {folder} or choose another --out")
-    lm = load_lm(model, device, str(dtype), trust_remote_code)
+    lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
     result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json)
     if as_json:
         print_json({
@@ -848,6 +869,7 @@ def chat(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
@@ -856,7 +878,7 @@ def chat(
 
     sys_prompt = system_prompt(persona, system)
     soft = read_prompt(prompt)
-    lm = load_lm(model, device, str(dtype), trust_remote_code)
+    lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
     soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
     segments = prompt_segments(lm, [message], sys_prompt, placement)
@@ -935,6 +957,7 @@ def bench(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """CulturalBench accuracy of the plain model, persona prompting and tuned prompts."""
@@ -962,7 +985,7 @@ def bench(
     prompts = [(folder, read_prompt(folder)) for folder in prompt or []]
     status("loading CulturalBench ...")
     questions = load_culturalbench(str(split), data, None if all_countries else country, limit)
-    lm = load_lm(model, device, str(dtype), trust_remote_code)
+    lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
     conditions = [Condition.plain()] + ([Condition.persona_prompted()] if persona else [])
     names = {"plain", "persona"}
     for folder, soft in prompts:
@@ -1041,6 +1064,7 @@ def experiment(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The reference study end to end: countries x methods x seeds, report and figures."""
@@ -1067,7 +1091,7 @@ def experiment(
         cfg = ExperimentConfig.quick(**overrides)
     else:
         cfg = ExperimentConfig(**overrides).validate()
-    lm = load_lm(cfg.model, device, str(dtype), trust_remote_code)
+    lm = load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
     results = run_experiment(lm, cfg, out, progress=None if as_json else status)
     if as_json:
         print_json(results)
