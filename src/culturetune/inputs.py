@@ -84,7 +84,7 @@ def check_score(value: float, what: str) -> float:
 def check_text(value: str | None, option: str) -> str | None:
     """A text option that, when given, must not be empty."""
     if value is not None and not value.strip():
-        raise CultureTuneError(f"{option} is empty; give some text or leave the option out")
+        raise CultureTuneError(f"{option} is empty; give some text")
     return value
 
 
