@@ -880,6 +880,9 @@ def bench(
                                "--all-countries")
     if country and all_countries:
         raise CultureTuneError("give --country or --all-countries, not both")
+    if per_question and not as_json:
+        raise CultureTuneError("--per-question adds every question's answers to the JSON "
+                               "output; add --json")
     if limit is not None:
         inputs.check_count(limit, "--limit")
     if data is not None:
@@ -978,6 +981,9 @@ def experiment(
                        ("bench_limit", bench_limit), ("model", model)):
         if value is not None:
             overrides[key] = value
+    if config is not None and quick:
+        raise CultureTuneError("give --config FILE or --quick, not both (put the settings you "
+                               "want in the file)")
     if config is not None:
         base = ExperimentConfig.from_file(config).to_dict()
         base.update(overrides)

@@ -127,7 +127,7 @@ def check_model(model: str | None) -> str | None:
     if not name:
         raise CultureTuneError("--model is empty; leave it out for the bundled default model, or "
                                "give a hub id, a model folder or a .gguf file")
-    path = check_path(name, "--model")
+    path = check_path(name, "--model").expanduser()
     if name.lower().endswith(".gguf"):
         check_gguf(path)
         return name
@@ -257,7 +257,7 @@ def check_path(value: str | Path, option: str) -> Path:
         raise CultureTuneError(f"{option} is empty; give a path")
     if "\x00" in text:
         raise CultureTuneError(f"{option}: the path contains a NUL byte")
-    path = Path(text).expanduser()
+    path = Path(text)
     too_long = [p for p in path.parts if len(p.encode("utf-8", "surrogateescape")) > 255]
     if too_long or len(text.encode("utf-8", "surrogateescape")) > 4096:
         raise CultureTuneError(f"{option}: file name too long ({_short(text)}); file names are at "
@@ -449,6 +449,9 @@ def check_tune_settings(config: Any) -> None:
         value = getattr(config, name, None)
         if value is not None and not isinstance(value, str):
             raise CultureTuneError(f"setting {name} must be a text, got {value!r}")
+    if config.optimizer == "cma" and (config.population < 2 or config.subspace == 1):
+        raise CultureTuneError("--optimizer cma needs --population 2 or more and a search space "
+                               "of 2 or more dimensions (--subspace)")
     if config.init == "text" and not (config.init_text or "").strip():
         raise CultureTuneError("--init text needs --init-text TEXT (e.g. a persona sentence)")
     if config.init != "text" and config.init_text is not None:
@@ -469,5 +472,8 @@ def check_experiment_limits(config: Any) -> None:
     check_count(config.tokens, "tokens", 1, MAX_PROMPT_TOKENS)
     if config.subspace is not None:
         check_count(config.subspace, "subspace", 1, MAX_SUBSPACE)
+    if any(m == "cma" or m.startswith("cma-") for m in config.methods) and (
+            config.population < 2 or config.subspace == 1):
+        raise CultureTuneError("method cma needs population 2 or more and subspace 2 or more")
     if config.model is not None and not str(config.model).strip():
         raise CultureTuneError("model is empty; leave it out (null) for the bundled default")
