@@ -705,8 +705,8 @@ def _prompt_tensor(folder: Path):
 @pytest.mark.model
 def test_two_tunes_one_folder_then_sigint_resume_equals_uninterrupted(tmp_path: Path) -> None:
     """A second ``tune`` on a folder in use is refused; SIGINT to the first exits 130 with the
-    resume hint and leaves a folder that ``--resume`` continues to exactly the result of an
-    uninterrupted run with the same settings."""
+    resume hint; a resumed run killed with SIGKILL leaves no stale lock; and ``--resume``
+    continues the folder to exactly the result of an uninterrupted run with the same settings."""
     settings = ["--country", "China", "--population", "8", "--seed", "0"]
     first = subprocess.Popen(_culturetune("tune", *settings, "--budget", "100000", "--out", "r",
                                           "--json"),
@@ -727,6 +727,17 @@ def test_two_tunes_one_folder_then_sigint_resume_equals_uninterrupted(tmp_path: 
         if first.poll() is None:
             first.kill()
     assert_clean_error(first.returncode, err, "culturetune tune --resume r", expected=130)
+    done = runfolder.recorded_evaluations(tmp_path / "r")
+    again = subprocess.Popen(_culturetune("tune", "--resume", "r", "--budget", "100000"),
+                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 300
+        while runfolder.recorded_evaluations(tmp_path / "r") <= done:  # a periodic save (10 s)
+            assert again.poll() is None and time.monotonic() < end
+            time.sleep(0.5)
+    finally:
+        again.kill()  # SIGKILL: nothing runs on the way out
+        again.wait()
     done = runfolder.recorded_evaluations(tmp_path / "r")
     budget = done + 16  # two more steps; every recorded step is a whole population
     resumed = subprocess.run(_culturetune("tune", "--resume", "r", "--budget", str(budget),
