@@ -441,7 +441,7 @@ def check_tune_settings(config: Any) -> None:
     check_seed(config.seed)
     if config.subspace is not None:
         check_count(config.subspace, "--subspace", 1, MAX_SUBSPACE)
-    for name in ("model", "instrument", "placement", "init", "loss", "orders"):
+    for name in ("model", "instrument", "placement", "init", "loss"):
         value = getattr(config, name, "")
         if not isinstance(value, str):
             raise CultureTuneError(f"setting {name} must be a name, got {value!r}")
