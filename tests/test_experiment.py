@@ -96,7 +96,7 @@ def test_config_file_accepts_dashes_and_comma_lists(tmp_path):
     "content,message",
     [
         (None, "not found"),
-        (b"\xff\xfe\x00bad", "cannot read"),
+        (b"\xc3\x28bad", "not UTF-8 text"),  # (a UTF-16 BOM is read as UTF-16)
         ("{ not json", "not valid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"budgett": 10}', "unknown setting.*budgett"),

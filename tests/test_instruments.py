@@ -154,7 +154,7 @@ def test_unreadable_files(tmp_path: Path, content: str, needle: str) -> None:
 def test_not_utf8_missing_folder_and_unknown_name(tmp_path: Path) -> None:
     path = tmp_path / "latin1.json"
     path.write_bytes('{"name": "Fragebogen für"}'.encode("latin-1"))
-    with pytest.raises(CultureTuneError, match="cannot read instrument file"):
+    with pytest.raises(CultureTuneError, match="not UTF-8"):
         load_instrument(str(path))
     with pytest.raises(CultureTuneError, match="not found"):
         load_instrument(str(tmp_path / "missing.json"))

@@ -65,8 +65,9 @@ def test_base_model_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         "HuggingFaceTB/SmolLM2-360M-Instruct")
     assert peft_base_model("mymodel") == str(tmp_path / "mymodel")
     assert peft_base_model("./mymodel/") == str(tmp_path / "mymodel")
-    assert peft_base_model("tiny.gguf") == str(tmp_path / "cache" / "models" / "tiny-4")
-    assert gguf_cache_folder(tmp_path / "tiny.gguf") == tmp_path / "cache" / "models" / "tiny-4"
+    cached = gguf_cache_folder(tmp_path / "tiny.gguf")
+    assert cached.parent == tmp_path / "cache" / "models" and cached.name.startswith("tiny-4-")
+    assert peft_base_model("tiny.gguf") == str(cached)
 
 
 def test_saved_config_names_the_hub_id_and_culturetune_json_keeps_the_name(

@@ -13,10 +13,13 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,8 +28,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from culturetune import __version__, defaults
-from culturetune.errors import CultureTuneError
+from culturetune import __version__, defaults, inputs
+from culturetune.errors import CultureTuneError, Interrupted
 from culturetune.targets import (
     LOSS_KINDS,
     TABLE_SOURCE,
@@ -36,7 +39,7 @@ from culturetune.targets import (
     lookup_country,
 )
 from culturetune.views import ORDER_SETS
-from culturetune.vsm import DIMENSION_NAMES, DIMENSIONS, parse_constants
+from culturetune.vsm import DIMENSION_NAMES, DIMENSIONS, instrument_key, parse_constants
 
 if TYPE_CHECKING:
     from culturetune.models import LoadedModel
@@ -370,15 +373,14 @@ def _short(text: str, width: int) -> str:
 
 
 def interruptible(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Ctrl-C inside a command: print ``interrupted`` and exit with status 130."""
+    """Ctrl-C inside a command: ``error: interrupted`` and exit status 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
+            raise Interrupted("interrupted") from None
 
     return wrapper
 
@@ -446,6 +448,7 @@ def survey(
     """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
     from culturetune.vsm import load_instrument
 
+    model, device = inputs.check_model(model), inputs.check_device(device)
     constants = parse_constants(constant)
     target = resolve_target(country)
     sys_prompt = system_prompt(persona, system)
@@ -466,6 +469,9 @@ def survey(
     placement = soft.placement if soft is not None else "answer"
     sv = Survey(lm, inst, system=sys_prompt, orders=order_set, calibrate=calibrate,
                 placement=placement)
+    if soft is not None:
+        extra = 8 if str(answers) == "generate" else 0
+        fits(lm, soft, prompt, sv.segments, extra)
     result = run_survey(
         sv, answers=str(answers), soft=None if soft is None else soft.embeddings,
         constants=constants, target=target, loss_kind=str(loss), prompt_name=prompt,
@@ -579,7 +585,10 @@ def score(
 
     constants = parse_constants(constant)
     target = resolve_target(country)
-    result = score_responses(read_responses(responses), constants)
+    path = inputs.check_input_file(responses, "responses file", "RESPONSES.csv")
+    with inputs.reading(f"responses file {path}"):
+        rows = read_responses(path)
+    result = score_responses(rows, constants)
     result_loss = compute_loss(result.indices, target, str(loss)) if target else None
     if as_json:
         data = result.to_dict()
@@ -671,6 +680,17 @@ def checked(prompt: Any, lm: LoadedModel) -> Any:
     return prompt
 
 
+def fits(lm: LoadedModel, soft: Any, name: str | None, segments: Any, extra: int = 0) -> None:
+    """Refuse a soft prompt that, with these prompts (``extra`` generated tokens after each),
+    does not fit the model's context or the memory."""
+    from culturetune import limits
+
+    longest = max((len(a) + len(b) for a, b in zip(segments.pre, segments.post, strict=True)),
+                  default=0) + extra
+    limits.check_prompt(lm, soft.tokens, longest, len(segments),
+                        f"prompt {name} ({soft.tokens} virtual tokens)")
+
+
 def parse_subspace(value: str) -> int | None:
     """``--subspace``: a positive dimension, or ``full`` for the whole matrix."""
     if value.strip().lower() == "full":
@@ -687,6 +707,7 @@ def parse_subspace(value: str) -> int | None:
 
 @command()
 def tune(
+    ctx: typer.Context,
     country: TargetOpt = None,
     model: ModelOpt = None,
     tokens: Annotated[int, typer.Option(help="Virtual tokens in the soft prompt.")] = 5,
@@ -749,34 +770,57 @@ def tune(
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
-    from pathlib import Path
+    from culturetune import runfolder
+    from culturetune.models import DEFAULT_MODEL
+    from culturetune.tuning import RUN_FILE, TuneConfig
 
-    from culturetune.tuning import RUN_FILE, TuneConfig, load_run_config
-
+    model, device = inputs.check_model(model), inputs.check_device(device)
+    time_limit = inputs.check_time_limit(time_limit)
     if resume is None and country is None:
         raise CultureTuneError("say which culture to tune for: --country NAME (or --target "
                                "PDI=..,IDV=..), or --resume DIR to continue a run")
+    settings = dict(
+        tokens=tokens, placement=str(placement), init=str(init), init_text=init_text,
+        optimizer=str(optimizer), budget=budget, population=population, seed=seed,
+        loss=str(loss), orders=str(orders), calibrate=calibrate,
+    )
     if resume is not None:
-        config = load_run_config(resume)
-        folder = resume
-        model = model or (config.model if config.model != "smollm2-135m-instruct" else None)
+        folder = str(runfolder.check_run(resume))
+        if out is not None and not runfolder.same_folder(out, folder):
+            raise CultureTuneError("--resume continues the run in its own folder; leave --out "
+                                   "out (or give the same folder)")
     else:
         target = resolve_target(country)
         config = TuneConfig(
-            target=target, tokens=tokens, placement=str(placement), init=str(init),
-            init_text=init_text, subspace=parse_subspace(subspace), optimizer=str(optimizer),
-            budget=budget, population=population, seed=seed,
-            constants=parse_constants(constant), loss=str(loss), orders=str(orders),
-            calibrate=calibrate, instrument=instrument,
-            validate_instruments=list(validate_instrument or []),
+            target=target, subspace=parse_subspace(subspace),
+            constants=parse_constants(constant), instrument=instrument,
+            validate_instruments=list(validate_instrument or []), **settings,
         ).validate()
         slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
-        folder = out or f"runs/{slug.strip('-').lower()}-{optimizer}-s{seed}"
-        if (Path(folder) / RUN_FILE).exists():
-            raise CultureTuneError(f"{folder} already holds a tuning run; continue it with "
-                                   f"--resume {folder} or choose another --out")
-    lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
-    result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json)
+        slug = slug.strip("-").lower()[:60] or "custom"
+        folder = out if out is not None else f"runs/{slug}-{optimizer}-s{seed}"
+    with runfolder.claim(folder, "--resume" if resume else "--out"):  # "in use" comes first
+        if resume is not None:
+            asked = {k: v for k, v in settings.items() if k in _given(ctx, *settings)}
+            asked.update(_given_values(
+                ctx, country=lambda: resolve_target(country).to_dict(),
+                subspace=lambda: parse_subspace(subspace),
+                constant=lambda: parse_constants(constant), model=lambda: model,
+                instrument=lambda: instrument_key(instrument),
+                validate_instrument=lambda: [instrument_key(p)
+                                             for p in validate_instrument or []]))
+            config = _resume_config(folder, asked)
+            model = model or (config.model if config.model != DEFAULT_MODEL else None)
+        else:
+            runfolder.check_new_run(folder)
+        try:
+            lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
+            result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json)
+        except KeyboardInterrupt:
+            if (Path(folder) / RUN_FILE).exists():
+                raise Interrupted(f"interrupted; the run is saved in {folder}: continue it with "
+                                  f"`culturetune tune --resume {folder}`") from None
+            raise Interrupted("interrupted before the run started; nothing was saved") from None
     if as_json:
         print_json({
             "folder": str(result.folder), "status": result.status,
@@ -833,6 +877,37 @@ def print_validity(con: Console, validity: Any) -> None:
         say(con, "read the tuned indices with care: they do not hold on every view above")
 
 
+def _given(ctx: typer.Context, *names: str) -> set[str]:
+    """Which of these options of the running command the user typed (not left at default)."""
+    typed = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
+    return {n for n in names if getattr(ctx.get_parameter_source(n), "name", None) in typed}
+
+
+def _given_values(ctx: typer.Context, **options: Callable[[], Any]) -> dict[str, Any]:
+    """``TuneConfig`` fields of the options the user typed (values computed only for those)."""
+    fields = {"country": "target", "constant": "constants",
+              "validate_instrument": "validate_instruments"}
+    return {fields.get(k, k): make() for k, make in options.items() if k in _given(ctx, k)}
+
+
+def _resume_config(folder: str, asked: dict[str, Any]) -> Any:
+    """The saved settings of the run in ``folder`` with the options the user typed checked
+    against them (only ``--budget`` may differ); everything is read without the model."""
+    from culturetune import runfolder
+    from culturetune.tuning import TuneConfig, load_run_config
+
+    runfolder.check_resumable(Path(folder))
+    saved = load_run_config(folder).to_dict()
+    conflicts = runfolder.resume_conflicts(saved, asked)
+    if conflicts:
+        raise CultureTuneError(
+            f"--resume {folder} keeps the run's settings, but you asked for others "
+            f"({'; '.join(conflicts)}); leave those options out to continue the run (only "
+            "--budget may change, to extend it), or start a new run with another --out")
+    given = TuneConfig.from_dict({**saved, **{k: v for k, v in asked.items() if k != "model"}})
+    return runfolder.resumed(Path(folder), given.validate())
+
+
 def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
                 time_limit: float | None, quiet: bool) -> Any:
     """Run ``tuning.tune`` with a live progress line on stderr."""
@@ -873,15 +948,27 @@ def chat(
     as_json: JsonOpt = False,
 ) -> None:
     """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
+    from culturetune import limits
     from culturetune.engine import generate
     from culturetune.survey import prompt_segments
 
+    model, device = inputs.check_model(model), inputs.check_device(device)
+    inputs.check_text(message, "the message")
+    inputs.check_count(max_new_tokens, "--max-new-tokens", 1, inputs.MAX_NEW_TOKENS)
     sys_prompt = system_prompt(persona, system)
     soft = read_prompt(prompt)
     lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
     soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
     segments = prompt_segments(lm, [message], sys_prompt, placement)
+    length = len(segments.pre[0]) + len(segments.post[0]) + max_new_tokens
+    context = limits.context_length(lm)
+    if context is not None and length > context:
+        raise CultureTuneError(
+            f"the message and --max-new-tokens {max_new_tokens} need {length} tokens, but model "
+            f"{lm.name} reads at most {context}; shorten the message or lower --max-new-tokens")
+    if soft is not None:
+        fits(lm, soft, prompt, segments, max_new_tokens)
     note = None
     if soft is not None and soft.placement == "answer":
         note = (f"{prompt} is an answer-placed prompt: it sits at the start of the model's reply "
@@ -963,6 +1050,7 @@ def bench(
     """CulturalBench accuracy of the plain model, persona prompting and tuned prompts."""
     from pathlib import Path
 
+    from culturetune import limits
     from culturetune.culturalbench import (
         Condition,
         check_scoring,
@@ -971,11 +1059,19 @@ def bench(
         run_bench,
     )
 
+    model, device = inputs.check_model(model), inputs.check_device(device)
     if not country and not all_countries:
         raise CultureTuneError("say which questions to use: --country NAME (repeatable) or "
                                "--all-countries")
     if country and all_countries:
         raise CultureTuneError("give --country or --all-countries, not both")
+    if per_question and not as_json:
+        raise CultureTuneError("--per-question adds every question's answers to the JSON "
+                               "output; add --json")
+    if limit is not None:
+        inputs.check_count(limit, "--limit")
+    if data is not None:
+        inputs.check_path(data, "--data")
     scoring_name = check_scoring(str(scoring), str(split), not no_chat_template)
     if orders is not None and (str(split), scoring_name) != ("easy", "letter"):
         raise CultureTuneError("--orders applies to Easy letter scoring (mc and cloze follow "
@@ -988,12 +1084,15 @@ def bench(
     lm = load_lm(model, device, str(dtype), trust_remote_code, threads)
     conditions = [Condition.plain()] + ([Condition.persona_prompted()] if persona else [])
     names = {"plain", "persona"}
+    longest = _longest_question(lm, questions, str(split)) if prompts else 0
     for folder, soft in prompts:
         name = Path(folder).name or str(folder)
         while name in names:
             name += "'"
         names.add(name)
-        conditions.append(Condition(name, soft=checked(soft, lm)))
+        limits.check_prompt(lm, checked(soft, lm).tokens, longest, 32,
+                            f"prompt {folder} ({soft.tokens} virtual tokens)")
+        conditions.append(Condition(name, soft=soft))
 
     def show(name: str, done: int, total: int) -> None:
         if not as_json:
@@ -1006,6 +1105,19 @@ def bench(
         print_json(result.to_dict(per_question=per_question))
     else:
         say(stdout(), format_tables(result))
+
+
+def _longest_question(lm: LoadedModel, questions: Sequence[Any], split: str) -> int:
+    """Tokens of the longest CulturalBench prompt, persona system prompt included."""
+    from culturetune import limits
+    from culturetune.culturalbench import easy_prompt, hard_prompt
+    from culturetune.survey import persona_prompt
+
+    if split == "easy":
+        users = [easy_prompt(q) for q in questions]
+    else:
+        users = [hard_prompt(q.question, o) for q in questions for o in q.options]
+    return limits.prompt_tokens(lm, users, persona_prompt("the United States of America")) + 16
 
 
 # --------------------------------------------------------------------------- experiment
@@ -1068,12 +1180,14 @@ def experiment(
     as_json: JsonOpt = False,
 ) -> None:
     """The reference study end to end: countries x methods x seeds, report and figures."""
+    from culturetune import runfolder
     from culturetune.experiment import ExperimentConfig, run_experiment
 
+    device = inputs.check_device(device)
     overrides: dict[str, Any] = {}
-    if countries:
+    if countries is not None:
         overrides["countries"] = [c.strip() for c in countries.split(",") if c.strip()]
-    if methods:
+    if methods is not None:
         overrides["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
     if validate_instrument:
         overrides["validate_instruments"] = list(validate_instrument)
@@ -1083,6 +1197,9 @@ def experiment(
                        ("bench_orders", bench_orders and str(bench_orders))):
         if value is not None:
             overrides[key] = value
+    if config is not None and quick:
+        raise CultureTuneError("give --config FILE or --quick, not both (put the settings you "
+                               "want in the file)")
     if config is not None:
         base = ExperimentConfig.from_file(config).to_dict()
         base.update(overrides)
@@ -1091,12 +1208,32 @@ def experiment(
         cfg = ExperimentConfig.quick(**overrides)
     else:
         cfg = ExperimentConfig(**overrides).validate()
-    lm = load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
-    results = run_experiment(lm, cfg, out, progress=None if as_json else status)
+    inputs.check_model(cfg.model)
+    _check_bench_data(cfg)
+    with runfolder.claim(out):
+        runfolder.check_experiment(out)
+        try:
+            lm = load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
+            results = run_experiment(lm, cfg, out, progress=None if as_json else status)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; finished cells are kept in {out}: run the same "
+                              "command again to resume") from None
     if as_json:
         print_json(results)
     else:
         say(stdout(), f"results.json, report.md, report.html and figures written to {out}")
+
+
+def _check_bench_data(cfg: Any) -> None:
+    """A local CulturalBench file of an experiment, read and checked before the model loads."""
+    if cfg.bench_split is None or cfg.data is None:
+        return
+    from culturetune.culturalbench import load_dataset_table, questions_from_dataset
+
+    inputs.check_path(cfg.data, "--data")
+    status("checking CulturalBench data ...")
+    table, source = load_dataset_table(cfg.bench_split, cfg.data)
+    questions_from_dataset(table, cfg.bench_split, source)
 
 
 @command()
@@ -1105,18 +1242,47 @@ def report(
     as_json: JsonOpt = False,
 ) -> None:
     """Rewrite an experiment's report and figures from its results.json (no model needed)."""
-    from pathlib import Path
+    from culturetune import runfolder
+    from culturetune.report import load_results
 
-    from culturetune.report import load_results, write_report
-
+    inputs.check_path(folder, "FOLDER")
     results = load_results(folder)
     out = Path(folder).parent if Path(folder).is_file() else Path(folder)
-    written = write_report(results, out)
+    with runfolder.claim(out, "FOLDER"):
+        written = _write_report_whole(results, out, Path(folder))
     files = {"markdown": str(written["markdown"]), "html": str(written["html"])}
     if as_json:
         print_json(files)
     else:
         say(stdout(), f"report.md, report.html and figures written to {out}")
+
+
+def _write_report_whole(results: dict[str, Any], out: Path, source: Path) -> dict[str, Any]:
+    """Write the report into a scratch folder first and move it into place only when all of
+    it was written: a results file culturetune cannot render leaves nothing half-written."""
+    import shutil
+    import tempfile
+
+    from culturetune.report import write_report
+
+    scratch = Path(tempfile.mkdtemp(dir=out, prefix=".report-"))
+    try:
+        try:
+            written = write_report(results, scratch)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                ZeroDivisionError) as exc:
+            raise CultureTuneError(
+                f"{source} cannot be rendered ({type(exc).__name__}: {exc}); it is not a "
+                "results.json as culturetune writes it: run the experiment again") from None
+        for path in sorted(scratch.rglob("*")):
+            if path.is_file():
+                target = out / path.relative_to(scratch)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {k: out / Path(v).relative_to(scratch) if isinstance(v, Path) else v
+            for k, v in written.items()}
 
 
 def _version(value: bool) -> None:
@@ -1139,16 +1305,101 @@ def _root(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: run the app; a ``CultureTuneError`` becomes ``error: <message>`` on stderr
-    and exit status 2 (no traceback). Usage errors keep typer's message and status 2."""
+    """Entry point: run the app and turn every failure a user can cause into one line
+    ``error: <message>`` on stderr with exit status 2, never a traceback: a
+    ``CultureTuneError``, a usage error, an operating-system error (a full disk, a folder that
+    cannot be written), running out of memory. Ctrl-C exits with 130 (SIGTERM and SIGHUP with
+    143 and 129), after the command has saved what it can."""
+    received: list[int] = []
+    restore = _trap_signals(received)
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="culturetune")
+        code = app(args=list(argv) if argv is not None else None, prog_name="culturetune",
+                   standalone_mode=False)
+    except _CLICK_ERRORS as exc:  # usage errors
+        ctx, message = getattr(exc, "ctx", None), exc.format_message()
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        code = _fail(f"{message}{hint}", exc.exit_code) if message else exc.exit_code
+    except _ABORTS:
+        code = _fail("interrupted", 130)
     except CultureTuneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        code = _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:  # outside a command (commands handle their own)
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        code = _fail("interrupted", 130)
+    except OSError as exc:
+        code = _fail(_os_error(exc), 2)
+    except MemoryError:
+        code = _fail("out of memory; use smaller settings (--population, --tokens, --subspace)", 2)
+    except RuntimeError as exc:
+        if not _out_of_memory(exc):
+            raise
+        code = _fail(f"out of memory ({_first_line(exc)}); use smaller settings (--population, "
+                     "--tokens, --subspace) or another --device", 2)
+    finally:
+        restore()
+    if code == 130 and received:
+        code = 128 + received[0]
+    sys.exit(code or 0)
+
+
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` from the click that typer uses (typer >= 0.2x vendors its own) and from click."""
+    found = []
+    for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            cls = getattr(__import__(module, fromlist=[name]), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+_CLICK_ERRORS = _click_classes("ClickException")
+_ABORTS = _click_classes("Abort")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _os_error(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or _first_line(exc)}{where}"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or (
+        "can't allocate memory" in text)
+
+
+def _trap_signals(received: list[int]) -> Callable[[], None]:
+    """SIGTERM and SIGHUP stop a command the way Ctrl-C does (work is saved, the exit status
+    says which signal it was); returns a function that puts the old handlers back."""
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    old: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                old[sig] = signal.signal(sig, stop)
+    except ValueError:  # not the main thread: leave the signals alone
+        pass
+
+    def restore() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 if __name__ == "__main__":  # pragma: no cover

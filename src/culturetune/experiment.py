@@ -18,7 +18,6 @@ finished cell is its own JSON file, so an interrupted experiment resumes where i
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 from culturetune import defaults
 from culturetune.errors import CultureTuneError
 from culturetune.files import read_json, read_text, write_json
+from culturetune.inputs import check_experiment_limits, loads_json
 from culturetune.targets import Target, lookup_country
 from culturetune.validity import View, check_views
 from culturetune.views import check_orders
@@ -221,6 +221,7 @@ class ExperimentConfig:
             raise CultureTuneError(f"model must be a name or path, got {self.model!r}")
         if self.data is not None:
             self.data = str(self.data)
+        check_experiment_limits(self)
         return self
 
     @property
@@ -284,10 +285,7 @@ class ExperimentConfig:
         """Read a JSON config file (``--config FILE``)."""
         path = Path(path)
         text = read_text(path, "config file")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CultureTuneError(f"config file {path} is not valid JSON: {exc}") from None
+        data = loads_json(text, f"config file {path}")
         return cls.from_dict(data, f"config file {path}")
 
 
@@ -704,7 +702,9 @@ class _Runner:
 
 def _check_run(run_file: Path, wanted: Any) -> None:
     """Refuse to resume a tuning run that was started with other settings."""
-    saved = read_json(run_file).get("config", {})
+    saved = read_json(run_file)
+    saved = saved.get("config", {}) if isinstance(saved, dict) else {}
+    saved = dict(saved) if isinstance(saved, dict) else {}
     saved.setdefault("orders", "shown")
     saved.setdefault("calibrate", False)
     keys = ("optimizer", "orders", "calibrate", "budget", "population", "tokens", "placement",

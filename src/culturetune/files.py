@@ -29,20 +29,17 @@ def atomic_path(path: str | Path) -> Iterator[str]:
 
 
 def read_text(path: str | Path, what: str) -> str:
-    """A user's text file (BOM tolerated); ``what`` names it in the error, e.g. "config file"."""
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CultureTuneError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CultureTuneError(f"cannot read {what} {path}: {exc}") from None
+    """A user's text file (see ``inputs.read_user_text``); ``what`` names it in the error, e.g.
+    "config file"."""
+    from culturetune.inputs import read_user_text
+
+    return read_user_text(path, what)
 
 
 def write_text(path: str | Path, text: str) -> None:
     """Write text atomically."""
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -53,6 +50,6 @@ def write_json(path: str | Path, data: Any) -> None:
 def read_json(path: str | Path) -> Any:
     """Read JSON, turning a missing or broken file into a clear error."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CultureTuneError(f"{path} is not readable JSON ({exc})") from exc
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or encoding
+        raise CultureTuneError(f"{path} is not readable JSON ({exc})") from None

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from culturetune.errors import CultureTuneError
+from culturetune.inputs import check_device, check_gguf, check_model
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 #: The Hugging Face hub repository the bundled default model was quantized from (what a saved
@@ -124,7 +125,7 @@ def cache_dir() -> Path:
 
 def gguf_cache_folder(gguf: Path) -> Path:
     """The model folder holding a GGUF file's dequantized weights once it has been loaded."""
-    return cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+    return cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}-{_fingerprint(gguf)}"
 
 
 def peft_base_model(name: str) -> str:
@@ -171,6 +172,9 @@ def resolve_device(device: str | None) -> str:
 
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    device = check_device(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CultureTuneError(
             f"--device {device} asked for, but no CUDA GPU is available; use --device cpu"
@@ -205,23 +209,34 @@ def load_model(
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    name = name or DEFAULT_MODEL
-    if name == DEFAULT_MODEL:
-        gguf = bundled_gguf()
-        model, tok = _load_cached_gguf(gguf, dt, dev)
-    elif name.endswith(".gguf"):
-        gguf = Path(name).expanduser()
-        if not gguf.is_file():
-            raise CultureTuneError(f"GGUF file {gguf} not found")
-        model, tok = _load_cached_gguf(gguf, dt, dev)
-    else:
-        model, tok = _load_hf(name, dt, dev, trust_remote_code)
+    name = DEFAULT_MODEL if name is None else check_model(name) or DEFAULT_MODEL
+    try:
+        if name == DEFAULT_MODEL:
+            gguf = bundled_gguf()
+            model, tok = _load_cached_gguf(gguf, dt, dev)
+        elif name.endswith(".gguf"):
+            gguf = Path(name).expanduser()
+            check_gguf(gguf)
+            model, tok = _load_cached_gguf(gguf, dt, dev)
+        else:
+            model, tok = _load_hf(name, dt, dev, trust_remote_code)
+    except CultureTuneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged or unsupported file, whatever the cause
+        raise CultureTuneError(f"could not load model {name!r} ({type(exc).__name__}: "
+                               f"{_first_line(exc)}); check that it is a complete causal language "
+                               "model in a format transformers reads") from exc
     model.eval()
     model.requires_grad_(False)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     torch.set_grad_enabled(False)
     return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "no details"
 
 
 def _load_hf(name: str, dtype: str, device: str, trust_remote_code: bool):
@@ -234,7 +249,8 @@ def _load_hf(name: str, dtype: str, device: str, trust_remote_code: bool):
     try:
         tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+            name, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
+            use_safetensors=True,
         )
     except OSError as exc:
         raise CultureTuneError(
@@ -275,6 +291,24 @@ def _load_cached_gguf(gguf: Path, dtype: str, device: str):
             shutil.rmtree(tmp, ignore_errors=True)
             if not (cached / "config.json").exists():
                 raise
-    tok = AutoTokenizer.from_pretrained(cached)
-    model = AutoModelForCausalLM.from_pretrained(cached, dtype=getattr(torch, dtype))
+    try:
+        tok = AutoTokenizer.from_pretrained(cached)
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=getattr(torch, dtype))
+    except Exception as exc:  # noqa: BLE001 - a damaged cache folder, whatever the cause
+        raise CultureTuneError(f"the cached copy of {gguf.name} in {cached} is damaged "
+                               f"({_first_line(exc)}); delete that folder and run again") from exc
     return model.to(device), tok
+
+
+def _fingerprint(path: Path, chunk: int = 2**20) -> str:
+    """A short content hash (start, middle and end of the file): two different GGUF files of the
+    same name and size must not share a cache folder."""
+    import hashlib
+
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for at in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
+            fh.seek(at)
+            digest.update(fh.read(chunk))
+    return digest.hexdigest()[:12]

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from culturetune import inputs
 from culturetune.errors import CultureTuneError
 from culturetune.files import atomic_path, read_json, write_json
 from culturetune.models import LoadedModel, peft_base_model
@@ -95,16 +96,21 @@ class SoftPrompt:
     @classmethod
     def load(cls, folder: str | Path) -> SoftPrompt:
         """Read a prompt folder written by :meth:`save`, with clear errors for broken ones."""
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
-        folder = Path(folder)
-        if not folder.is_dir():
+        folder = inputs.check_path(folder, "--prompt")
+        if inputs.is_file(folder):
+            raise CultureTuneError(f"--prompt {folder} is a file; give the prompt's folder")
+        if not inputs.is_dir(folder):
             raise CultureTuneError(f"prompt folder {folder} not found")
         path = folder / ADAPTER_FILE
         if not path.exists():
             raise CultureTuneError(f"{folder} is not a prompt folder: {ADAPTER_FILE} is missing")
         try:
+            with safe_open(str(path), framework="pt") as fh:
+                if TENSOR_NAME in fh.keys():
+                    inputs.check_prompt_shape(fh.get_slice(TENSOR_NAME).get_shape(), path)
             tensors = load_file(path)
         except (SafetensorError, OSError, ValueError) as exc:
             raise CultureTuneError(
@@ -114,7 +120,7 @@ class SoftPrompt:
             raise CultureTuneError(f"{path} has no [tokens, hidden] tensor {TENSOR_NAME!r}")
         meta: dict[str, Any] = {}
         if (folder / META_FILE).exists():
-            meta = read_json(folder / META_FILE)
+            meta = inputs.check_prompt_meta(read_json(folder / META_FILE), folder, META_FILE)
         placement = meta.get("placement", "prefix")
         emb = tensors[TENSOR_NAME]
         if meta.get("hidden") not in (None, emb.shape[1]):
@@ -122,6 +128,7 @@ class SoftPrompt:
                 f"{folder}: {META_FILE} says hidden size {meta['hidden']} but "
                 f"the tensor has {emb.shape[1]}; the folder is inconsistent"
             )
+        inputs.check_prompt_values(emb.float(), folder)
         return cls(embeddings=emb, placement=placement, model=meta.get("model", ""), meta=meta)
 
 

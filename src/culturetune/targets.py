@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import difflib
 import functools
-import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from culturetune.errors import CultureTuneError
+from culturetune.inputs import check_score, is_file, loads_json, read_user_text
 from culturetune.vsm import DIMENSIONS, to_number
 
 TABLE_SOURCE = "Hofstede's six-dimension country scores, dataset of 2015-08-16 (geerthofstede.com)"
@@ -91,7 +91,7 @@ def _score(value: Any, what: str) -> float | None:
     """A score, or ``None`` for a missing (``None`` or blank) one."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    return to_number(value.strip() if isinstance(value, str) else value, what)
+    return check_score(to_number(value.strip() if isinstance(value, str) else value, what), what)
 
 
 def _normalise_scores(scores: Mapping[str, Any], where: str) -> dict[str, float | None]:
@@ -280,10 +280,7 @@ def _delimiter(line: str) -> str:
 
 
 def _target_from_json(path: Path) -> Target:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise CultureTuneError(f"target file {path}: not valid JSON ({e})") from None
+    data = loads_json(read_user_text(path, "target file"), f"target file {path}")
     if not isinstance(data, dict):
         raise CultureTuneError(
             f'target file {path}: expected an object like {{"PDI": 80, "IDV": 20}} or '
@@ -316,11 +313,14 @@ def _target_from_json(path: Path) -> Target:
 
 def _target_from_csv(path: Path) -> Target:
     where = f"target file {path}"
-    lines = [ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    lines = [ln for ln in read_user_text(path, "target file").splitlines() if ln.strip()]
     if not lines:
         raise CultureTuneError(f"{where}: the file is empty")
     rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=_delimiter(lines[0]))]
     header = [c.upper() for c in rows[0]]
+    twice = sorted({c for c in header if header.count(c) > 1 and c in DIMENSIONS})
+    if twice:
+        raise CultureTuneError(f"{where}: dimension {', '.join(twice)} given twice in the header")
     if all(c in DIMENSIONS for c in header):  # wide form: header + one value row
         if len(rows) != 2:
             raise CultureTuneError(
@@ -366,8 +366,8 @@ def parse_target(spec: str) -> Target:
         )
     path = Path(s).expanduser()
     suffix = path.suffix.lower()
-    if suffix in (".json", ".csv") or path.is_file():
-        if not path.is_file():
+    if suffix in (".json", ".csv") or is_file(path):
+        if not is_file(path):
             raise CultureTuneError(f"target file not found: {path}")
         try:
             if suffix == ".json":
@@ -379,7 +379,7 @@ def parse_target(spec: str) -> Target:
                     f"target file {path}: unsupported file type {suffix or '(none)'!r}; "
                     "use .json or .csv"
                 )
-        except (OSError, UnicodeDecodeError) as e:
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise CultureTuneError(f"cannot read target file {path}: {e}") from None
     elif "=" in s:
         target = Target(

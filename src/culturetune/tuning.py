@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from culturetune import defaults
+from culturetune import defaults, errors, inputs, limits, runfolder
 from culturetune.errors import CultureTuneError
 from culturetune.files import atomic_path, read_json, write_json, write_text
 from culturetune.models import LoadedModel
@@ -54,7 +54,7 @@ RUN_FILE = "run.json"
 HISTORY = "history.csv"
 
 
-class Interrupted(CultureTuneError):
+class Interrupted(errors.Interrupted):
     """The run stopped early (Ctrl-C); its folder holds a checkpoint to resume from."""
 
 
@@ -84,6 +84,7 @@ class TuneConfig:
     validate_instruments: list[str] = field(default_factory=list)
 
     def validate(self) -> TuneConfig:
+        inputs.check_tune_settings(self)
         check_placement(self.placement)
         if self.optimizer not in OPTIMIZERS:
             raise CultureTuneError(
@@ -262,9 +263,10 @@ class _Record:
             z, loss, steps = t["z"].numpy(), t["loss"].numpy(), t["steps"].tolist()
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
             raise CultureTuneError(f"{path} is corrupt ({exc}); delete it to start over") from exc
-        if z.shape[1:] != (dim,) or len(z) != len(loss) or sum(steps) != len(loss):
+        if (z.shape[1:] != (dim,) or len(z) != len(loss) or sum(steps) != len(loss)
+                or min(steps, default=1) < 1):
             raise CultureTuneError(f"{path} does not match this run's settings; start a new run")
-        history = read_history(folder / HISTORY)[: len(steps)]
+        history = runfolder.checked_history(folder / HISTORY, loss, steps)
         return cls(z, loss, steps, history)
 
 
@@ -292,17 +294,45 @@ def tune(
     time_limit: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> TuneResult:
-    """Run (or resume) a tuning run into ``folder`` and save the best prompt there."""
+    """Run (or resume) a tuning run into ``folder`` and save the best prompt there.
+
+    The folder is held for the run (another process is refused; see ``runfolder``). A new run
+    needs a new or empty folder. A resumed run keeps its saved settings; ``config`` must agree
+    with them except for the budget, which may grow (extending the run) or shrink down to the
+    evaluations already made. Every setting is checked before the folder is written.
+    """
+    with runfolder.claim(folder, "--resume" if resume else "--out"):
+        fresh = not (Path(folder) / RUN_FILE).exists()
+        try:
+            return _tune(lm, config, Path(folder), resume=resume, time_limit=time_limit,
+                         on_progress=on_progress)
+        except BaseException:
+            if fresh:  # a run that stopped before its first checkpoint leaves no folder behind
+                runfolder.forget_unstarted(Path(folder))
+            raise
+
+
+def _tune(
+    lm: LoadedModel,
+    config: TuneConfig,
+    folder: Path,
+    *,
+    resume: bool,
+    time_limit: float | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> TuneResult:
     folder = Path(folder)
     config.validate()
+    if time_limit is not None:
+        inputs.check_time_limit(time_limit)
     if resume:
-        config = load_run_config(folder)
-    elif (folder / CHECKPOINT).exists():
-        raise CultureTuneError(
-            f"{folder} already holds a tuning run; resume it with --resume "
-            f"{folder} or choose another --out"
-        )
+        runfolder.check_run(folder)
+        config = runfolder.resumed(folder, config)
+    else:
+        runfolder.check_new_run(folder)
     config.model = config.model or lm.name
+    limits.check_tune(lm, config)
+    initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)  # checks text
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / RUN_FILE, {"config": config.to_dict(), "status": "running"})
 
@@ -388,7 +418,7 @@ def load_run_config(folder: str | Path) -> TuneConfig:
     saved = read_json(folder / RUN_FILE)
     try:
         config = TuneConfig.from_dict(saved["config"]).validate()
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CultureTuneError(f"{folder / RUN_FILE} is malformed ({exc})") from exc
     return config
 

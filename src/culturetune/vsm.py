@@ -250,6 +250,12 @@ def to_number(value: Any, what: str) -> float:
     return x
 
 
+def _constant(value: Any, what: str) -> float:
+    from culturetune.inputs import check_score
+
+    return check_score(to_number(value, what), what)
+
+
 def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str, float]:
     """The constant C of each index.
 
@@ -266,7 +272,7 @@ def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str,
         if not s:
             raise CultureTuneError(f"empty constants; {hint}")
         if "=" not in s:
-            return dict.fromkeys(DIMENSIONS, to_number(s, f"bad constants {spec!r} ({hint})"))
+            return dict.fromkeys(DIMENSIONS, _constant(s, f"bad constants {spec!r} ({hint})"))
         pairs = []
         for part in re.split(r"[,;\s]+", re.sub(r"\s*=\s*", "=", s)):
             if not part:
@@ -278,7 +284,7 @@ def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str,
                 )
             pairs.append((k, v))
     else:
-        return dict.fromkeys(DIMENSIONS, to_number(spec, f"bad constants {spec!r} ({hint})"))
+        return dict.fromkeys(DIMENSIONS, _constant(spec, f"bad constants {spec!r} ({hint})"))
     out = dict.fromkeys(DIMENSIONS, DEFAULT_CONSTANT)
     seen: set[str] = set()
     for k, v in pairs:
@@ -291,7 +297,7 @@ def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str,
         if dim in seen:
             raise CultureTuneError(f"bad constants {spec!r}: {dim} given twice")
         seen.add(dim)
-        out[dim] = to_number(v, f"bad constants {spec!r}: value of {dim}")
+        out[dim] = _constant(v, f"bad constants {spec!r}: value of {dim}")
     return out
 
 
