@@ -9,6 +9,8 @@ in one run, as ratios to one worker alone with torch's default threads:
 * two at once, ``--threads 1`` each (torch.set_num_threads)
 * two at once, default threads, OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep instead of spinning)
 * alone, ``--threads 1``                             - the cost of giving up a core
+* alone and two at once with OMP_WAIT_POLICY=PASSIVE or ACTIVE set explicitly (culturetune's
+  command line sets PASSIVE unless the variable is set already)
 
     python benchmarks/bench_threads.py [--steps 6]
 
@@ -85,6 +87,9 @@ def main() -> None:
         ("two at once, --threads 1 each", 2, 1, {}),
         ("two at once, OMP_WAIT_POLICY=PASSIVE", 2, None, {"OMP_WAIT_POLICY": "PASSIVE"}),
         ("alone, --threads 1", 1, 1, {}),
+        ("alone, OMP_WAIT_POLICY=PASSIVE", 1, None, {"OMP_WAIT_POLICY": "PASSIVE"}),
+        ("alone, OMP_WAIT_POLICY=ACTIVE", 1, None, {"OMP_WAIT_POLICY": "ACTIVE"}),
+        ("two at once, OMP_WAIT_POLICY=ACTIVE", 2, None, {"OMP_WAIT_POLICY": "ACTIVE"}),
     ]
     ref = None
     for name, n, threads, env in cases:

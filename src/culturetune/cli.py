@@ -261,6 +261,8 @@ def load_lm(
         if threads < 1:
             raise CultureTuneError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+    else:
+        busy_hint()
     quiet_transformers()
     name = model or DEFAULT_MODEL
     status(f"loading {name} ...")
@@ -268,6 +270,25 @@ def load_lm(
     lm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     status(f"loaded {lm.name} on {lm.device} ({lm.dtype}) in {time.perf_counter() - start:.1f} s")
     return lm
+
+
+def busy_hint() -> None:
+    """Say how to share the CPU when other work already keeps its cores busy: torch's threads
+    spin while they wait, so two jobs with a thread per core each run many times slower (about
+    10x each on 2 cores; benchmarks/bench_threads.py), against about 2x with a share each."""
+    import os
+
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        return
+    if cores <= 8 and load >= max(1.0, cores / 2):
+        share = max(1, cores // 2)
+        status(f"note: this machine is busy (load {load:.1f} on {cores} cores). If another "
+               f"torch job is running, give each --threads {share} (or set "
+               "OMP_WAIT_POLICY=PASSIVE): with a thread per core each, both run many times "
+               "slower")
 
 
 def resolve_target(spec: str | None) -> Target | None:
