@@ -48,8 +48,24 @@ def test_scorer_equals_full_forward(lm32, placement: str, shared: bool) -> None:
 
 
 def test_plain_answers_do_not_depend_on_the_placement(lm32) -> None:
-    answer, _ = Survey(lm32, placement="answer").option_probs(None)
+    answer, _ = Survey(lm32, placement="answer", orders="shown").option_probs(None)
     for placement in ("prefix", "system"):
-        other, _ = Survey(lm32, placement=placement).option_probs(None)
+        other, _ = Survey(lm32, placement=placement, orders="shown").option_probs(None)
         torch.testing.assert_close(torch.as_tensor(other), torch.as_tensor(answer), atol=1e-5,
                                    rtol=0)
+
+
+def test_shared_attention_in_bf16_is_close_to_float32(lm32) -> None:
+    """The attention dtype a GPU uses (the model's own, here bf16) gives the float32 answers
+    within bf16 rounding; the CPU default stays float32."""
+    items = load_instrument().items[:3]
+    segs = prompt_segments(lm32, [item_prompt(i) for i in items], None, "answer")
+    soft = torch.randn(2, 4, lm32.hidden_size, generator=torch.Generator().manual_seed(2)) * 0.05
+    ref = PromptScorer(lm32, segs)
+    assert ref.attention_dtype == torch.float32  # on the CPU
+    low = PromptScorer(lm32, segs, attention_dtype=torch.bfloat16)
+    with torch.no_grad():
+        want, got = ref.next_token_logprobs(soft), low.next_token_logprobs(soft)
+    assert low.shared_attention and low.kv_attn[0][0].dtype == torch.bfloat16
+    probs_want, probs_got = want.exp(), got.exp()
+    assert float((probs_want - probs_got).abs().max()) < 0.02

@@ -1,0 +1,121 @@
+"""The command line's option orders, calibration, instruments, uniform baseline and validity.
+
+Input errors are checked before any model loads (``load_model`` is made to fail); the ``model``
+tests run the bundled model with small budgets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from culturetune import models
+from culturetune.cli import main
+
+FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    code = exc.value.code
+    return (0 if code is None else int(code)), out, err
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded although the input could be checked first")
+
+    monkeypatch.setattr(models, "load_model", refuse)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["survey", "--orders", "both", "--reverse-options"], "conflicts with --orders both"),
+        (["survey", "--orders", "sideways"], "sideways"),
+        (["survey", "--calibrate", "--answers", "generate"], "does not apply to --answers"),
+        (["survey", "--instrument", "missing.json"], "instrument file not found"),
+        (["survey", "--instrument", "vsm2031"], "vsm2013, paraphrase or the path"),
+        (["tune", "--country", "China", "--orders", "all"], "all"),
+        (["tune", "--country", "China", "--validate-instrument", "nope.json"], "not found"),
+        (["tune", "--country", "China", "--instrument", "{bad"], "instrument"),
+        (["bench", "--country", "China", "--scoring", "cloze", "--orders", "cyclic"],
+         "--orders applies to Easy letter scoring"),
+        (["experiment", "--methods", "plain,pso-sideways"], "unknown method"),
+        (["experiment", "--methods", "pso,pso-both"], "same method twice"),
+        (["experiment", "--methods", "plain,pso", "--orders", "all"], "all"),
+        (["survey", "--threads", "0"], "--threads must be at least 1"),
+    ],
+)
+def test_bad_reading_options_are_clean_errors(no_model, tmp_path, monkeypatch, capsys, args,
+                                               needle) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(args, capsys)
+    assert code == 2, err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert needle in err, err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_bad_instrument_file_names_the_field(no_model, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "de.json").write_text(json.dumps(
+        {"name": "de", "official": False, "items": [{"var": "m01", "text": "x",
+                                                      "options": ["a", "b", "c", "d"]}]}))
+    code, _, err = run(["survey", "--instrument", "de.json"], capsys)
+    assert code == 2 and "de.json, field items[0].options" in err and "exactly 5" in err
+
+
+@pytest.mark.model
+def test_survey_reads_orders_and_shows_the_uniform_baseline(capsys) -> None:
+    code, out, err = run(["survey", "--country", "China", "--orders", "cyclic", "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["orders"] == "cyclic" and len(data["order_list"]) == 5
+    assert data["uniform_loss"]["value"] == pytest.approx(26.5)
+    for it in data["items"]:
+        assert len(it["order_means"]) == 5
+        assert it["mean"] == pytest.approx(sum(it["order_means"]) / 5)
+    # the default model answers by position: each order alone reads the first listed option
+    assert all(it["order_means"][0] < 2 for it in data["items"])
+    code, out, err = run(["survey", "--country", "China", "--calibrate"], capsys)
+    assert code == 0, err
+    assert "orders both (12345, 54321; answers mapped back" in out
+    assert "calibrated with content-free items" in out
+    assert "uniform answers (every index = C) would score 26.50" in out
+
+
+@pytest.mark.model
+def test_tune_prints_the_validity_table_and_verdict(tmp_path, capsys) -> None:
+    out_dir = tmp_path / "run"
+    code, out, err = run(["tune", "--country", "India", "--budget", "16", "--population", "8",
+                          "--out", str(out_dir)], capsys)
+    assert code == 0, err
+    for needle in ("plain", "uniform", "tuned", "Does it hold?", "paraphrase · both",
+                   "vsm2013 · shown", "vsm2013 · reversed", "verdict: "):
+        assert needle in out, needle
+    meta = json.loads((out_dir / "culturetune.json").read_text())
+    assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
+    assert meta["validity"]["verdict"] in out.upper() or meta["validity"]["verdict"].upper() in out
+    code, out, err = run(["chat", "--prompt", str(out_dir), "--max-new-tokens", "4", "--json",
+                          "Hello"], capsys)
+    assert code == 0, err
+    assert "answer-placed prompt" in err and "--placement system" in err
+    assert "answer-placed" in json.loads(out)["note"]
+
+
+@pytest.mark.model
+def test_bench_reads_letters_in_every_cyclic_order(capsys) -> None:
+    code, out, err = run(["bench", "--country", "China", "--data", str(FIXTURE), "--json",
+                          "--per-question"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["orders"] == "cyclic"
+    outcome = data["outcomes"]["plain"][0]
+    assert len(outcome["order_predicted"]) == 4
+    assert sum(outcome["probs"]) == pytest.approx(1.0)
