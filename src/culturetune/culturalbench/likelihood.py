@@ -1,0 +1,160 @@
+"""Log-likelihoods on a model, batched: the next-token probability of a few labels after each
+prompt (letters A-D, True/False), and the summed log-probability of continuation texts after a
+context (lm-evaluation-harness's ``loglikelihood``).
+
+Both insert a soft prompt (``[1, tokens, hidden]``) where a prompt's text is split, and batch
+prompts of similar length together. Label probabilities go through
+:class:`~culturetune.engine.PromptScorer`; continuations run each context once and share its KV
+cache among that context's continuations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+
+from culturetune.engine import PromptScorer, _forward, _make_cache, split_tokens
+from culturetune.errors import CultureTuneError
+from culturetune.models import LoadedModel
+
+
+def length_batches(texts: Sequence[str], size: int) -> Iterator[list[int]]:
+    """Indices of ``texts`` in batches of ``size``, shortest first (similar lengths pad less)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    step = max(1, size)
+    for i in range(0, len(order), step):
+        yield order[i : i + step]
+
+
+def label_groups(label_ids: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
+    """All labels' token ids in one flat list, and each label's positions in that list."""
+    flat = [i for ids in label_ids for i in ids]
+    groups, at = [], 0
+    for ids in label_ids:
+        groups.append(list(range(at, at + len(ids))))
+        at += len(ids)
+    return flat, groups
+
+
+def label_logprobs(
+    scorer: PromptScorer, soft: torch.Tensor | None, flat: list[int], groups: list[list[int]]
+) -> torch.Tensor:
+    """``[prompts, labels]`` log-probability of each label (its forms summed) after each of the
+    scorer's prompts, under one soft prompt ``[1, tokens, hidden]`` (or none)."""
+    lp = scorer.next_token_logprobs(soft, flat)[0].cpu()
+    return torch.stack([lp[:, g].logsumexp(-1) for g in groups], -1)
+
+
+def label_probs(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    splits: Sequence[int],
+    soft: torch.Tensor | None,
+    label_ids: Sequence[Sequence[int]],
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token probabilities of each label after each prompt, batched through
+    :class:`~culturetune.engine.PromptScorer`.
+
+    Returns ``(probs, mass)``: ``[prompts, labels]`` renormalised over the labels (forms of one
+    label summed) and ``[prompts]`` the total probability the model put on the labels.
+    """
+    flat, groups = label_groups(label_ids)
+    per_label = torch.empty(len(texts), len(groups))
+    done = 0
+    for idx in length_batches(texts, batch_size):
+        segs = split_tokens(lm, [texts[i] for i in idx], [splits[i] for i in idx])
+        per_label[idx] = label_logprobs(PromptScorer(lm, segs), soft, flat, groups)
+        done += len(idx)
+        if progress:
+            progress(done)
+    total = per_label.logsumexp(-1)
+    return (per_label - total[:, None]).exp(), total.exp()
+
+
+def continuation_logprobs(
+    lm: LoadedModel,
+    contexts: Sequence[str],
+    splits: Sequence[int],
+    continuations: Sequence[Sequence[str]],
+    soft: torch.Tensor | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[float]]:
+    """Summed log-probability of each continuation text after its context.
+
+    The context (with the soft prompt ``[1, tokens, hidden]`` inserted at ``splits``) is run once
+    per context and its KV cache shared by all of its continuations, which are right-padded and
+    scored in one further pass. Returns one list of sums per context.
+    """
+    tok = lm.tokenizer
+    model = lm.model
+    device = torch.device(lm.device)
+    embed = model.get_input_embeddings()
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    dtype = embed.weight.dtype
+    soft_rows = soft[0].to(device, dtype) if soft is not None and soft.shape[1] else None
+    pad = tok.pad_token_id or 0
+    out: list[list[float]] = [[] for _ in contexts]
+    done = 0
+    for idx in length_batches(contexts, batch_size):
+        segs = split_tokens(lm, [contexts[i] for i in idx], [splits[i] for i in idx])
+        rows = []
+        for pre, post in zip(segs.pre, segs.post, strict=True):
+            parts = [embed(torch.tensor(pre, dtype=torch.long, device=device))] if pre else []
+            if soft_rows is not None:
+                parts.append(soft_rows)
+            if post:
+                parts.append(embed(torch.tensor(post, dtype=torch.long, device=device)))
+            rows.append(torch.cat(parts, 0))
+        b, lc = len(rows), max(r.shape[0] for r in rows)
+        ctx_len = torch.tensor([r.shape[0] for r in rows], device=device)
+        ctx = torch.zeros(b, lc, rows[0].shape[1], dtype=dtype, device=device)
+        ctx_mask = torch.zeros(b, lc, dtype=torch.long, device=device)
+        for i, r in enumerate(rows):  # left-padded
+            ctx[i, lc - r.shape[0]:] = r
+            ctx_mask[i, lc - r.shape[0]:] = 1
+        pos = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
+        first = _forward(decoder, inputs_embeds=ctx, attention_mask=ctx_mask, position_ids=pos,
+                         use_cache=True)
+        cache = getattr(first, "cache", None) or first.past_key_values
+        kv = [(layer[0], layer[1]) for layer in cache]
+        last = first.last_hidden_state[:, -1]
+        # One row per (context, continuation), right-padded.
+        owner, conts = [], []
+        for j, i in enumerate(idx):
+            for c in continuations[i]:
+                ids = tok.encode(c, add_special_tokens=False)
+                if not ids:
+                    raise CultureTuneError(f"continuation {c!r} encodes to no tokens")
+                owner.append(j)
+                conts.append(ids)
+        own = torch.tensor(owner, device=device)
+        lq = max(len(c) for c in conts)
+        cont_ids = torch.full((len(conts), lq), pad, dtype=torch.long, device=device)
+        cont_mask = torch.zeros(len(conts), lq, dtype=torch.long, device=device)
+        for r, ids in enumerate(conts):
+            cont_ids[r, : len(ids)] = torch.tensor(ids, device=device)
+            cont_mask[r, : len(ids)] = 1
+        cache2 = _make_cache([(k[own], v[own]) for k, v in kv])
+        second = _forward(
+            decoder, inputs_embeds=embed(cont_ids),
+            attention_mask=torch.cat([ctx_mask[own], cont_mask], 1),
+            position_ids=ctx_len[own][:, None] + torch.arange(lq, device=device)[None],
+            cache=cache2, use_cache=True,
+        )
+        # The state predicting continuation token t is the one before it.
+        states = torch.cat([last[own][:, None], second.last_hidden_state[:, :-1]], 1)
+        valid = cont_mask.bool()
+        logp = torch.log_softmax(head(states[valid]).float(), -1)
+        tok_lp = logp.gather(1, cont_ids[valid][:, None])[:, 0]
+        row_of = torch.arange(len(conts), device=device)[:, None].expand(-1, lq)[valid]
+        sums = torch.zeros(len(conts), device=device).index_add_(0, row_of, tok_lp).cpu()
+        for r, j in enumerate(owner):
+            out[idx[j]].append(float(sums[r]))
+        done += len(idx)
+        if progress:
+            progress(done)
+    return out
