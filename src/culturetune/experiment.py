@@ -1,14 +1,20 @@
-"""The reference study end to end: every (country × method × seed) cell, resumable, then a report.
+"""The reference study end to end: the grid of (country × method × seed) cells, resumable, then
+the results file and the report.
 
 Methods are the plain model, persona prompting (a system prompt naming the country) and soft
 prompts tuned by each derivative-free optimizer on an objective: ``pso`` is PSO on the experiment's
 option orders (order-balanced by default), ``pso-shown`` PSO on the items as printed, ``pso-cal``
-on calibrated answers (grammar: ``<optimizer>[-<orders>][-cal]``). Every cell is read in the same
-set of *views* (:mod:`culturetune.validity`): the official items in each option-order set and the
-paraphrased items (written for culturetune, not the official instrument), so that every method is
-judged on views it was not tuned on; plus CulturalBench accuracy on the country's questions with
-order-debiased letters (Wilson interval, exact McNemar test against the plain model). Each
-finished cell is its own JSON file, so an interrupted experiment resumes where it stopped::
+on calibrated answers (grammar: ``<optimizer>[-<orders>][-cal]``, :mod:`culturetune.methods`).
+Every cell is read in the same set of *views* (:mod:`culturetune.validity`): the official items in
+each option-order set and the paraphrased items (written for culturetune, not the official
+instrument), so that every method is judged on views it was not tuned on; plus CulturalBench
+accuracy on the country's questions with order-debiased letters (Wilson interval, exact McNemar
+test against the plain model).
+
+This module holds the settings (:class:`ExperimentConfig`, its grid of cells) and
+:func:`run_experiment`, which runs every cell through a :class:`culturetune.cells.CellRunner`
+(what one cell measures) and writes what the report reads. Each finished cell is its own JSON
+file, so an interrupted experiment resumes where it stopped::
 
     out/cells/<code>/<method>.json            plain, persona (deterministic: one cell each)
     out/cells/<code>/<method>-seed<k>.json    tuned methods
@@ -22,31 +28,36 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from culturetune import defaults
+from culturetune.cells import CellRunner, CellSpec, Progress, cell_path
 from culturetune.errors import CultureTuneError
-from culturetune.files import read_json, read_text, write_json
+from culturetune.files import read_text, write_json
 from culturetune.inputs import check_experiment_limits, loads_json
+from culturetune.methods import (
+    BASELINES,
+    DEFAULT_METHODS,
+    FORMAT,
+    HEADLINE,
+    JUDGE_VIEWS,
+    METHOD_EXAMPLES,
+    METHOD_ORDERS,
+    OPTIMIZERS,
+    MethodSpec,
+    parse_method,
+    view_key,
+)
+from culturetune.report import write_report
 from culturetune.targets import Target, lookup_country
 from culturetune.validity import View, check_views
 from culturetune.views import check_orders
 from culturetune.vsm import DIMENSIONS, instrument_key, load_instrument, parse_constants
 
-BASELINES: tuple[str, ...] = ("plain", "persona")
-OPTIMIZERS: tuple[str, ...] = ("de", "cma", "pso", "random")
-#: Option orders a tuned method may be suffixed with (``pso-cyclic``); without one it is tuned on
-#: the experiment's ``orders``. A ``-cal`` suffix tunes on calibrated answers.
-METHOD_ORDERS: tuple[str, ...] = ("shown", "reversed", "both", "cyclic")
-#: The default grid: the plain model, persona prompting and every optimizer on the default
-#: (order-balanced) objective; DE is the reference study's optimizer.
-DEFAULT_METHODS: tuple[str, ...] = BASELINES + OPTIMIZERS
-#: Examples of the method grammar (``<optimizer>[-<orders>][-cal]``) for help texts.
-METHOD_EXAMPLES = "pso, de, pso-shown, pso-cyclic, pso-cal, de-both"
 SPLITS: tuple[str, ...] = ("easy", "hard")
 #: The reference study's four countries (arXiv 2503.16094).
 DEFAULT_COUNTRIES: tuple[str, ...] = ("Saudi Arabia", "U.S.A.", "China", "India")
@@ -59,57 +70,6 @@ PARAPHRASE_NOTE = (
     "paraphrased VSM 2013 items written for culturetune (same answer scales and formulas); "
     "not the official instrument"
 )
-#: Views every cell is read in, whatever its method was tuned on: the official items in each
-#: order set, and the paraphrase (a held-out wording) order-balanced.
-JUDGE_VIEWS: tuple[View, ...] = (
-    View("vsm2013", "shown"), View("vsm2013", "reversed"), View("vsm2013", "both"),
-    View("vsm2013", "cyclic"), View("paraphrase", "both"), View("paraphrase", "cyclic"),
-)
-#: The view the loss tables lead with: the official items, order-balanced (culturetune's default
-#: reading).
-HEADLINE = View("vsm2013", "both")
-FORMAT = "culturetune-experiment/2"
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A method of the grid: a baseline, or an optimizer with the objective it is tuned on."""
-
-    name: str
-    optimizer: str | None = None
-    orders: str | None = None
-    calibrate: bool = False
-
-    @property
-    def tuned(self) -> bool:
-        return self.optimizer is not None
-
-    @property
-    def training_view(self) -> View | None:
-        return View("vsm2013", self.orders, self.calibrate) if self.tuned else None
-
-
-def parse_method(name: str, orders: str = defaults.ORDERS, calibrate: bool = False) -> MethodSpec:
-    """``plain``, ``persona`` or ``<optimizer>[-<orders>][-cal]`` (``pso``, ``pso-cyclic-cal``);
-    an optimizer without orders is tuned on ``orders`` (and ``calibrate``) of the experiment."""
-    key = str(name).strip().lower()
-    if key in BASELINES:
-        return MethodSpec(key)
-    parts = key.split("-")
-    opt, rest = parts[0], parts[1:]
-    cal = calibrate
-    if rest and rest[-1] == "cal":
-        cal, rest = True, rest[:-1]
-    if opt not in OPTIMIZERS or len(rest) > 1 or (rest and rest[0] not in METHOD_ORDERS):
-        raise CultureTuneError(
-            f"unknown method {name!r}; use plain, persona or <optimizer>[-<orders>][-cal] with "
-            f"optimizer {'/'.join(OPTIMIZERS)} and orders {'/'.join(METHOD_ORDERS)} (e.g. "
-            f"{METHOD_EXAMPLES})"
-        )
-    return MethodSpec(key, opt, rest[0] if rest else orders, cal)
-
-
-Progress = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -258,6 +218,11 @@ class ExperimentConfig:
                 out += [(target, method, s) for s in seeds]
         return out
 
+    def cell_specs(self) -> list[CellSpec]:
+        """The cells of :meth:`cells` as :class:`~culturetune.cells.CellSpec` (what a
+        :class:`~culturetune.cells.CellRunner` measures)."""
+        return [CellSpec.of(target, method, seed) for target, method, seed in self.cells()]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -292,429 +257,6 @@ class ExperimentConfig:
 def quick(**overrides: Any) -> ExperimentConfig:
     """The ``--quick`` preset (see :meth:`ExperimentConfig.quick`)."""
     return ExperimentConfig.quick(**overrides)
-
-
-# --------------------------------------------------------------------------- cells
-
-
-def cell_name(method: str, seed: int | None) -> str:
-    return method if seed is None else f"{method}-seed{seed}"
-
-
-def cell_label(target: Target, method: str, seed: int | None) -> str:
-    return f"{target.name} {method}" + ("" if seed is None else f" seed {seed}")
-
-
-def cell_path(out: Path, target: Target, method: str, seed: int | None) -> Path:
-    return out / "cells" / str(target.code) / f"{cell_name(method, seed)}.json"
-
-
-def run_path(out: Path, target: Target, method: str, seed: int) -> Path:
-    return out / "runs" / str(target.code) / cell_name(method, seed)
-
-
-def cell_settings(
-    config: ExperimentConfig, lm: Any, method: str, seed: int | None, bench_source: str | None
-) -> dict[str, Any]:
-    """What a cell's numbers depend on; a saved cell is reused only when these match. (The
-    views a cell is read in are not among them: missing views are added to a saved cell.)"""
-    s: dict[str, Any] = {
-        "format": FORMAT,
-        "model": lm.name,
-        "dtype": lm.dtype,
-        "constants": parse_constants(config.constants),
-        "bench_split": config.bench_split,
-        "bench_limit": config.bench_limit,
-        "bench_source": bench_source,
-        "bench_orders": config.bench_orders,
-        "method": method,
-        "seed": seed,
-    }
-    spec = parse_method(method, config.orders, config.calibrate)
-    if spec.tuned:
-        s.update(
-            optimizer=spec.optimizer,
-            orders=spec.orders,
-            calibrate=spec.calibrate,
-            budget=config.budget,
-            population=config.population,
-            tokens=config.tokens,
-            placement=config.placement,
-            subspace=config.subspace,
-        )
-    return s
-
-
-def _saved_cell(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The finished cell at ``path`` (``None`` if there is none); other settings are an error."""
-    if not path.exists():
-        return None
-    try:
-        cell = read_json(path)
-    except CultureTuneError:
-        return None  # written atomically, so this is not a finished cell: redo it
-    saved = cell.get("settings", {}) if isinstance(cell, dict) else {}
-    diff = [k for k in settings if saved.get(k) != settings[k]]
-    if diff:
-        shown = "; ".join(f"{k}: saved {saved.get(k)!r}, now {settings[k]!r}" for k in diff)
-        raise CultureTuneError(
-            f"{path} was made with other settings ({shown}); use another output folder, or "
-            "delete it (and its tuning run) to redo it"
-        )
-    return cell
-
-
-# --------------------------------------------------------------------------- measurements
-
-
-def view_key(view: View) -> str:
-    """How a view is named in results: ``vsm2013:both``, ``paraphrase:cyclic:cal``, a file's
-    path with its orders."""
-    return f"{view.instrument}:{view.orders}" + (":cal" if view.calibrate else "")
-
-
-class _Surveys:
-    """Surveys per (view, system prompt), built once (their prefix caches are reused by every
-    cell); those of a persona system prompt are dropped after its cell."""
-
-    def __init__(self, lm: Any, placement: str, constants: dict[str, float]) -> None:
-        self.lm, self.placement, self.constants = lm, placement, constants
-        self.cache: dict[tuple[View, str | None], Any] = {}
-
-    def get(self, view: View, system: str | None) -> Any:
-        from culturetune.survey import Survey
-
-        key = (view, system)
-        if key not in self.cache:
-            self.cache[key] = Survey(
-                self.lm, view.instrument, system=system, placement=self.placement,
-                orders=view.orders, calibrate=view.calibrate,
-            )
-        return self.cache[key]
-
-    def forget(self, system: str | None) -> None:
-        for key in [k for k in self.cache if k[1] == system]:
-            del self.cache[key]
-
-    def measure(
-        self, target: Target, soft: Any, system: str | None, views: Sequence[View]
-    ) -> dict[str, dict[str, Any]]:
-        """Indices, loss and option mass in each view."""
-        from culturetune.survey import run_survey
-
-        out = {}
-        for view in views:
-            r = run_survey(self.get(view, system), soft=soft, constants=self.constants,
-                           target=target)
-            out[view_key(view)] = {
-                "indices": r.indices,
-                "loss": None if r.loss is None else r.loss.value,
-                "option_mass": sum(i.mass for i in r.items) / len(r.items),
-            }
-        return out
-
-
-class _LetterScorer:
-    """CulturalBench-Easy letter scoring with the prompts encoded once (KV cache), so that each
-    soft prompt placed before the answer costs only its virtual tokens. Same prompts, orders,
-    batches and label tokens as :func:`culturetune.culturalbench.evaluate_easy`."""
-
-    BATCH = 32
-
-    def __init__(self, lm: Any, questions: Sequence[Any], system: str | None,
-                 orders: str = "shown") -> None:
-        from culturetune.culturalbench import (
-            LETTER_FORMS,
-            LETTER_HINT,
-            LETTERS,
-            easy_prompt,
-            label_groups,
-            length_batches,
-        )
-        from culturetune.engine import PromptScorer, split_tokens
-        from culturetune.survey import label_token_ids
-        from culturetune.views import option_orders
-
-        self.questions = list(questions)
-        self.orders = option_orders(orders, len(LETTERS))
-        ids = label_token_ids(lm.tokenizer, LETTER_FORMS, LETTER_HINT)
-        self.flat, self.groups = label_groups(ids)
-        texts = [lm.render(easy_prompt(q, o), system)[0] for o in self.orders
-                 for q in self.questions]
-        self.n_texts = len(texts)
-        self.parts = [
-            (idx, PromptScorer(lm, split_tokens(lm, [texts[j] for j in idx],
-                                                [len(texts[j]) for j in idx])))
-            for idx in length_batches(texts, self.BATCH)
-        ]
-
-    def correct(self, soft: Any) -> list[bool]:
-        import torch
-
-        from culturetune.culturalbench import LETTERS, label_logprobs
-        from culturetune.views import to_content_order
-
-        per_label = torch.empty(self.n_texts, len(self.groups))
-        batch = None if soft is None else soft[None]
-        for idx, scorer in self.parts:
-            per_label[idx] = label_logprobs(scorer, batch, self.flat, self.groups)
-        probs = torch.softmax(per_label, -1).double().numpy()
-        probs = probs.reshape(len(self.orders), len(self.questions), len(LETTERS))
-        pred = to_content_order(probs, self.orders).mean(0).argmax(-1).tolist()
-        return [LETTERS[p] == q.answer for p, q in zip(pred, self.questions, strict=True)]
-
-
-class _Bench:
-    """CulturalBench questions of the experiment's countries and per-condition correctness."""
-
-    def __init__(self, lm: Any, config: ExperimentConfig) -> None:
-        self.lm, self.split, self.placement = lm, config.bench_split, config.placement
-        self.limit, self.orders = config.bench_limit, config.bench_orders
-        self.questions: list[Any] = []
-        self.source: str | None = None
-        if self.split is not None:
-            from culturetune.culturalbench import load_dataset_table, questions_from_dataset
-
-            ds, source = load_dataset_table(self.split, config.data)
-            self.questions = questions_from_dataset(ds, self.split, source)
-            # A local file is named by its absolute path, so that a rerun from another folder
-            # still recognises its finished cells.
-            self.source = source if config.data is None else str(Path(source).resolve())
-        self.country: str | None = None
-        self.scorers: dict[str | None, _LetterScorer] = {}
-
-    def questions_for(self, target: Target) -> tuple[list[Any], str | None]:
-        """The country's questions and, when there are none, a note saying why."""
-        from culturetune.culturalbench import select_questions
-
-        if self.split is None:
-            return [], "CulturalBench not run (bench_split is null)"
-        try:
-            return select_questions(self.questions, [target.name], self.limit), None
-        except CultureTuneError:
-            bench = f"CulturalBench-{self.split.capitalize()}"
-            return [], f"no {bench} questions for {target.name} in {self.source}"
-
-    def correct(self, target: Target, system: str | None, soft: Any) -> list[bool]:
-        """Per-question correctness under a system prompt and/or a soft prompt."""
-        qs, _ = self.questions_for(target)
-        if not qs:
-            return []
-        if self.split == "easy" and (soft is None or self.placement == "answer"):
-            if self.country != target.code:  # keep only the current country's encodings
-                self.scorers, self.country = {}, target.code
-            if system not in self.scorers:
-                self.scorers[system] = _LetterScorer(self.lm, qs, system, self.orders)
-            scorer = self.scorers[system]
-            if system is not None:
-                del self.scorers[system]  # persona prompts are scored once
-            return scorer.correct(soft)
-        return self._evaluate(qs, system, soft)
-
-    def _evaluate(self, qs: list[Any], system: str | None, soft: Any) -> list[bool]:
-        from culturetune.culturalbench import Condition, evaluate_easy, evaluate_hard
-        from culturetune.softprompt import SoftPrompt
-
-        prompt = None if soft is None else SoftPrompt(soft, self.placement)
-        cond = Condition("condition", system=system, soft=prompt)
-        if self.split == "easy":
-            return [o.correct for o in evaluate_easy(self.lm, qs, cond, orders=self.orders)]
-        return [o.correct for o in evaluate_hard(self.lm, qs, cond)]
-
-    def block(
-        self, target: Target, correct: list[bool], plain: list[bool] | None
-    ) -> dict[str, Any]:
-        """Accuracy with its Wilson interval, per-question outcomes and McNemar vs plain."""
-        from culturetune.stats import accuracy, compare
-
-        qs, note = self.questions_for(target)
-        acc = accuracy(correct)
-        return {
-            "split": self.split,
-            "orders": self.orders if self.split == "easy" else None,
-            "n": acc.n,
-            "k": acc.k,
-            "accuracy": acc.value,
-            "low": acc.low if acc.n else None,
-            "high": acc.high if acc.n else None,
-            "note": note,
-            "correct": {str(q.question_idx): c for q, c in zip(qs, correct, strict=True)},
-            "vs_plain": compare(plain, correct).to_dict() if plain and acc.n else None,
-        }
-
-
-class _Runner:
-    """Runs cells of one experiment, sharing surveys, questions and plain-model references."""
-
-    def __init__(self, lm: Any, config: ExperimentConfig, out: Path, say: Progress) -> None:
-        self.lm, self.config, self.out, self.say = lm, config, out, say
-        self.constants = parse_constants(config.constants)
-        self.surveys = _Surveys(lm, config.placement, self.constants)
-        self.bench = _Bench(lm, config)
-        self.views = config.views
-        self.plain: dict[str, dict[str, Any]] = {}
-
-    def settings(self, method: str, seed: int | None) -> dict[str, Any]:
-        return cell_settings(self.config, self.lm, method, seed, self.bench.source)
-
-    def reference(self, target: Target) -> dict[str, Any]:
-        """The plain model's losses in every view and its bench outcomes (computed once)."""
-        key = str(target.code)
-        if key not in self.plain:
-            from culturetune.survey import uniform_loss
-
-            views = self.surveys.measure(target, None, None, self.views)
-            correct = self.bench.correct(target, None, None)
-            self.plain[key] = {
-                "views": {k: v["loss"] for k, v in views.items()},
-                "uniform": uniform_loss(target, self.constants).value,
-                "accuracy": (sum(correct) / len(correct)) if correct else None,
-                "correct": correct,
-                "measured": views,
-            }
-        return self.plain[key]
-
-    def cell(self, target: Target, method: str, seed: int | None, label: str) -> dict[str, Any]:
-        from culturetune.survey import persona_prompt
-
-        began = time.perf_counter()
-        spec = parse_method(method, self.config.orders, self.config.calibrate)
-        ref = self.reference(target)
-        system = persona_prompt(target.name) if method == "persona" else None
-        soft, tuning = None, None
-        if spec.tuned:
-            assert seed is not None
-            soft, tuning = self.tune(target, spec, seed, label)
-        if method == "plain":
-            views = ref["measured"]
-        else:
-            views = self.surveys.measure(target, soft, system, self.views)
-            if system is not None:
-                self.surveys.forget(system)
-        correct = ref["correct"] if method == "plain" else self.bench.correct(target, system, soft)
-        plain_correct = None if method == "plain" else ref["correct"]
-        headline = views[view_key(HEADLINE)]
-        cell: dict[str, Any] = {
-            "country": target.name,
-            "code": target.code,
-            "method": method,
-            "seed": seed,
-            "optimizer": spec.optimizer,
-            "orders": spec.orders,
-            "calibrate": spec.calibrate if spec.tuned else None,
-            "training_view": None if not spec.tuned else view_key(spec.training_view),
-            "indices": headline["indices"],
-            "loss": headline["loss"],
-            "views": views,
-            "uniform_loss": ref["uniform"],
-            "bench": self.bench.block(target, correct, plain_correct),
-            "plain_reference": {k: v for k, v in ref.items()
-                                if k not in ("correct", "measured")},
-            "tuning": tuning,
-            "system": system,
-            "settings": self.settings(method, seed),
-        }
-        cell["seconds"] = round(time.perf_counter() - began, 3)
-        return cell
-
-    def complete(self, cell: dict[str, Any], target: Target, path: Path) -> dict[str, Any]:
-        """Add the views a saved cell lacks (the grid gained a method that needs more)."""
-        missing = [v for v in self.views if view_key(v) not in cell.get("views", {})]
-        if not missing:
-            return cell
-        from culturetune.survey import persona_prompt
-
-        soft = None
-        if cell.get("tuning"):
-            from culturetune.softprompt import SoftPrompt
-
-            soft = SoftPrompt.load(self.out / cell["tuning"]["folder"]).embeddings
-        system = persona_prompt(target.name) if cell["method"] == "persona" else None
-        cell["views"].update(self.surveys.measure(target, soft, system, missing))
-        if system is not None:
-            self.surveys.forget(system)
-        ref = self.reference(target)
-        cell["plain_reference"]["views"] = dict(ref["views"])
-        write_json(path, cell)
-        return cell
-
-    def tune(
-        self, target: Target, spec: MethodSpec, seed: int, label: str
-    ) -> tuple[Any, dict[str, Any]]:
-        from culturetune.tuning import RUN_FILE, Interrupted, TuneConfig, tune
-
-        cfg = TuneConfig(
-            target=target,
-            model=self.lm.name,
-            tokens=self.config.tokens,
-            placement=self.config.placement,
-            subspace=self.config.subspace,
-            optimizer=spec.optimizer,
-            orders=spec.orders,
-            calibrate=spec.calibrate,
-            budget=self.config.budget,
-            population=self.config.population,
-            seed=seed,
-            constants=self.constants,
-        )
-        folder = run_path(self.out, target, spec.name, seed)
-        resume = (folder / RUN_FILE).exists()
-        if resume:
-            _check_run(folder / RUN_FILE, cfg)
-        try:
-            result = tune(
-                self.lm, cfg, folder, resume=resume, on_progress=self._ticker(label, cfg.budget)
-            )
-        except Interrupted:
-            raise Interrupted(
-                f"interrupted in cell {label}; finished cells and the tuning checkpoint are kept "
-                f"in {self.out}: run the same experiment again (same output folder) to resume"
-            ) from None
-        tuning = {
-            "optimizer": spec.optimizer,
-            "orders": spec.orders,
-            "calibrate": spec.calibrate,
-            "seed": seed,
-            "budget": cfg.budget,
-            "population": cfg.population,
-            "evaluations": result.evaluations,
-            "seconds": result.seconds,
-            "status": result.status,
-            "best_search_loss": min(h["best_loss"] for h in result.history),
-            "history": result.history,
-            "folder": str(folder.relative_to(self.out)),
-        }
-        return result.prompt.embeddings, tuning
-
-    def _ticker(self, label: str, budget: int) -> Callable[[Any], None]:
-        last = [time.perf_counter()]
-
-        def tick(p: Any) -> None:
-            if time.perf_counter() - last[0] >= 15 or p.evaluations >= budget:
-                last[0] = time.perf_counter()
-                self.say(
-                    f"  {label}: {p.evaluations}/{budget} evaluations, best loss "
-                    f"{p.best_loss:.2f} ({p.seconds:.0f} s)"
-                )
-
-        return tick
-
-
-def _check_run(run_file: Path, wanted: Any) -> None:
-    """Refuse to resume a tuning run that was started with other settings."""
-    saved = read_json(run_file)
-    saved = saved.get("config", {}) if isinstance(saved, dict) else {}
-    saved = dict(saved) if isinstance(saved, dict) else {}
-    saved.setdefault("orders", "shown")
-    saved.setdefault("calibrate", False)
-    keys = ("optimizer", "orders", "calibrate", "budget", "population", "tokens", "placement",
-            "subspace", "seed")
-    diff = [k for k in keys if saved.get(k) != getattr(wanted, k)]
-    if diff:
-        raise CultureTuneError(
-            f"{run_file.parent} holds a tuning run with other settings "
-            f"({', '.join(f'{k} {saved.get(k)!r}' for k in diff)}); use another output folder"
-        )
 
 
 # --------------------------------------------------------------------------- experiment
@@ -762,7 +304,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def _country_entry(target: Target, bench: _Bench) -> dict[str, Any]:
+def _country_entry(target: Target, bench: Any) -> dict[str, Any]:
     qs, note = bench.questions_for(target)
     return {
         "name": target.name,
@@ -783,28 +325,21 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run every cell not already finished in ``out_dir``, then write ``results.json``,
     ``report.md``, ``report.html`` and figures there. Returns the results dict."""
-    from culturetune.report import write_report
-
     config.validate()
     out = Path(out_dir)
     say = progress or (lambda message: None)
     began = time.perf_counter()
-    runner = _Runner(lm, config, out, say)
-    cells = config.cells()
+    runner = CellRunner(lm, config, out, say)
+    specs = config.cell_specs()
     records, done = [], 0
-    for i, (target, method, seed) in enumerate(cells, 1):
-        label = cell_label(target, method, seed)
-        path = cell_path(out, target, method, seed)
-        saved = _saved_cell(path, runner.settings(method, seed))
-        if saved is not None:
-            say(f"cell {i}/{len(cells)}: {label} (already done)")
-            records.append(runner.complete(saved, target, path))
-            done += 1
-            continue
-        say(f"cell {i}/{len(cells)}: {label} ...")
-        cell = runner.cell(target, method, seed, label)
-        write_json(path, cell)
+    for i, spec in enumerate(specs, 1):
+
+        def announce(spec: CellSpec, reused: bool, i: int = i) -> None:
+            say(f"cell {i}/{len(specs)}: {spec.label} " + ("(already done)" if reused else "..."))
+
+        cell, reused = runner.run(spec, announce)
         records.append(cell)
+        done += reused
     results = {
         "format": FORMAT,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -841,15 +376,23 @@ def run_experiment(
     return results
 
 
+#: Names importable from here; the method and view definitions live in culturetune.methods and
+#: the cell measurement in culturetune.cells (both re-exported for callers of this module).
 __all__ = [
     "BASELINES",
     "DEFAULT_BUDGET",
     "DEFAULT_COUNTRIES",
     "DEFAULT_METHODS",
+    "FORMAT",
     "HEADLINE",
     "JUDGE_VIEWS",
+    "METHOD_EXAMPLES",
+    "METHOD_ORDERS",
+    "OPTIMIZERS",
     "QUICK_BUDGET",
     "QUICK_METHODS",
+    "CellRunner",
+    "CellSpec",
     "ExperimentConfig",
     "MethodSpec",
     "parse_method",

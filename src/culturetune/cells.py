@@ -1,0 +1,522 @@
+"""One cell of an experiment: what a (country, method, seed) cell measures, on one loaded model.
+
+A :class:`CellSpec` names a cell; a :class:`CellRunner` measures cells of one experiment
+(:class:`~culturetune.experiment.ExperimentConfig`) on one model and writes each finished cell
+to its own JSON file under the output folder::
+
+    out/cells/<code>/<method>.json            plain, persona (deterministic: one cell each)
+    out/cells/<code>/<method>-seed<k>.json    tuned methods
+    out/runs/<code>/<method>-seed<k>/         tuning runs (checkpoints; resumed when interrupted)
+
+A cell tunes a prompt where its method is an optimizer, reads the model (plain, persona or with
+the prompt) in every view of the experiment (:attr:`ExperimentConfig.views`) and scores it on the
+country's CulturalBench questions, against the plain model of the same country. A runner keeps
+what cells share (surveys with their prefix caches, the questions, the plain model's reference
+per country), so it is built once per process: in another process, build a runner from the same
+config and output folder and call :meth:`CellRunner.run` with the cell's spec. The plain
+reference is deterministic, so each process computing its own gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from culturetune.errors import CultureTuneError
+from culturetune.files import read_json, write_json
+from culturetune.methods import FORMAT, HEADLINE, MethodSpec, parse_method, view_key
+from culturetune.targets import Target, lookup_country
+from culturetune.validity import View
+from culturetune.vsm import parse_constants
+
+if TYPE_CHECKING:
+    from culturetune.experiment import ExperimentConfig
+
+Progress = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def cell_name(method: str, seed: int | None) -> str:
+    return method if seed is None else f"{method}-seed{seed}"
+
+
+def cell_label(target: Target, method: str, seed: int | None) -> str:
+    return f"{target.name} {method}" + ("" if seed is None else f" seed {seed}")
+
+
+def cell_path(out: Path, target: Target, method: str, seed: int | None) -> Path:
+    return out / "cells" / str(target.code) / f"{cell_name(method, seed)}.json"
+
+
+def run_path(out: Path, target: Target, method: str, seed: int) -> Path:
+    return out / "runs" / str(target.code) / cell_name(method, seed)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell of the grid: a country (any name the country table knows), a method and a seed
+    (``None`` for the deterministic methods, plain and persona). Plain data, so that it can be
+    sent to another process."""
+
+    country: str
+    method: str
+    seed: int | None = None
+
+    @classmethod
+    def of(cls, target: Target, method: str, seed: int | None) -> CellSpec:
+        return cls(target.name, method, seed)
+
+    @property
+    def target(self) -> Target:
+        return lookup_country(self.country)
+
+    @property
+    def label(self) -> str:
+        return cell_label(self.target, self.method, self.seed)
+
+    def path(self, out: Path) -> Path:
+        """Where the finished cell is saved."""
+        return cell_path(out, self.target, self.method, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"country": self.country, "method": self.method, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CellSpec:
+        return cls(d["country"], d["method"], d.get("seed"))
+
+
+def cell_settings(
+    config: ExperimentConfig, lm: Any, method: str, seed: int | None, bench_source: str | None
+) -> dict[str, Any]:
+    """What a cell's numbers depend on; a saved cell is reused only when these match. (The
+    views a cell is read in are not among them: missing views are added to a saved cell.)"""
+    s: dict[str, Any] = {
+        "format": FORMAT,
+        "model": lm.name,
+        "dtype": lm.dtype,
+        "constants": parse_constants(config.constants),
+        "bench_split": config.bench_split,
+        "bench_limit": config.bench_limit,
+        "bench_source": bench_source,
+        "bench_orders": config.bench_orders,
+        "method": method,
+        "seed": seed,
+    }
+    spec = parse_method(method, config.orders, config.calibrate)
+    if spec.tuned:
+        s.update(
+            optimizer=spec.optimizer,
+            orders=spec.orders,
+            calibrate=spec.calibrate,
+            budget=config.budget,
+            population=config.population,
+            tokens=config.tokens,
+            placement=config.placement,
+            subspace=config.subspace,
+        )
+    return s
+
+
+def saved_cell(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished cell at ``path`` (``None`` if there is none); other settings are an error."""
+    if not path.exists():
+        return None
+    try:
+        cell = read_json(path)
+    except CultureTuneError:
+        return None  # written atomically, so this is not a finished cell: redo it
+    saved = cell.get("settings", {}) if isinstance(cell, dict) else {}
+    diff = [k for k in settings if saved.get(k) != settings[k]]
+    if diff:
+        shown = "; ".join(f"{k}: saved {saved.get(k)!r}, now {settings[k]!r}" for k in diff)
+        raise CultureTuneError(
+            f"{path} was made with other settings ({shown}); use another output folder, or "
+            "delete it (and its tuning run) to redo it"
+        )
+    return cell
+
+
+# --------------------------------------------------------------------------- what cells share
+
+
+class _Surveys:
+    """Surveys per (view, system prompt), built once (their prefix caches are reused by every
+    cell); those of a persona system prompt are dropped after its cell."""
+
+    def __init__(self, lm: Any, placement: str, constants: dict[str, float]) -> None:
+        self.lm, self.placement, self.constants = lm, placement, constants
+        self.cache: dict[tuple[View, str | None], Any] = {}
+
+    def get(self, view: View, system: str | None) -> Any:
+        from culturetune.survey import Survey
+
+        key = (view, system)
+        if key not in self.cache:
+            self.cache[key] = Survey(
+                self.lm, view.instrument, system=system, placement=self.placement,
+                orders=view.orders, calibrate=view.calibrate,
+            )
+        return self.cache[key]
+
+    def forget(self, system: str | None) -> None:
+        for key in [k for k in self.cache if k[1] == system]:
+            del self.cache[key]
+
+    def measure(
+        self, target: Target, soft: Any, system: str | None, views: Sequence[View]
+    ) -> dict[str, dict[str, Any]]:
+        """Indices, loss and option mass in each view."""
+        from culturetune.survey import run_survey
+
+        out = {}
+        for view in views:
+            r = run_survey(self.get(view, system), soft=soft, constants=self.constants,
+                           target=target)
+            out[view_key(view)] = {
+                "indices": r.indices,
+                "loss": None if r.loss is None else r.loss.value,
+                "option_mass": sum(i.mass for i in r.items) / len(r.items),
+            }
+        return out
+
+
+class _LetterScorer:
+    """CulturalBench-Easy letter scoring with the prompts encoded once (KV cache), so that each
+    soft prompt placed before the answer costs only its virtual tokens. Same prompts, orders,
+    batches and label tokens as :func:`culturetune.culturalbench.evaluate_easy`."""
+
+    BATCH = 32
+
+    def __init__(self, lm: Any, questions: Sequence[Any], system: str | None,
+                 orders: str = "shown") -> None:
+        from culturetune.culturalbench import (
+            LETTER_FORMS,
+            LETTER_HINT,
+            LETTERS,
+            easy_prompt,
+            label_groups,
+            length_batches,
+        )
+        from culturetune.engine import PromptScorer, split_tokens
+        from culturetune.survey import label_token_ids
+        from culturetune.views import option_orders
+
+        self.questions = list(questions)
+        self.orders = option_orders(orders, len(LETTERS))
+        ids = label_token_ids(lm.tokenizer, LETTER_FORMS, LETTER_HINT)
+        self.flat, self.groups = label_groups(ids)
+        texts = [lm.render(easy_prompt(q, o), system)[0] for o in self.orders
+                 for q in self.questions]
+        self.n_texts = len(texts)
+        self.parts = [
+            (idx, PromptScorer(lm, split_tokens(lm, [texts[j] for j in idx],
+                                                [len(texts[j]) for j in idx])))
+            for idx in length_batches(texts, self.BATCH)
+        ]
+
+    def correct(self, soft: Any) -> list[bool]:
+        import torch
+
+        from culturetune.culturalbench import LETTERS, label_logprobs
+        from culturetune.views import to_content_order
+
+        per_label = torch.empty(self.n_texts, len(self.groups))
+        batch = None if soft is None else soft[None]
+        for idx, scorer in self.parts:
+            per_label[idx] = label_logprobs(scorer, batch, self.flat, self.groups)
+        probs = torch.softmax(per_label, -1).double().numpy()
+        probs = probs.reshape(len(self.orders), len(self.questions), len(LETTERS))
+        pred = to_content_order(probs, self.orders).mean(0).argmax(-1).tolist()
+        return [LETTERS[p] == q.answer for p, q in zip(pred, self.questions, strict=True)]
+
+
+class _Bench:
+    """CulturalBench questions of the experiment's countries and per-condition correctness."""
+
+    def __init__(self, lm: Any, config: ExperimentConfig) -> None:
+        self.lm, self.split, self.placement = lm, config.bench_split, config.placement
+        self.limit, self.orders = config.bench_limit, config.bench_orders
+        self.questions: list[Any] = []
+        self.source: str | None = None
+        if self.split is not None:
+            from culturetune.culturalbench import load_dataset_table, questions_from_dataset
+
+            ds, source = load_dataset_table(self.split, config.data)
+            self.questions = questions_from_dataset(ds, self.split, source)
+            # A local file is named by its absolute path, so that a rerun from another folder
+            # still recognises its finished cells.
+            self.source = source if config.data is None else str(Path(source).resolve())
+        self.country: str | None = None
+        self.scorers: dict[str | None, _LetterScorer] = {}
+
+    def questions_for(self, target: Target) -> tuple[list[Any], str | None]:
+        """The country's questions and, when there are none, a note saying why."""
+        from culturetune.culturalbench import select_questions
+
+        if self.split is None:
+            return [], "CulturalBench not run (bench_split is null)"
+        try:
+            return select_questions(self.questions, [target.name], self.limit), None
+        except CultureTuneError:
+            bench = f"CulturalBench-{self.split.capitalize()}"
+            return [], f"no {bench} questions for {target.name} in {self.source}"
+
+    def correct(self, target: Target, system: str | None, soft: Any) -> list[bool]:
+        """Per-question correctness under a system prompt and/or a soft prompt."""
+        qs, _ = self.questions_for(target)
+        if not qs:
+            return []
+        if self.split == "easy" and (soft is None or self.placement == "answer"):
+            if self.country != target.code:  # keep only the current country's encodings
+                self.scorers, self.country = {}, target.code
+            if system not in self.scorers:
+                self.scorers[system] = _LetterScorer(self.lm, qs, system, self.orders)
+            scorer = self.scorers[system]
+            if system is not None:
+                del self.scorers[system]  # persona prompts are scored once
+            return scorer.correct(soft)
+        return self._evaluate(qs, system, soft)
+
+    def _evaluate(self, qs: list[Any], system: str | None, soft: Any) -> list[bool]:
+        from culturetune.culturalbench import Condition, evaluate_easy, evaluate_hard
+        from culturetune.softprompt import SoftPrompt
+
+        prompt = None if soft is None else SoftPrompt(soft, self.placement)
+        cond = Condition("condition", system=system, soft=prompt)
+        if self.split == "easy":
+            return [o.correct for o in evaluate_easy(self.lm, qs, cond, orders=self.orders)]
+        return [o.correct for o in evaluate_hard(self.lm, qs, cond)]
+
+    def block(
+        self, target: Target, correct: list[bool], plain: list[bool] | None
+    ) -> dict[str, Any]:
+        """Accuracy with its Wilson interval, per-question outcomes and McNemar vs plain."""
+        from culturetune.stats import accuracy, compare
+
+        qs, note = self.questions_for(target)
+        acc = accuracy(correct)
+        return {
+            "split": self.split,
+            "orders": self.orders if self.split == "easy" else None,
+            "n": acc.n,
+            "k": acc.k,
+            "accuracy": acc.value,
+            "low": acc.low if acc.n else None,
+            "high": acc.high if acc.n else None,
+            "note": note,
+            "correct": {str(q.question_idx): c for q, c in zip(qs, correct, strict=True)},
+            "vs_plain": compare(plain, correct).to_dict() if plain and acc.n else None,
+        }
+
+
+class CellRunner:
+    """Measures the cells of one experiment on one loaded model, sharing surveys (with their
+    prefix caches), the CulturalBench questions and the plain model's reference per country.
+
+    :meth:`run` is the unit of work: a cell's record (the dict saved as
+    ``cells/<code>/<name>.json``), taken from the output folder when it is finished there (with
+    the views it lacks added) or else measured and saved. A saved cell made with other settings
+    is an error.
+    """
+
+    def __init__(
+        self, lm: Any, config: ExperimentConfig, out: str | Path, progress: Progress | None = None
+    ) -> None:
+        self.lm, self.config, self.out = lm, config, Path(out)
+        self.say = progress or (lambda message: None)
+        self.constants = parse_constants(config.constants)
+        self.surveys = _Surveys(lm, config.placement, self.constants)
+        self.bench = _Bench(lm, config)
+        self.views = config.views
+        self.plain: dict[str, dict[str, Any]] = {}
+
+    def settings(self, spec: CellSpec) -> dict[str, Any]:
+        return cell_settings(self.config, self.lm, spec.method, spec.seed, self.bench.source)
+
+    def run(
+        self, spec: CellSpec, on_start: Callable[[CellSpec, bool], None] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """The cell's record and whether it was reused from the output folder. ``on_start`` is
+        told which of the two it is before the work starts."""
+        saved = self.saved(spec)
+        if on_start is not None:
+            on_start(spec, saved is not None)
+        if saved is not None:
+            return self.complete(spec, saved), True
+        cell = self.measure(spec)
+        write_json(spec.path(self.out), cell)
+        return cell, False
+
+    def saved(self, spec: CellSpec) -> dict[str, Any] | None:
+        """The finished cell saved in the output folder, as saved (``None`` if there is none)."""
+        return saved_cell(spec.path(self.out), self.settings(spec))
+
+    def reference(self, target: Target) -> dict[str, Any]:
+        """The plain model's losses in every view and its bench outcomes (computed once)."""
+        key = str(target.code)
+        if key not in self.plain:
+            from culturetune.survey import uniform_loss
+
+            views = self.surveys.measure(target, None, None, self.views)
+            correct = self.bench.correct(target, None, None)
+            self.plain[key] = {
+                "views": {k: v["loss"] for k, v in views.items()},
+                "uniform": uniform_loss(target, self.constants).value,
+                "accuracy": (sum(correct) / len(correct)) if correct else None,
+                "correct": correct,
+                "measured": views,
+            }
+        return self.plain[key]
+
+    def measure(self, spec: CellSpec) -> dict[str, Any]:
+        """Measure one cell (tuning its prompt first where the method is an optimizer); nothing
+        is written but the tuning run's folder."""
+        from culturetune.survey import persona_prompt
+
+        target, method, seed = spec.target, spec.method, spec.seed
+        began = time.perf_counter()
+        mspec = parse_method(method, self.config.orders, self.config.calibrate)
+        ref = self.reference(target)
+        system = persona_prompt(target.name) if method == "persona" else None
+        soft, tuning = None, None
+        if mspec.tuned:
+            assert seed is not None
+            soft, tuning = self._tune(target, mspec, seed, spec.label)
+        if method == "plain":
+            views = ref["measured"]
+        else:
+            views = self.surveys.measure(target, soft, system, self.views)
+            if system is not None:
+                self.surveys.forget(system)
+        correct = ref["correct"] if method == "plain" else self.bench.correct(target, system, soft)
+        plain_correct = None if method == "plain" else ref["correct"]
+        headline = views[view_key(HEADLINE)]
+        cell: dict[str, Any] = {
+            "country": target.name,
+            "code": target.code,
+            "method": method,
+            "seed": seed,
+            "optimizer": mspec.optimizer,
+            "orders": mspec.orders,
+            "calibrate": mspec.calibrate if mspec.tuned else None,
+            "training_view": None if not mspec.tuned else view_key(mspec.training_view),
+            "indices": headline["indices"],
+            "loss": headline["loss"],
+            "views": views,
+            "uniform_loss": ref["uniform"],
+            "bench": self.bench.block(target, correct, plain_correct),
+            "plain_reference": {k: v for k, v in ref.items()
+                                if k not in ("correct", "measured")},
+            "tuning": tuning,
+            "system": system,
+            "settings": self.settings(spec),
+        }
+        cell["seconds"] = round(time.perf_counter() - began, 3)
+        return cell
+
+    def complete(self, spec: CellSpec, cell: dict[str, Any]) -> dict[str, Any]:
+        """Add the views a saved cell lacks (the grid gained a method that needs more) and save
+        it again."""
+        missing = [v for v in self.views if view_key(v) not in cell.get("views", {})]
+        if not missing:
+            return cell
+        from culturetune.survey import persona_prompt
+
+        target = spec.target
+        soft = None
+        if cell.get("tuning"):
+            from culturetune.softprompt import SoftPrompt
+
+            soft = SoftPrompt.load(self.out / cell["tuning"]["folder"]).embeddings
+        system = persona_prompt(target.name) if cell["method"] == "persona" else None
+        cell["views"].update(self.surveys.measure(target, soft, system, missing))
+        if system is not None:
+            self.surveys.forget(system)
+        ref = self.reference(target)
+        cell["plain_reference"]["views"] = dict(ref["views"])
+        write_json(spec.path(self.out), cell)
+        return cell
+
+    def _tune(
+        self, target: Target, spec: MethodSpec, seed: int, label: str
+    ) -> tuple[Any, dict[str, Any]]:
+        from culturetune.tuning import RUN_FILE, Interrupted, TuneConfig, tune
+
+        cfg = TuneConfig(
+            target=target,
+            model=self.lm.name,
+            tokens=self.config.tokens,
+            placement=self.config.placement,
+            subspace=self.config.subspace,
+            optimizer=spec.optimizer,
+            orders=spec.orders,
+            calibrate=spec.calibrate,
+            budget=self.config.budget,
+            population=self.config.population,
+            seed=seed,
+            constants=self.constants,
+        )
+        folder = run_path(self.out, target, spec.name, seed)
+        resume = (folder / RUN_FILE).exists()
+        if resume:
+            _check_run(folder / RUN_FILE, cfg)
+        try:
+            result = tune(
+                self.lm, cfg, folder, resume=resume, on_progress=self._ticker(label, cfg.budget)
+            )
+        except Interrupted:
+            raise Interrupted(
+                f"interrupted in cell {label}; finished cells and the tuning checkpoint are kept "
+                f"in {self.out}: run the same experiment again (same output folder) to resume"
+            ) from None
+        tuning = {
+            "optimizer": spec.optimizer,
+            "orders": spec.orders,
+            "calibrate": spec.calibrate,
+            "seed": seed,
+            "budget": cfg.budget,
+            "population": cfg.population,
+            "evaluations": result.evaluations,
+            "seconds": result.seconds,
+            "status": result.status,
+            "best_search_loss": min(h["best_loss"] for h in result.history),
+            "history": result.history,
+            "folder": str(folder.relative_to(self.out)),
+        }
+        return result.prompt.embeddings, tuning
+
+    def _ticker(self, label: str, budget: int) -> Callable[[Any], None]:
+        last = [time.perf_counter()]
+
+        def tick(p: Any) -> None:
+            if time.perf_counter() - last[0] >= 15 or p.evaluations >= budget:
+                last[0] = time.perf_counter()
+                self.say(
+                    f"  {label}: {p.evaluations}/{budget} evaluations, best loss "
+                    f"{p.best_loss:.2f} ({p.seconds:.0f} s)"
+                )
+
+        return tick
+
+
+def _check_run(run_file: Path, wanted: Any) -> None:
+    """Refuse to resume a tuning run that was started with other settings."""
+    saved = read_json(run_file)
+    saved = saved.get("config", {}) if isinstance(saved, dict) else {}
+    saved = dict(saved) if isinstance(saved, dict) else {}
+    saved.setdefault("orders", "shown")
+    saved.setdefault("calibrate", False)
+    keys = ("optimizer", "orders", "calibrate", "budget", "population", "tokens", "placement",
+            "subspace", "seed")
+    diff = [k for k in keys if saved.get(k) != getattr(wanted, k)]
+    if diff:
+        raise CultureTuneError(
+            f"{run_file.parent} holds a tuning run with other settings "
+            f"({', '.join(f'{k} {saved.get(k)!r}' for k in diff)}); use another output folder"
+        )

@@ -1,0 +1,88 @@
+"""What an experiment compares and reads, and how results name it: the methods of the grid
+(``plain``, ``persona`` and ``<optimizer>[-<orders>][-cal]``), the views every cell is read in,
+and the results format. Shared by the experiment (which measures cells) and the report (which
+reads ``results.json``), so that neither imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from culturetune import defaults
+from culturetune.errors import CultureTuneError
+from culturetune.validity import View
+
+#: The ``format`` of an experiment's ``results.json`` (and of each saved cell's settings).
+FORMAT = "culturetune-experiment/2"
+BASELINES: tuple[str, ...] = ("plain", "persona")
+OPTIMIZERS: tuple[str, ...] = ("de", "cma", "pso", "random")
+#: Option orders a tuned method may be suffixed with (``pso-cyclic``); without one it is tuned on
+#: the experiment's ``orders``. A ``-cal`` suffix tunes on calibrated answers.
+METHOD_ORDERS: tuple[str, ...] = ("shown", "reversed", "both", "cyclic")
+#: The default grid: the plain model, persona prompting and every optimizer on the default
+#: (order-balanced) objective; DE is the reference study's optimizer.
+DEFAULT_METHODS: tuple[str, ...] = BASELINES + OPTIMIZERS
+#: Examples of the method grammar (``<optimizer>[-<orders>][-cal]``) for help texts.
+METHOD_EXAMPLES = "pso, de, pso-shown, pso-cyclic, pso-cal, de-both"
+#: Views every cell is read in, whatever its method was tuned on: the official items in each
+#: order set, and the paraphrase (a held-out wording) order-balanced.
+JUDGE_VIEWS: tuple[View, ...] = (
+    View("vsm2013", "shown"), View("vsm2013", "reversed"), View("vsm2013", "both"),
+    View("vsm2013", "cyclic"), View("paraphrase", "both"), View("paraphrase", "cyclic"),
+)
+#: The view the loss tables lead with: the official items, order-balanced (culturetune's default
+#: reading).
+HEADLINE = View("vsm2013", "both")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method of the grid: a baseline, or an optimizer with the objective it is tuned on."""
+
+    name: str
+    optimizer: str | None = None
+    orders: str | None = None
+    calibrate: bool = False
+
+    @property
+    def tuned(self) -> bool:
+        return self.optimizer is not None
+
+    @property
+    def training_view(self) -> View | None:
+        return View("vsm2013", self.orders, self.calibrate) if self.tuned else None
+
+
+def parse_method(name: str, orders: str = defaults.ORDERS, calibrate: bool = False) -> MethodSpec:
+    """``plain``, ``persona`` or ``<optimizer>[-<orders>][-cal]`` (``pso``, ``pso-cyclic-cal``);
+    an optimizer without orders is tuned on ``orders`` (and ``calibrate``) of the experiment."""
+    key = str(name).strip().lower()
+    if key in BASELINES:
+        return MethodSpec(key)
+    parts = key.split("-")
+    opt, rest = parts[0], parts[1:]
+    cal = calibrate
+    if rest and rest[-1] == "cal":
+        cal, rest = True, rest[:-1]
+    if opt not in OPTIMIZERS or len(rest) > 1 or (rest and rest[0] not in METHOD_ORDERS):
+        raise CultureTuneError(
+            f"unknown method {name!r}; use plain, persona or <optimizer>[-<orders>][-cal] with "
+            f"optimizer {'/'.join(OPTIMIZERS)} and orders {'/'.join(METHOD_ORDERS)} (e.g. "
+            f"{METHOD_EXAMPLES})"
+        )
+    return MethodSpec(key, opt, rest[0] if rest else orders, cal)
+
+
+def view_key(view: View) -> str:
+    """How a view is named in results: ``vsm2013:both``, ``paraphrase:cyclic:cal``, a file's
+    path with its orders."""
+    return f"{view.instrument}:{view.orders}" + (":cal" if view.calibrate else "")
+
+
+def view_from_key(key: str) -> View:
+    """The view a results key names (the inverse of :func:`view_key`)."""
+    parts = key.split(":")
+    cal = parts[-1] == "cal"
+    if cal:
+        parts = parts[:-1]
+    return View(":".join(parts[:-1]), parts[-1], cal)
