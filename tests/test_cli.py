@@ -193,7 +193,7 @@ def test_survey_bad_options_fail_before_loading(
     def no_loading(*a: object, **k: object) -> None:
         raise AssertionError("the model should not be loaded for a bad option")
 
-    monkeypatch.setattr(cli, "load_lm", no_loading)
+    monkeypatch.setattr(cli.common, "load_lm", no_loading)
     code, out, err = run(["survey", *args], capsys)
     assert_clean_error(code, err, needle)
     assert out == ""
@@ -212,7 +212,7 @@ def test_ctrl_c_exits_130(
     def interrupted() -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "country_table", interrupted)
+    monkeypatch.setattr(cli.survey, "country_table", interrupted)
     code, _, err = run(["countries"], capsys)
     assert code == 130
     assert "interrupted" in err and "Traceback" not in err

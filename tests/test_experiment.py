@@ -488,8 +488,8 @@ def test_quick_preset_runs(lm, tmp_path):
 @pytest.mark.model
 def test_cached_letter_scoring_agrees_with_culturalbench(lm):
     """The experiment encodes each country's questions once; it must answer as evaluate_easy."""
-    from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
     from culturetune.cells import _LetterScorer
+    from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
     from culturetune.softprompt import SoftPrompt, initial_prompt
     from culturetune.survey import persona_prompt
 

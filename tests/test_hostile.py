@@ -568,7 +568,7 @@ def test_ctrl_c_while_loading_exits_130(args: list[str], needle: str, sandbox,
     def interrupted(*a: object, **k: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "load_lm", interrupted)
+    monkeypatch.setattr(cli.common, "load_lm", interrupted)
     before = snapshot(root)
     code, _, err = run_cli(args, capsys)
     assert_clean_error(code, err, needle, expected=130)
@@ -577,13 +577,13 @@ def test_ctrl_c_while_loading_exits_130(args: list[str], needle: str, sandbox,
 
 def test_interrupted_tuning_exits_130_with_the_resume_hint(
         sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "load_lm", lambda *a, **k: None)
+    monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: None)
 
     def stopped(lm: object, config: object, folder: str, *a: object) -> None:
         raise Interrupted(f"interrupted after 16 evaluations; the run is saved in {folder}: "
                           f"continue it with `culturetune tune --resume {folder}`")
 
-    monkeypatch.setattr(cli, "_run_tuning", stopped)
+    monkeypatch.setattr(cli.tune, "_run_tuning", stopped)
     code, _, err = run_cli(["tune", "--country", "China", "--out", "r"], capsys)
     assert_clean_error(code, err, "culturetune tune --resume r", expected=130)
 
@@ -605,8 +605,8 @@ def test_resume_with_a_larger_budget_gets_to_the_model(sandbox, monkeypatch: pyt
         seen.update(budget=config.budget, seed=config.seed, resume=resume)
         raise Loaded
 
-    monkeypatch.setattr(cli, "load_lm", lambda *a, **k: None)
-    monkeypatch.setattr(cli, "_run_tuning", fake_run)
+    monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: None)
+    monkeypatch.setattr(cli.tune, "_run_tuning", fake_run)
     with pytest.raises(Loaded):
         main(["tune", "--resume", "run", "--budget", "64", "--seed", "3", "--country", "CHN",
               "--population", "8"])
@@ -820,7 +820,7 @@ def test_limits_that_need_the_model(args: list[str], needle: str, tmp_path: Path
     """Refused once the model is known, before anything is allocated or written: no folder is
     left, so the same command with sane settings works on the same --out."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "load_lm", lambda *a, **k: lm)
+    monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: lm)
     prompt("big", shape=(20_000, HIDDEN))(tmp_path, [])
     before = snapshot(tmp_path)
     code, _, err = run_cli(args, capsys)

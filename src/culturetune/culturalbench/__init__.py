@@ -69,6 +69,7 @@ from culturetune.culturalbench.scoring import (
     Progress,
     check_scoring,
     choice_logprobs,
+    conditions,
     easy_prompt,
     evaluate_cloze,
     evaluate_easy,
@@ -90,7 +91,7 @@ __all__ = [
     # scoring
     "EASY_INSTRUCTION", "HARD_INSTRUCTION", "LETTER_FORMS", "LETTER_HINT", "SCORING_ALIASES",
     "SCORING_NOTES", "SCORINGS", "TRUTH_FORMS", "TRUTH_HINT", "Condition", "EasyOutcome",
-    "HardOutcome", "Progress", "check_scoring", "choice_logprobs", "easy_prompt",
+    "HardOutcome", "Progress", "check_scoring", "choice_logprobs", "conditions", "easy_prompt",
     "evaluate_cloze", "evaluate_easy", "evaluate_hard", "evaluate_mc", "hard_prompt",
     "lmeval_context", "mc_prompt",
     # results

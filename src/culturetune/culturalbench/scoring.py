@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,21 @@ class Condition:
             soft = {"tokens": int(self.soft.embeddings.shape[0]), "placement": self.soft.placement}
         return {"name": self.name, "system": self.system, "persona": self.persona,
                 "soft_prompt": soft}
+
+
+def conditions(persona: bool = False, prompts: Sequence[tuple[str, Any]] = ()) -> list[Condition]:
+    """The plain model, persona prompting (when asked) and one condition per soft prompt, given
+    as (name, prompt) pairs: a prompt is named by its name (a folder's last part), with ``'``
+    added while that name is taken."""
+    out = [Condition.plain()] + ([Condition.persona_prompted()] if persona else [])
+    names = {"plain", "persona"}
+    for name, soft in prompts:
+        name = Path(name).name or str(name)
+        while name in names:
+            name += "'"
+        names.add(name)
+        out.append(Condition(name, soft=soft))
+    return out
 
 
 def check_scoring(scoring: str, split: str = "easy", chat_template: bool = True) -> str:

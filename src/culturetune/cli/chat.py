@@ -1,0 +1,78 @@
+"""``culturetune chat``: talk to the model with a tuned prompt and/or a system prompt applied."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from culturetune import inputs
+from culturetune.cli import common
+from culturetune.cli.app import command
+from culturetune.cli.common import checked, fits, print_json, read_prompt, status, system_prompt
+from culturetune.cli.options import (
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    PersonaOpt,
+    PromptOpt,
+    SystemOpt,
+    ThreadsOpt,
+    TrustOpt,
+)
+from culturetune.errors import CultureTuneError
+from culturetune.report.console import say, stdout
+
+
+@command()
+def chat(
+    message: Annotated[str, typer.Argument(help="What to say to the model.")],
+    prompt: PromptOpt = None,
+    persona: PersonaOpt = None,
+    system: SystemOpt = None,
+    model: ModelOpt = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest reply, in tokens.")] = 128,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
+    from culturetune import limits
+    from culturetune.engine import generate
+    from culturetune.survey import prompt_segments
+
+    model, device = inputs.check_model(model), inputs.check_device(device)
+    inputs.check_text(message, "the message")
+    inputs.check_count(max_new_tokens, "--max-new-tokens", 1, inputs.MAX_NEW_TOKENS)
+    sys_prompt = system_prompt(persona, system)
+    soft = read_prompt(prompt)
+    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
+    soft = checked(soft, lm)
+    placement = soft.placement if soft is not None else "answer"
+    segments = prompt_segments(lm, [message], sys_prompt, placement)
+    length = len(segments.pre[0]) + len(segments.post[0]) + max_new_tokens
+    context = limits.context_length(lm)
+    if context is not None and length > context:
+        raise CultureTuneError(
+            f"the message and --max-new-tokens {max_new_tokens} need {length} tokens, but model "
+            f"{lm.name} reads at most {context}; shorten the message or lower --max-new-tokens")
+    if soft is not None:
+        fits(lm, soft, prompt, segments, max_new_tokens)
+    note = None
+    if soft is not None and soft.placement == "answer":
+        note = (f"{prompt} is an answer-placed prompt: it sits at the start of the model's reply "
+                "and was tuned to move survey answers (one digit), not to make a persona for "
+                "free text; expect it to distort replies. Prompts meant for chat are tuned with "
+                "--placement system or --placement prefix.")
+        status(f"note: {note}")
+    reply = generate(lm, segments, None if soft is None else soft.embeddings,
+                     max_new_tokens=max_new_tokens)[0].strip()
+    if as_json:
+        print_json({"message": message, "reply": reply, "prompt": prompt, "system": sys_prompt,
+                    "note": note})
+    else:
+        say(stdout(), reply)

@@ -1,0 +1,168 @@
+"""What the commands share around the library: status lines and JSON on the right streams,
+loading a model quietly, and turning options into library values (targets, system prompts,
+option orders, prompt folders checked against the model). Heavy imports (torch, transformers)
+happen inside the functions that need them, so that ``countries`` and ``score`` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from culturetune.errors import CultureTuneError
+from culturetune.targets import Target, lookup_country
+
+if TYPE_CHECKING:
+    from culturetune.models import LoadedModel
+
+
+def status(message: str) -> None:
+    """A progress line for humans on stderr (stdout stays clean for ``--json``)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (non-finite numbers become ``null``)."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Mapping):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' and the hub's progress bars and warnings."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:  # pragma: no cover
+        pass
+    # The GGUF dequantization bar is a plain tqdm that ignores the switch above.
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None and not getattr(bar, "_culturetune_quiet", False):
+        quiet = functools.partial(bar, disable=True)
+        quiet._culturetune_quiet = True  # type: ignore[attr-defined]
+        gguf_utils.tqdm = quiet
+
+
+def load_lm(
+    model: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    threads: int | None = None,
+) -> LoadedModel:
+    """Load a model quietly, with one status line on stderr before and after."""
+    from culturetune.models import DEFAULT_MODEL, load_model
+
+    if threads is not None:
+        import torch
+
+        if threads < 1:
+            raise CultureTuneError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    else:
+        busy_hint()
+    quiet_transformers()
+    name = model or DEFAULT_MODEL
+    status(f"loading {name} ...")
+    start = time.perf_counter()
+    lm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    status(f"loaded {lm.name} on {lm.device} ({lm.dtype}) in {time.perf_counter() - start:.1f} s")
+    return lm
+
+
+def busy_hint() -> None:
+    """Say how to share the CPU when other work already keeps its cores busy: torch's threads
+    spin while they wait, so two jobs with a thread per core each run many times slower (about
+    10x each on 2 cores; benchmarks/bench_threads.py), against about 2x with a share each."""
+    import os
+
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        return
+    if cores <= 8 and load >= max(1.0, cores / 2):
+        share = max(1, cores // 2)
+        status(f"note: this machine is busy (load {load:.1f} on {cores} cores). If another "
+               f"torch job is running, give each --threads {share} (or set "
+               "OMP_WAIT_POLICY=PASSIVE): with a thread per core each, both run many times "
+               "slower")
+
+
+def resolve_target(spec: str | None) -> Target | None:
+    """The target named by ``--country``/``--target`` (``None`` when not given)."""
+    from culturetune.targets import parse_target
+
+    return None if spec is None else parse_target(spec)
+
+
+def system_prompt(persona: str | None, system: str | None) -> str | None:
+    """The system prompt from ``--persona COUNTRY`` or ``--system TEXT`` (not both)."""
+    if persona is not None and system is not None:
+        raise CultureTuneError(
+            "--persona and --system both set a system prompt; give only one of them"
+        )
+    if persona is not None:
+        from culturetune.survey import persona_prompt
+
+        return persona_prompt(lookup_country(persona).name)
+    return system
+
+
+def resolve_orders(orders: Any, reverse_options: bool = False, default: str = "both") -> str:
+    """``--orders`` with ``--reverse-options`` as its alias (``--orders reversed``)."""
+    chosen = None if orders is None else str(orders)
+    if reverse_options:
+        if chosen not in (None, "reversed"):
+            raise CultureTuneError(f"--reverse-options means --orders reversed; it conflicts "
+                                   f"with --orders {chosen}: give one of them")
+        return "reversed"
+    return chosen or default
+
+
+def read_prompt(folder: str | None) -> Any:
+    """A prompt folder (``None`` when not given); read before the model so errors come fast."""
+    from culturetune.softprompt import SoftPrompt
+
+    return None if folder is None else SoftPrompt.load(folder)
+
+
+def checked(prompt: Any, lm: LoadedModel) -> Any:
+    """The prompt, after checking it fits the loaded model."""
+    if prompt is not None:
+        prompt.check_model(lm)
+    return prompt
+
+
+def fits(lm: LoadedModel, soft: Any, name: str | None, segments: Any, extra: int = 0) -> None:
+    """Refuse a soft prompt that, with these prompts (``extra`` generated tokens after each),
+    does not fit the model's context or the memory."""
+    from culturetune import limits
+
+    longest = max((len(a) + len(b) for a, b in zip(segments.pre, segments.post, strict=True)),
+                  default=0) + extra
+    limits.check_prompt(lm, soft.tokens, longest, len(segments),
+                        f"prompt {name} ({soft.tokens} virtual tokens)")

@@ -1,0 +1,192 @@
+"""``culturetune experiment`` and ``report``: the reference study end to end
+(:mod:`culturetune.experiment`), and its report rewritten from ``results.json`` without the model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from culturetune import inputs
+from culturetune.cli import common
+from culturetune.cli.app import command
+from culturetune.cli.common import print_json, status
+from culturetune.cli.options import (
+    DataOpt,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    OrderSet,
+    ThreadsOpt,
+    TrustOpt,
+    TuneOrders,
+)
+from culturetune.errors import CultureTuneError, Interrupted
+from culturetune.report.console import say, stdout
+
+
+@command()
+def experiment(
+    config: Annotated[
+        str | None, typer.Option("--config", help="A JSON file of experiment settings.")
+    ] = None,
+    countries: Annotated[
+        str | None, typer.Option(help="Comma-separated countries (default: Saudi Arabia, "
+                                 "U.S.A., China, India).", show_default=False)
+    ] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated: plain, persona and tuned methods "
+                                 "<optimizer>[-<orders>][-cal] (optimizers de, cma, pso, random; "
+                                 "e.g. pso, pso-shown, pso-cyclic, de-cal). Default: plain, "
+                                 "persona, de, cma, pso, random.", show_default=False)
+    ] = None,
+    orders: Annotated[
+        TuneOrders | None,
+        typer.Option("--orders", help="Option orders of tuned methods named without their own "
+                     "(default: both).", case_sensitive=False, show_default=False),
+    ] = None,
+    calibrate: Annotated[
+        bool | None,
+        typer.Option("--calibrate/--no-calibrate", help="Tune methods named without -cal on "
+                     "calibrated answers too (default: no).", show_default=False),
+    ] = None,
+    bench_orders: Annotated[
+        OrderSet | None,
+        typer.Option("--bench-orders", help="Option orders of CulturalBench letter scoring "
+                     "(default: cyclic).", case_sensitive=False, show_default=False),
+    ] = None,
+    validate_instrument: Annotated[
+        list[str] | None,
+        typer.Option("--validate-instrument", help="Also read every cell in this wording (an "
+                     "instrument .json file; repeatable).", show_default=False),
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per tuned method.",
+                                              show_default=False)] = None,
+    budget: Annotated[int | None, typer.Option(help="Evaluations per tuning run.",
+                                               show_default=False)] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer seeds, methods and evaluations (minutes).")
+    ] = False,
+    data: DataOpt = None,
+    bench_limit: Annotated[
+        int | None, typer.Option(help="At most N CulturalBench questions per country.")
+    ] = None,
+    out: Annotated[str, typer.Option(help="Output folder; finished cells there are kept.")] = (
+        "experiment"
+    ),
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The reference study end to end: countries x methods x seeds, report and figures."""
+    from culturetune import runfolder
+    from culturetune.experiment import ExperimentConfig, run_experiment
+
+    device = inputs.check_device(device)
+    overrides: dict[str, Any] = {}
+    if countries is not None:
+        overrides["countries"] = [c.strip() for c in countries.split(",") if c.strip()]
+    if methods is not None:
+        overrides["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
+    if validate_instrument:
+        overrides["validate_instruments"] = list(validate_instrument)
+    for key, value in (("seeds", seeds), ("budget", budget), ("data", data),
+                       ("bench_limit", bench_limit), ("model", model),
+                       ("orders", orders and str(orders)), ("calibrate", calibrate),
+                       ("bench_orders", bench_orders and str(bench_orders))):
+        if value is not None:
+            overrides[key] = value
+    if config is not None and quick:
+        raise CultureTuneError("give --config FILE or --quick, not both (put the settings you "
+                               "want in the file)")
+    if config is not None:
+        base = ExperimentConfig.from_file(config).to_dict()
+        base.update(overrides)
+        cfg = ExperimentConfig.from_dict(base, f"config file {config}")
+    elif quick:
+        cfg = ExperimentConfig.quick(**overrides)
+    else:
+        cfg = ExperimentConfig(**overrides).validate()
+    inputs.check_model(cfg.model)
+    _check_bench_data(cfg)
+    with runfolder.claim(out):
+        runfolder.check_experiment(out)
+        try:
+            lm = common.load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
+            results = run_experiment(lm, cfg, out, progress=None if as_json else status)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; finished cells are kept in {out}: run the same "
+                              "command again to resume") from None
+    if as_json:
+        print_json(results)
+    else:
+        say(stdout(), f"results.json, report.md, report.html and figures written to {out}")
+
+
+def _check_bench_data(cfg: Any) -> None:
+    """A local CulturalBench file of an experiment, read and checked before the model loads."""
+    if cfg.bench_split is None or cfg.data is None:
+        return
+    from culturetune.culturalbench import load_dataset_table, questions_from_dataset
+
+    inputs.check_path(cfg.data, "--data")
+    status("checking CulturalBench data ...")
+    table, source = load_dataset_table(cfg.bench_split, cfg.data)
+    questions_from_dataset(table, cfg.bench_split, source)
+
+
+@command()
+def report(
+    folder: Annotated[str, typer.Argument(help="An experiment's output folder.")] = "experiment",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrite an experiment's report and figures from its results.json (no model needed)."""
+    from culturetune import runfolder
+    from culturetune.report import load_results
+
+    inputs.check_path(folder, "FOLDER")
+    results = load_results(folder)
+    out = Path(folder).parent if Path(folder).is_file() else Path(folder)
+    with runfolder.claim(out, "FOLDER"):
+        written = _write_report_whole(results, out, Path(folder))
+    files = {"markdown": str(written["markdown"]), "html": str(written["html"])}
+    if as_json:
+        print_json(files)
+    else:
+        say(stdout(), f"report.md, report.html and figures written to {out}")
+
+
+def _write_report_whole(results: dict[str, Any], out: Path, source: Path) -> dict[str, Any]:
+    """Write the report into a scratch folder first and move it into place only when all of
+    it was written: a results file culturetune cannot render leaves nothing half-written."""
+    import shutil
+    import tempfile
+
+    from culturetune.report import write_report
+
+    scratch = Path(tempfile.mkdtemp(dir=out, prefix=".report-"))
+    try:
+        try:
+            written = write_report(results, scratch)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                ZeroDivisionError) as exc:
+            raise CultureTuneError(
+                f"{source} cannot be rendered ({type(exc).__name__}: {exc}); it is not a "
+                "results.json as culturetune writes it: run the experiment again") from None
+        for path in sorted(scratch.rglob("*")):
+            if path.is_file():
+                target = out / path.relative_to(scratch)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {k: out / Path(v).relative_to(scratch) if isinstance(v, Path) else v
+            for k, v in written.items()}

@@ -1,0 +1,170 @@
+"""The command line's options: choices as enums (typer shows them in ``--help`` and rejects
+anything else as a usage error) and the options several commands share, as ``Annotated`` aliases
+(``ModelOpt``, ``JsonOpt``, ``TargetOpt``, ...). Torch-free.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from culturetune import defaults
+from culturetune.targets import LOSS_KINDS
+from culturetune.views import ORDER_SETS
+
+#: Same as ``culturetune.survey.ANSWER_MODES`` (kept here so that the CLI imports no torch;
+#: a test checks that they agree).
+ANSWER_MODES: tuple[str, ...] = ("expected", "argmax", "generate")
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+
+# Choices as enums (typer shows them in --help and rejects anything else as a usage error).
+Answers = StrEnum("Answers", {m: m for m in ANSWER_MODES})
+Dtype = StrEnum("Dtype", {d: d for d in DTYPES})
+LossKind = StrEnum("LossKind", {k: k for k in LOSS_KINDS})
+OrderSet = StrEnum("OrderSet", {n: n for n in ORDER_SETS})
+
+OPTIMIZER_NAMES: tuple[str, ...] = ("de", "cma", "pso", "random")
+TuneOrders = StrEnum("TuneOrders", {n: n for n in ORDER_SETS if n != "all"})
+PLACEMENT_NAMES: tuple[str, ...] = ("answer", "system", "prefix")
+INIT_NAMES: tuple[str, ...] = ("random", "text", "vocab")
+Optimizer = StrEnum("Optimizer", {n: n for n in OPTIMIZER_NAMES})
+Placement = StrEnum("Placement", {n: n for n in PLACEMENT_NAMES})
+Init = StrEnum("Init", {n: n for n in INIT_NAMES})
+DEFAULT_OPTIMIZER = Optimizer(defaults.OPTIMIZER)
+DEFAULT_TUNE_ORDERS = TuneOrders(defaults.ORDERS)
+Split = StrEnum("Split", {n: n for n in ("easy", "hard")})
+Scoring = StrEnum("Scoring", {n: n for n in ("letter", "mc", "cloze", "loglik")})
+
+# --------------------------------------------------------------------------- shared options
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="Hugging Face hub id, local model folder or .gguf file "
+        "(default: the bundled SmolLM2-135M-Instruct).",
+        show_default=False,
+        rich_help_panel="Model",
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(help="cpu, cuda, cuda:N or auto (CUDA when present).", rich_help_panel="Model"),
+]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        help="auto: bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else float32.",
+        case_sensitive=False,
+        rich_help_panel="Model",
+    ),
+]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Allow a hub model to run custom code from its repository (off by default).",
+        rich_help_panel="Model",
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        envvar="CULTURETUNE_THREADS",
+        help="CPU threads for torch (default: one per core). Running two jobs on one machine? "
+        "Give each a share (--threads 1 on 2 cores): threads that outnumber the cores wait on "
+        "each other and everything slows down many times over.",
+        show_default=False,
+        rich_help_panel="Model",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--country", "--target", "-c",
+        help="Target to compare with: a country name/code/alias ('China', 'USA'), scores such "
+        "as 'PDI=80,IDV=20' (any subset) or a .json/.csv file of scores. --target is an alias.",
+        show_default=False,
+        rich_help_panel="Scoring",
+    ),
+]
+ConstantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--constant",
+        help="Constant C added to each index: one number for all ('0') or per index "
+        "('PDI=0,IDV=10'; the others stay 50). Default: 50.",
+        show_default=False,
+        rich_help_panel="Scoring",
+    ),
+]
+LossOpt = Annotated[
+    LossKind,
+    typer.Option(
+        "--loss",
+        help="l1: mean |index - target|; l2: root mean square, over the target's dimensions.",
+        case_sensitive=False,
+        rich_help_panel="Scoring",
+    ),
+]
+InstrumentOpt = Annotated[
+    str,
+    typer.Option(
+        help="vsm2013 (official wording), paraphrase (reworded items, not official) or the path "
+        "of an instrument .json file (a translation or rewording; see the README).",
+    ),
+]
+OrdersOpt = Annotated[
+    OrderSet | None,
+    typer.Option(
+        "--orders",
+        help="Option orders to ask each item in; answers are mapped back to option order and "
+        "averaged: shown (as printed), reversed, both (printed + reversed), cyclic (every "
+        "shift: each option once in each position), all (every permutation: 120x the cost). "
+        "Default: both.",
+        case_sensitive=False,
+        show_default=False,
+        rich_help_panel="Reading answers",
+    ),
+]
+CalibrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate",
+        help="Contextual calibration: divide each answer distribution by the one the model "
+        "gives content-free questions (N/A, empty, [MASK]) of the same format.",
+        rich_help_panel="Reading answers",
+    ),
+]
+PersonaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--persona",
+        help="Persona prompting: a system prompt asking the model to answer as a typical person "
+        "from this country (a name, code or alias of the country table).",
+        show_default=False,
+    ),
+]
+SystemOpt = Annotated[
+    str | None,
+    typer.Option("--system", help="A system prompt of your own.", show_default=False),
+]
+
+
+PromptOpt = Annotated[
+    str | None,
+    typer.Option("--prompt", "-p", help="A tuned prompt folder (from `culturetune tune`).",
+                 show_default=False),
+]
+
+
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", help="A local CulturalBench CSV/JSON/JSONL/Parquet file (or a folder "
+                 "holding CulturalBench-Easy.* / -Hard.*); default: the Hugging Face hub.",
+                 show_default=False),
+]

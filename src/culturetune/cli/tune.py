@@ -1,0 +1,239 @@
+"""``culturetune tune``: learn a soft prompt for a target, or resume a run. The command checks
+every option (and, with ``--resume``, the run's saved settings) before the model loads, then runs
+the library's :func:`culturetune.tuning.tune` with a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from culturetune import defaults, inputs
+from culturetune.cli import common
+from culturetune.cli.app import command
+from culturetune.cli.common import print_json, resolve_target
+from culturetune.cli.options import (
+    DEFAULT_OPTIMIZER,
+    DEFAULT_TUNE_ORDERS,
+    CalibrateOpt,
+    ConstantOpt,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    Init,
+    JsonOpt,
+    LossKind,
+    LossOpt,
+    ModelOpt,
+    Optimizer,
+    Placement,
+    TargetOpt,
+    ThreadsOpt,
+    TrustOpt,
+    TuneOrders,
+)
+from culturetune.errors import CultureTuneError, Interrupted
+from culturetune.report.console import print_tune_result
+from culturetune.vsm import instrument_key, parse_constants
+
+if TYPE_CHECKING:
+    from culturetune.models import LoadedModel
+
+
+def parse_subspace(value: str) -> int | None:
+    """``--subspace``: a positive dimension, or ``full`` for the whole matrix."""
+    if value.strip().lower() == "full":
+        return None
+    try:
+        dim = int(value)
+    except ValueError:
+        raise CultureTuneError(
+            f"--subspace takes a dimension such as 64 or 'full', not {value!r}") from None
+    if dim < 1:
+        raise CultureTuneError("--subspace must be a positive dimension or 'full'")
+    return dim
+
+
+@command()
+def tune(
+    ctx: typer.Context,
+    country: TargetOpt = None,
+    model: ModelOpt = None,
+    tokens: Annotated[int, typer.Option(help="Virtual tokens in the soft prompt.")] = 5,
+    placement: Annotated[
+        Placement,
+        typer.Option(help="answer: right before the answer (fastest); system: after the system "
+                     "turn; prefix: before all input, as PEFT does.", case_sensitive=False),
+    ] = Placement.answer,
+    init: Annotated[
+        Init,
+        typer.Option(help="random: Gaussian at the embedding scale; text: embeddings of "
+                     "--init-text; vocab: sampled vocabulary rows.", case_sensitive=False),
+    ] = Init.vocab,
+    init_text: Annotated[str | None, typer.Option(help="Text for --init text.")] = None,
+    subspace: Annotated[
+        str, typer.Option(help="Search a random subspace of this dimension, or 'full'.")
+    ] = "64",
+    optimizer: Annotated[
+        Optimizer,
+        typer.Option(help="de: Differential Evolution; cma: CMA-ES; pso: particle swarm; "
+                     "random: random search.", case_sensitive=False),
+    ] = DEFAULT_OPTIMIZER,
+    budget: Annotated[
+        int, typer.Option(help="Evaluations (candidate surveys) in all.")
+    ] = defaults.BUDGET,
+    population: Annotated[int, typer.Option(help="Candidates per optimizer step.")] = 16,
+    orders: Annotated[
+        TuneOrders,
+        typer.Option(help="Option orders the objective reads each item in (answers averaged in "
+                     "option order): shown (as printed; a prompt can win by favouring a "
+                     "position), reversed, both (printed + reversed; 2x the cost), cyclic (all "
+                     "5 shifts; 5x).", case_sensitive=False, rich_help_panel="Reading answers"),
+    ] = DEFAULT_TUNE_ORDERS,
+    calibrate: CalibrateOpt = False,
+    instrument: Annotated[
+        str, typer.Option(help="Wording to tune on: vsm2013, paraphrase or an instrument .json "
+                          "file.")
+    ] = "vsm2013",
+    validate_instrument: Annotated[
+        list[str] | None,
+        typer.Option("--validate-instrument", help="Also check the prompt on this wording (an "
+                     "instrument .json file; repeatable). Never tuned on.", show_default=False),
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (resumable).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run.")] = 0,
+    constant: ConstantOpt = None,
+    loss: LossOpt = LossKind.l1,
+    out: Annotated[
+        str | None, typer.Option(help="Run folder (default: runs/<country>-<optimizer>-s<seed>).")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue the run in this folder (its settings are kept).")
+    ] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
+    trust_remote_code: TrustOpt = False,
+    threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
+    from culturetune import runfolder
+    from culturetune.models import DEFAULT_MODEL
+    from culturetune.tuning import RUN_FILE, TuneConfig
+
+    model, device = inputs.check_model(model), inputs.check_device(device)
+    time_limit = inputs.check_time_limit(time_limit)
+    if resume is None and country is None:
+        raise CultureTuneError("say which culture to tune for: --country NAME (or --target "
+                               "PDI=..,IDV=..), or --resume DIR to continue a run")
+    settings = dict(
+        tokens=tokens, placement=str(placement), init=str(init), init_text=init_text,
+        optimizer=str(optimizer), budget=budget, population=population, seed=seed,
+        loss=str(loss), orders=str(orders), calibrate=calibrate,
+    )
+    if resume is not None:
+        folder = str(runfolder.check_run(resume))
+        if out is not None and not runfolder.same_folder(out, folder):
+            raise CultureTuneError("--resume continues the run in its own folder; leave --out "
+                                   "out (or give the same folder)")
+    else:
+        target = resolve_target(country)
+        config = TuneConfig(
+            target=target, subspace=parse_subspace(subspace),
+            constants=parse_constants(constant), instrument=instrument,
+            validate_instruments=list(validate_instrument or []), **settings,
+        ).validate()
+        slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
+        slug = slug.strip("-").lower()[:60] or "custom"
+        folder = out if out is not None else f"runs/{slug}-{optimizer}-s{seed}"
+    with runfolder.claim(folder, "--resume" if resume else "--out"):  # "in use" comes first
+        if resume is not None:
+            asked = {k: v for k, v in settings.items() if k in _given(ctx, *settings)}
+            asked.update(_given_values(
+                ctx, country=lambda: resolve_target(country).to_dict(),
+                subspace=lambda: parse_subspace(subspace),
+                constant=lambda: parse_constants(constant), model=lambda: model,
+                instrument=lambda: instrument_key(instrument),
+                validate_instrument=lambda: [instrument_key(p)
+                                             for p in validate_instrument or []]))
+            config = _resume_config(folder, asked)
+            model = model or (config.model if config.model != DEFAULT_MODEL else None)
+        else:
+            runfolder.check_new_run(folder)
+        try:
+            lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
+            result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json)
+        except KeyboardInterrupt:
+            if (Path(folder) / RUN_FILE).exists():
+                raise Interrupted(f"interrupted; the run is saved in {folder}: continue it with "
+                                  f"`culturetune tune --resume {folder}`") from None
+            raise Interrupted("interrupted before the run started; nothing was saved") from None
+    if as_json:
+        print_json({
+            "folder": str(result.folder), "status": result.status,
+            "evaluations": result.evaluations, "seconds": result.seconds,
+            "config": result.config.to_dict(), "baseline": result.baseline.to_dict(),
+            "final": result.final.to_dict(), "uniform": result.baseline.uniform_loss.to_dict(),
+            "validity": result.validity.to_dict(), "history": result.history,
+        })
+        return
+    print_tune_result(result)
+
+
+def _given(ctx: typer.Context, *names: str) -> set[str]:
+    """Which of these options of the running command the user typed (not left at default)."""
+    typed = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
+    return {n for n in names if getattr(ctx.get_parameter_source(n), "name", None) in typed}
+
+
+def _given_values(ctx: typer.Context, **options: Callable[[], Any]) -> dict[str, Any]:
+    """``TuneConfig`` fields of the options the user typed (values computed only for those)."""
+    fields = {"country": "target", "constant": "constants",
+              "validate_instrument": "validate_instruments"}
+    return {fields.get(k, k): make() for k, make in options.items() if k in _given(ctx, k)}
+
+
+def _resume_config(folder: str, asked: dict[str, Any]) -> Any:
+    """The saved settings of the run in ``folder`` with the options the user typed checked
+    against them (only ``--budget`` may differ); everything is read without the model."""
+    from culturetune import runfolder
+    from culturetune.tuning import TuneConfig, load_run_config
+
+    runfolder.check_resumable(Path(folder))
+    saved = load_run_config(folder).to_dict()
+    conflicts = runfolder.resume_conflicts(saved, asked)
+    if conflicts:
+        raise CultureTuneError(
+            f"--resume {folder} keeps the run's settings, but you asked for others "
+            f"({'; '.join(conflicts)}); leave those options out to continue the run (only "
+            "--budget may change, to extend it), or start a new run with another --out")
+    given = TuneConfig.from_dict({**saved, **{k: v for k, v in asked.items() if k != "model"}})
+    return runfolder.resumed(Path(folder), given.validate())
+
+
+def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
+                time_limit: float | None, quiet: bool) -> Any:
+    """Run ``tuning.tune`` with a live progress line on stderr."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from culturetune.tuning import tune as run_tune
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]tuning"), BarColumn(), TextColumn("{task.description}"),
+                  TimeRemainingColumn(), console=console, transient=False,
+                  disable=quiet) as bar:
+        task = bar.add_task("starting", total=config.budget)
+
+        def show(p: Any) -> None:
+            bar.update(task, completed=p.evaluations, description=(
+                f"step {p.step} · {p.evaluations}/{p.budget} evals · best {p.best_loss:.2f} · "
+                f"mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s"))
+
+        return run_tune(lm, config, folder, resume=resume, time_limit=time_limit,
+                        on_progress=show)

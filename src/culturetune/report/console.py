@@ -1,0 +1,325 @@
+"""Results on a terminal: the rich tables and plain lines the command line prints (the survey
+table, the indices table and loss lines, human scores, the country table, a tuning run's result
+and validity, CulturalBench tables and progress). Every function takes a finished result object;
+none computes anything. Torch-free.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from culturetune.targets import TABLE_SOURCE, Loss, Target
+from culturetune.vsm import DIMENSION_NAMES, DIMENSIONS
+
+if TYPE_CHECKING:
+    from culturetune.survey import SurveyResult
+    from culturetune.vsm import ResponseScore
+
+MISSING = "—"
+_TABLE_STYLE: dict[str, Any] = {
+    "box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "show_edge": False
+}
+#: Up to this many orders the survey table shows each order's item mean in its own column.
+ORDER_COLUMNS = 5
+
+
+def stdout() -> Console:
+    """Console for results (stdout); created per call so redirected streams are honoured."""
+    return Console(highlight=False)
+
+
+def say(console: Console, text: str) -> None:
+    """One line of plain text (never read as markup; long lines are not hard-wrapped)."""
+    console.print(Text(text), soft_wrap=True)
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _num(x: float | None, fmt: str = "g") -> str:
+    if x is None:
+        return MISSING
+    return format(x, fmt)
+
+
+# --------------------------------------------------------------------------- indices and loss
+
+
+
+def describe_constants(constants: Mapping[str, float]) -> str:
+    """``"C = 50"`` when all indices share a constant, else ``"C: PDI=0, IDV=50, ..."``."""
+    values = set(constants.values())
+    if len(values) == 1:
+        return f"C = {_num(values.pop())}"
+    return "C: " + ", ".join(f"{d}={_num(constants[d])}" for d in DIMENSIONS)
+
+
+def describe_target(target: Target) -> str:
+    code = f" ({target.code})" if target.code else ""
+    est = f"; estimated: {', '.join(target.estimated)}" if target.estimated else ""
+    return f"{target.name}{code}{est}"
+
+
+def indices_table(
+    indices: Mapping[str, float | None],
+    constants: Mapping[str, float],
+    target: Target | None = None,
+    loss: Loss | None = None,
+) -> Table:
+    """The six indices, and with a target its scores and the gaps (index - target)."""
+    table = Table(
+        title=f"Indices ({describe_constants(constants)})", title_justify="left", **_TABLE_STYLE
+    )
+    table.add_column("dim")
+    table.add_column("dimension")
+    table.add_column("index", justify="right")
+    if target is not None:
+        table.add_column("target", justify="right")
+        table.add_column("gap", justify="right")
+    for d in DIMENSIONS:
+        row = [d, DIMENSION_NAMES[d], _num(indices.get(d), ".1f")]
+        if target is not None:
+            t = target.scores.get(d)
+            mark = "*" if d in target.estimated else ""
+            row.append(MISSING if t is None else f"{t:g}{mark}")
+            gap = loss.gaps.get(d) if loss is not None else None
+            row.append(MISSING if gap is None else f"{gap:+.1f}")
+        table.add_row(*row)
+    return table
+
+
+def print_loss(
+    console: Console, target: Target, loss: Loss | None, uniform: Loss | None = None
+) -> None:
+    """The loss line: value, kind and the dimensions it used, and the uniform baseline."""
+    if loss is None:
+        return
+    what = "mean |gap|" if loss.kind == "l1" else "root mean square gap"
+    say(
+        console,
+        f"loss ({loss.kind}, {what}) vs {describe_target(target)}: {loss.value:.2f} "
+        f"over {', '.join(loss.dimensions)}",
+    )
+    if uniform is not None:
+        diff = loss.value - uniform.value
+        where = "below" if diff < 0 else "above" if diff > 0 else "equal to"
+        say(console, f"uniform answers (every index = C) would score {uniform.value:.2f}; this "
+            f"loss is {abs(diff):.2f} {where} it")
+    unused = [d for d in DIMENSIONS if d not in loss.dimensions]
+    if unused:
+        say(console, f"not used (no target score): {', '.join(unused)}")
+    if target.estimated:
+        say(console, "* estimate, not a measured score")
+
+
+
+# --------------------------------------------------------------------------- survey
+
+
+
+def _order_label(order: Sequence[int]) -> str:
+    """``"12345"`` for the printed order, ``"54321"`` reversed: option numbers as shown."""
+    return "".join(str(i + 1) for i in order)
+
+
+def describe_orders(result: SurveyResult) -> str:
+    n = len(result.order_list)
+    shown = ", ".join(_order_label(o) for o in result.order_list[:ORDER_COLUMNS])
+    more = "" if n <= ORDER_COLUMNS else f", … ({n} orders)"
+    avg = "" if n == 1 else "; answers mapped back to option order and averaged"
+    cal = "; calibrated with content-free items" if result.calibrated else ""
+    return f"orders {result.orders} ({shown}{more}{avg}){cal}"
+
+
+def print_survey(result: SurveyResult, persona: str | None = None) -> None:
+    """Human-readable survey result: header, per-item answers, indices, loss and notes."""
+    con = stdout()
+    prompt = f" · prompt {result.prompt}" if result.prompt else ""
+    say(
+        con,
+        f"model {result.model} · instrument {result.instrument} · answers {result.answers} "
+        f"· {describe_orders(result)}{prompt}",
+    )
+    if result.system:
+        who = f"persona {persona}: " if persona else "system: "
+        say(con, who + result.system)
+    generated = result.answers == "generate"
+    n_orders = len(result.order_list)
+    per_order = 1 < n_orders <= ORDER_COLUMNS
+    # On narrow consoles the question column takes what the numbers leave (cut with "…").
+    title = "Answers: option probabilities (renormalised over 1-5, option order), mean"
+    if n_orders > 1:
+        title += (", mean in each order (shown as the option numbers in the order listed)"
+                  if per_order else ", lowest-highest mean over the orders")
+    table = Table(
+        title=title + ", raw option mass",
+        title_justify="left",
+        expand=con.width <= 120,
+        **_TABLE_STYLE,
+    )
+    table.add_column("item", no_wrap=True)
+    table.add_column("question", no_wrap=True, overflow="ellipsis", ratio=1, max_width=60)
+    for k in range(1, 6):
+        table.add_column(str(k), justify="right", no_wrap=True, min_width=4)
+    table.add_column("mean", justify="right", no_wrap=True, min_width=4)
+    if per_order:
+        for o in result.order_list:
+            table.add_column(_order_label(o), justify="right", no_wrap=True)
+    elif n_orders > 1:
+        table.add_column("range", justify="right", no_wrap=True)
+    table.add_column("mass", justify="right", no_wrap=True)
+    if generated:
+        table.add_column("answer", no_wrap=True, overflow="ellipsis", min_width=10, max_width=16)
+    for it in result.items:
+        row: list[str | Text] = [it.var, Text(_short(it.text, 200))]
+        row += [f"{p:.2f}" for p in it.probs]
+        row.append(_num(it.mean, ".2f"))
+        if per_order:
+            row += [_num(m, ".2f") for m in it.order_means]
+        elif n_orders > 1:
+            got = [m for m in it.order_means if m is not None]
+            row.append(f"{min(got):.2f}-{max(got):.2f}" if got else MISSING)
+        row.append(f"{it.mass:.2f}")
+        if generated:
+            row.append(Text(" | ".join(repr(g)[1:-1] for g in it.generated_by_order or [])))
+        table.add_row(*row)
+    con.print(table)
+    con.print(indices_table(result.indices, result.constants, result.target, result.loss))
+    if result.target is not None:
+        print_loss(con, result.target, result.loss, result.uniform_loss)
+    for note in result.notes:
+        say(con, f"note: {note}")
+
+
+# --------------------------------------------------------------------------- human scores
+
+
+def print_score(
+    source: str, result: ResponseScore, target: Target | None, loss: Loss | None
+) -> None:
+    """Human VSM 2013 answers scored: respondents, item means, indices, and the loss line."""
+    con = stdout()
+    say(con, f"{source}: respondents {result.n_respondents}")
+    table = Table(title="Item means", title_justify="left", **_TABLE_STYLE)
+    table.add_column("item")
+    table.add_column("mean", justify="right")
+    table.add_column("n", justify="right")
+    for var, mean in result.means.items():
+        table.add_row(var, f"{mean:.2f}", str(result.counts[var]))
+    con.print(table)
+    con.print(indices_table(result.indices, result.constants, target, loss))
+    if target is not None:
+        print_loss(con, target, loss)
+
+
+# --------------------------------------------------------------------------- countries
+
+
+def print_countries(rows: Sequence[Target], one: bool = False) -> None:
+    """Hofstede's country scores as a table (estimates marked *), with sources and notes;
+    ``one``: a single country was asked for."""
+    con = stdout()
+    table = Table(title="Hofstede's country scores", title_justify="left", **_TABLE_STYLE)
+    table.add_column("code")
+    table.add_column("country")
+    for d in DIMENSIONS:
+        table.add_column(d, justify="right")
+    for t in rows:
+        cells = [
+            MISSING if t.scores[d] is None else f"{t.scores[d]:g}{'*' if d in t.estimated else ''}"
+            for d in DIMENSIONS
+        ]
+        table.add_row(t.code or "", Text(t.name), *cells)
+    con.print(table)
+    if one:
+        say(con, f"source: {rows[0].source}")
+        if rows[0].estimated:
+            say(con, f"* estimate, not a measured score: {', '.join(rows[0].estimated)}")
+        return
+    say(con, f"{len(rows)} countries and regions; {MISSING} = not measured")
+    for t in rows:
+        if t.estimated:
+            say(
+                con,
+                f"* estimate, not in the 2015 research table: {t.name} "
+                f"{', '.join(t.estimated)} (source: culturetune countries {t.code})",
+            )
+    say(con, f"source: {TABLE_SOURCE}")
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def print_tune_result(result: Any) -> None:
+    """The tuned indices beside plain and uniform, then the validity table and verdict."""
+    con = stdout()
+    cfg = result.config
+    say(con, f"{result.status}: {result.evaluations} evaluations in {result.seconds:.0f} s; "
+        f"prompt saved in {result.folder}")
+    say(con, f"objective: {cfg.loss} loss on {cfg.instrument.rsplit('/', 1)[-1]}, orders "
+        f"{cfg.orders}{', calibrated' if cfg.calibrate else ''}; optimizer {cfg.optimizer}")
+    table = Table(title=f"Indices vs {describe_target(cfg.target)}",
+                  title_justify="left", **_TABLE_STYLE)
+    for col in ("dim", "target", "plain", "uniform", "tuned"):
+        table.add_column(col, justify="left" if col == "dim" else "right")
+    for d in DIMENSIONS:
+        t = cfg.target.scores.get(d)
+        table.add_row(d, _num(t), _num(result.baseline.indices[d], ".1f"),
+                      _num(cfg.constants[d], ".1f"), _num(result.final.indices[d], ".1f"))
+    con.print(table)
+    say(con, f"loss ({cfg.loss}): plain {result.baseline.loss.value:.2f} · uniform "
+        f"{result.baseline.uniform_loss.value:.2f} · tuned {result.final.loss.value:.2f}")
+    print_validity(con, result.validity)
+    if result.status == "time-limit":
+        say(con, f"budget not reached; continue with: culturetune tune --resume {result.folder}")
+
+
+def print_validity(con: Console, validity: Any) -> None:
+    """Does it hold? The training view and each check: plain, uniform, tuned, share kept."""
+    table = Table(title="Does it hold? Loss on views the prompt was not tuned on",
+                  title_justify="left", **_TABLE_STYLE)
+    for col in ("view", "role", "plain", "uniform", "tuned", "gain kept"):
+        table.add_column(col, justify="left" if col in ("view", "role") else "right")
+    for row in [validity.training, *validity.checks]:
+        role = {"training": "tuned on", "wording": "other wording", "shown": "printed order",
+                "reversed": "reversed order"}.get(row.role, row.role)
+        kept = "—" if row.kept is None else f"{100 * row.kept:.0f} %"
+        table.add_row(row.view, role, _num(row.plain, ".2f"), f"{row.uniform:.2f}",
+                      _num(row.tuned, ".2f"), kept if row.role != "training" else "")
+    con.print(table)
+    gain = validity.gain
+    say(con, f"verdict: {validity.verdict.upper()} (training gain {_num(gain, '.2f')}; "
+        f"{validity.rule})")
+    if validity.verdict in ("collapsed", "partly held", "no gain"):
+        say(con, "read the tuned indices with care: they do not hold on every view above")
+
+
+# --------------------------------------------------------------------------- CulturalBench
+
+
+def bench_progress(quiet: bool = False) -> Callable[[str, int, int], None]:
+    """A progress callback for CulturalBench: ``condition: done/total`` on stderr, one line
+    rewritten in place (nothing when ``quiet``)."""
+
+    def show(name: str, done: int, total: int) -> None:
+        if not quiet:
+            print(f"\r{name}: {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+
+    return show
+
+
+def print_bench(result: Any) -> None:
+    """A :class:`~culturetune.culturalbench.BenchResult` as its readable tables."""
+    from culturetune.culturalbench import format_tables
+
+    say(stdout(), format_tables(result))
