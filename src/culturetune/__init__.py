@@ -1,3 +1,96 @@
-"""culturetune: align a frozen language model with a country's culture (Hofstede's dimensions)."""
+"""culturetune: align a frozen language model with a country's culture (Hofstede's dimensions).
+
+The Python API, with the command line's defaults (README, "Python API")::
+
+    import culturetune as ct
+
+    lm = ct.load_model()                              # the bundled SmolLM2-135M-Instruct
+    plain = ct.survey_model(lm, "China")              # indices, loss vs China, uniform baseline
+    run = ct.tune(lm, "China", "runs/china")          # a soft prompt; run.validity.verdict
+    scores = ct.bench(lm, "China", prompts=[run])     # CulturalBench accuracy
+    results = ct.run_experiment(lm, out="exp", countries=["China"])
+    ct.show(plain)                                    # any result, as the command line prints it
+
+Names are imported on first use, so ``import culturetune`` loads no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it (imported on first use).
+_API = {
+    "load_model": "culturetune.api",
+    "survey_model": "culturetune.api",
+    "tune": "culturetune.api",
+    "bench": "culturetune.api",
+    "run_experiment": "culturetune.api",
+    "show": "culturetune.api",
+    "lookup_country": "culturetune.targets",
+    "parse_target": "culturetune.targets",
+    "country_table": "culturetune.targets",
+    "Target": "culturetune.targets",
+    "SoftPrompt": "culturetune.softprompt",
+    "SurveyResult": "culturetune.survey",
+    "TuneConfig": "culturetune.tuning",
+    "TuneResult": "culturetune.tuning",
+    "Condition": "culturetune.culturalbench",
+    "BenchResult": "culturetune.culturalbench",
+    "ExperimentConfig": "culturetune.experiment",
+    "CultureTuneError": "culturetune.errors",
+}
+
+__all__ = [
+    "__version__",
+    "load_model",
+    "survey_model",
+    "tune",
+    "bench",
+    "run_experiment",
+    "show",
+    "lookup_country",
+    "parse_target",
+    "country_table",
+    "Target",
+    "SoftPrompt",
+    "SurveyResult",
+    "TuneConfig",
+    "TuneResult",
+    "Condition",
+    "BenchResult",
+    "ExperimentConfig",
+    "CultureTuneError",
+]
+
+if TYPE_CHECKING:
+    from culturetune.api import bench, load_model, run_experiment, show, survey_model, tune
+    from culturetune.culturalbench import BenchResult, Condition
+    from culturetune.errors import CultureTuneError
+    from culturetune.experiment import ExperimentConfig
+    from culturetune.softprompt import SoftPrompt
+    from culturetune.survey import SurveyResult
+    from culturetune.targets import Target, country_table, lookup_country, parse_target
+    from culturetune.tuning import TuneConfig, TuneResult
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a submodule, ``culturetune.culturalbench``) on first use."""
+    module = _API.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -14,6 +14,7 @@ from culturetune.validity import View
 
 #: The ``format`` of an experiment's ``results.json`` (and of each saved cell's settings).
 FORMAT = "culturetune-experiment/2"
+#: Methods that tune nothing: one cell per country (they are deterministic).
 BASELINES: tuple[str, ...] = ("plain", "persona")
 OPTIMIZERS: tuple[str, ...] = ("de", "cma", "pso", "random")
 #: Option orders a tuned method may be suffixed with (``pso-cyclic``); without one it is tuned on

@@ -1,0 +1,98 @@
+"""The Python API (``import culturetune as ct``): light to import, the command line's defaults,
+early errors, and the README's example run as written."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import culturetune as ct
+from culturetune import api, defaults
+from culturetune.errors import CultureTuneError
+
+ROOT = Path(__file__).parents[1]
+FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
+
+
+def readme_example() -> str:
+    """The first ``python`` code block of the README's "Python API" section."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_import_is_light_and_names_resolve_on_use() -> None:
+    code = ("import sys, json, culturetune as ct\n"
+            "light = 'torch' not in sys.modules\n"
+            "ct.lookup_country('China'); ct.parse_target('PDI=80'); ct.tune; ct.survey_model\n"
+            "print(json.dumps([light, 'torch' in sys.modules, sorted(dir(ct))]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    light, after, names = json.loads(out)
+    assert light and not after  # functions import torch only when called
+    assert set(ct.__all__) <= set(names)
+    assert set(ct.__all__) - {"__version__"} == set(ct._API)
+    for name in ct.__all__:
+        assert getattr(ct, name) is not None
+    assert ct.culturalbench.format_tables is not None  # submodules on first use too
+    with pytest.raises(AttributeError):
+        ct.no_such_name  # noqa: B018
+
+
+def test_defaults_are_the_command_lines() -> None:
+    def default(fn, name):
+        return inspect.signature(fn).parameters[name].default
+
+    assert default(api.survey_model, "orders") == defaults.ORDERS
+    assert default(api.bench, "orders") == defaults.BENCH_ORDERS
+    assert default(api.bench, "scoring") == "letter"
+    config = ct.TuneConfig(target=ct.lookup_country("China"))
+    assert (config.optimizer, config.budget, config.orders) == (
+        defaults.OPTIMIZER, defaults.BUDGET, defaults.ORDERS)
+    assert (config.tokens, config.population, config.placement, config.subspace) == (
+        5, 16, "answer", 64)
+
+
+def test_bad_settings_fail_before_the_model_is_used(tmp_path: Path) -> None:
+    with pytest.raises(CultureTuneError, match="unknown tuning setting.*budgett"):
+        ct.tune(None, "China", tmp_path / "r", budgett=10)
+    with pytest.raises(CultureTuneError, match="say which culture"):
+        ct.tune(None, None, tmp_path / "r")
+    with pytest.raises(CultureTuneError, match="unknown country"):
+        ct.tune(None, "Atlantis", tmp_path / "r")
+    with pytest.raises(CultureTuneError, match="unknown scoring"):
+        ct.bench(None, "China", scoring="guess")
+    with pytest.raises(CultureTuneError, match="unknown setting.*seedz"):
+        ct.run_experiment(None, out=tmp_path / "e", seedz=2)
+    with pytest.raises(CultureTuneError, match="show"):
+        ct.show({"not": "a result"})
+    assert not (tmp_path / "r").exists() and not (tmp_path / "e").exists()
+
+
+@pytest.mark.model
+def test_the_readme_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(FIXTURE, tmp_path / "CulturalBench-Easy.csv")
+    monkeypatch.chdir(tmp_path)
+    names: dict[str, object] = {}
+    exec(compile(readme_example(), "README.md (Python API)", "exec"), names)  # noqa: S102
+    plain, run, shifted, scores, results = (names[k] for k in (
+        "plain", "run", "shifted", "scores", "results"))
+    assert plain.target.code == "CHI" and plain.orders == defaults.ORDERS
+    assert run.evaluations == 32 and run.config.optimizer == defaults.OPTIMIZER
+    assert run.validity.verdict in ("held", "partly held", "collapsed", "no gain")
+    assert (tmp_path / "runs" / "nb-china" / "adapter_model.safetensors").exists()
+    assert shifted.orders == "reversed" and shifted.prompt == "runs/nb-china"
+    assert [c.name for c in scores.conditions] == ["plain", "nb-china"]
+    assert scores.cell("China", "nb-china").accuracy.n == 4
+    assert [c["method"] for c in results["cells"]] == ["plain", "pso"]
+    for name in ("results.json", "report.md", "report.html"):
+        assert (tmp_path / "exp-china" / name).exists()
+    out = capsys.readouterr().out
+    assert "Indices (C = 50)" in out and "CulturalBench-Easy, letter scoring" in out
