@@ -123,7 +123,7 @@ def tune(
     tuned on, and the verdict).
 
     ``settings`` are :class:`~culturetune.tuning.TuneConfig` fields, with the command line's
-    defaults: ``optimizer="pso"``, ``budget=1600``, ``population=16``, ``tokens=5``,
+    defaults: ``optimizer="pso"``, ``budget=1280``, ``population=16``, ``tokens=5``,
     ``placement="answer"``, ``orders="both"``, ``subspace=64`` (``"full"``: the whole matrix),
     ``seed=0``, ``constants``, ``loss``, ``instrument``, ``validate_instruments``... ``out`` must be
     new or empty; ``resume=True`` continues the run saved there (``country`` may then be

@@ -130,7 +130,7 @@ class ExperimentConfig:
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExperimentConfig:
-        """The ``--quick`` preset: 1 seed, methods plain/persona/de/random, budget 320 (about
+        """The ``--quick`` preset: 1 seed, methods plain/persona/pso/de, budget 320 (about
         4-6 minutes for the four default countries on a 2-core CPU)."""
         base: dict[str, Any] = dict(seeds=1, methods=list(QUICK_METHODS), budget=QUICK_BUDGET)
         base.update(overrides)
