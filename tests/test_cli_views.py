@@ -102,6 +102,12 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, capsys) -> None:
     meta = json.loads((out_dir / "culturetune.json").read_text())
     assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
     assert meta["validity"]["verdict"] in out.upper() or meta["validity"]["verdict"].upper() in out
+    # The option mass is reported beside the losses (a prompt can win by silencing the options).
+    plain_mass, tuned_mass = meta["baseline"]["option_mass"], meta["final"]["option_mass"]
+    assert 0.3 < plain_mass < 0.8 and 0 < tuned_mass <= 1
+    assert f"option mass (probability on the answer options, mean over items): plain " \
+           f"{plain_mass:.3f} · tuned {tuned_mass:.3f}" in out
+    assert ("it would mostly not answer with an option" in out) == (tuned_mass < 0.5 * plain_mass)
     code, out, err = run(["chat", "--prompt", str(out_dir), "--max-new-tokens", "4", "--json",
                           "Hello"], capsys)
     assert code == 0, err

@@ -337,6 +337,11 @@ class SurveyResult:
         return {it.var: it.mean for it in self.items}
 
     @property
+    def option_mass(self) -> float:
+        """Mean over items of the raw probability the model put on the option tokens."""
+        return float(sum(it.mass for it in self.items) / max(len(self.items), 1))
+
+    @property
     def reverse(self) -> bool:
         return self.orders == "reversed"
 
@@ -346,6 +351,7 @@ class SurveyResult:
         d["loss"] = self.loss.to_dict() if self.loss else None
         d["uniform_loss"] = self.uniform_loss.to_dict() if self.uniform_loss else None
         d["means"] = self.means
+        d["option_mass"] = self.option_mass
         return d
 
 

@@ -461,8 +461,10 @@ def _finish(
         "evaluations": len(record.loss),
         "seconds": seconds,
         "best_search_loss": float(record.loss[best]),
-        "baseline": {"indices": baseline.indices, "loss": baseline.loss.to_dict()},
-        "final": {"indices": final.indices, "loss": final.loss.to_dict()},
+        "baseline": {"indices": baseline.indices, "loss": baseline.loss.to_dict(),
+                     "option_mass": baseline.option_mass},
+        "final": {"indices": final.indices, "loss": final.loss.to_dict(),
+                  "option_mass": final.option_mass},
         "uniform": {"loss": baseline.uniform_loss.to_dict()},
         "validity": validity.to_dict(),
         "versions": {

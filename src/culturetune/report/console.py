@@ -278,9 +278,26 @@ def print_tune_result(result: Any) -> None:
     con.print(table)
     say(con, f"loss ({cfg.loss}): plain {result.baseline.loss.value:.2f} · uniform "
         f"{result.baseline.uniform_loss.value:.2f} · tuned {result.final.loss.value:.2f}")
+    plain_mass, tuned_mass = result.baseline.option_mass, result.final.option_mass
+    say(con, f"option mass (probability on the answer options, mean over items): plain "
+        f"{plain_mass:.3f} · tuned {tuned_mass:.3f}")
+    if tuned_mass < LOW_MASS_SHARE * plain_mass:
+        say(con, f"note: {low_mass_note(plain_mass, tuned_mass, result.folder)}")
     print_validity(con, result.validity)
     if result.status == "time-limit":
         say(con, f"budget not reached; continue with: culturetune tune --resume {result.folder}")
+
+
+#: A tuned prompt whose option mass falls below this share of the plain model's is flagged.
+LOW_MASS_SHARE = 0.5
+
+
+def low_mass_note(plain: float, tuned: float, folder: Any) -> str:
+    """Says that a tuned model's answers are read from a small remainder of its distribution."""
+    return (f"with the prompt the model puts {tuned:.1%} of its next-token probability on the "
+            f"answer options (plain {plain:.1%}): it would mostly not answer with an option, and "
+            "the indices are read from what is left; `culturetune survey --prompt "
+            f"{folder}` shows each item's mass and the reply it generates")
 
 
 def print_validity(con: Console, validity: Any) -> None:
