@@ -155,6 +155,38 @@ def check_address(address: str | None) -> str | None:
     return text
 
 
+def _check_reachable(address: str | None, timeout: float = 10.0) -> None:
+    """Refuse a ``HOST:PORT`` nothing answers on (``ray.init`` would wait for it forever)."""
+    import socket
+
+    m = _ADDRESS.match(address or "")
+    if m is None:
+        return
+    host = m.group(2).strip("[]")
+    try:
+        socket.create_connection((host, int(m.group(3))), timeout=timeout).close()
+    except OSError as exc:
+        raise CultureTuneError(
+            f"cannot reach Ray at {address} ({exc.strerror or type(exc).__name__}); is the "
+            "cluster running (`ray start --head` prints its address)?") from None
+
+
+def _errors_to_stderr(ray: Any) -> None:
+    """Ray prints its cluster's error messages ("A worker died ...") on the driver's stdout,
+    which ``--json`` keeps for the result: send them to stderr (a private hook of Ray's;
+    left alone where it is not there)."""
+    mod = getattr(getattr(ray, "_private", None), "worker", None)
+    show = getattr(mod, "print_to_stdstream", None)
+    if show is None or getattr(show, "culturetune", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        show({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.culturetune = True  # type: ignore[attr-defined]
+    mod.print_to_stdstream = to_stderr
+
+
 def require_ray() -> Any:
     """The ``ray`` module, or an error naming the extra that installs it."""
     try:
@@ -408,6 +440,7 @@ class RayCluster:
         if self.settings.address is None:
             # Jobs pass prompts and results only: a small object store is plenty.
             kwargs["object_store_memory"] = 256 * 2**20
+        _check_reachable(self.settings.address)
         try:
             ray.init(address=self.settings.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
@@ -417,6 +450,7 @@ class RayCluster:
                 "start --head` (then --ray-address auto on that machine, or the address it "
                 "prints elsewhere), or leave --ray-address out to start one here") from None
         self.owned = True
+        _errors_to_stderr(ray)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -177,8 +177,8 @@ def _ray_settings(ctx: typer.Context, executor: str, address: str | None, worker
                                                        "gpus_per_worker")
                  if getattr(ctx.get_parameter_source(n), "name", None) == "COMMANDLINE"]
         if given:
-            raise CultureTuneError(f"{', '.join(given)} apply to --executor ray; add "
-                                   "--executor ray to run the grid on Ray")
+            raise CultureTuneError(f"{', '.join(given)} only with --executor ray (add it to "
+                                   "run the grid on Ray)")
         return None
     executors.require_ray()
     return settings

@@ -230,6 +230,7 @@ def _scorer(ray: Any, model: str | None, config: Any) -> Iterator[Any]:
 
     ray.model = model
     with RayCluster(ray) as cluster:
+        common.status(f"starting {ray.workers} Ray workers (each loads the model) ...")
         yield RayPopulation(cluster.pool(), config)
 
 
