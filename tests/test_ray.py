@@ -108,7 +108,7 @@ def test_grid_on_ray_with_a_killed_worker_equals_local(tmp_path: Path) -> None:
     """The same grid in this process and on 2 Ray workers, one of which is killed after
     finishing its first cell: identical results.json numbers; a rerun skips every cell."""
     (tmp_path / "cfg.json").write_text(json.dumps({"population": 8}))
-    base = ["experiment", "--config", "cfg.json", *GRID, "--json"]
+    base = ["experiment", "--config", "cfg.json", *GRID]  # not --json: progress lines wanted
     local = culturetune([*base, "--threads", "1", "--out", "local"], tmp_path)
     assert local.returncode == 0, local.stderr
     crash = tmp_path / "crash-marker"
@@ -117,9 +117,8 @@ def test_grid_on_ray_with_a_killed_worker_equals_local(tmp_path: Path) -> None:
     assert crash.exists(), "no worker was killed"
     assert "died" in on_ray.stderr and "redoing the cell" in on_ray.stderr
     assert "[4 done, 0 running, 1 failed, of 4]" in on_ray.stderr
-    a, b = json.loads(local.stdout), json.loads(on_ray.stdout)
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("local", "ray"))
     assert numbers(a) == numbers(b)
-    assert json.loads((tmp_path / "ray" / "results.json").read_text())["cells"] == b["cells"]
     assert b["machine"]["executor"] == "ray" and b["machine"]["lost_workers"] == 1
     for rel in ("runs/CHI/de-seed0/adapter_model.safetensors", "runs/SAU/de-seed0/run.json",
                 "cells/CHI/de-seed0.json", "report.md"):
@@ -127,7 +126,7 @@ def test_grid_on_ray_with_a_killed_worker_equals_local(tmp_path: Path) -> None:
     again = culturetune([*base, *RAY, "--out", "ray"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("(already done)") == 4
-    assert numbers(json.loads(again.stdout))["cells"] == numbers(a)["cells"]
+    assert numbers(json.loads((tmp_path / "ray" / "results.json").read_text())) == numbers(a)
 
 
 @pytest.mark.model
@@ -146,7 +145,7 @@ def test_tune_on_two_workers_equals_one(tmp_path: Path) -> None:
     assert crash.exists(), "no worker was killed"
     a, b = json.loads(one.stdout), json.loads(two.stdout)
     assert [h["best_loss"] for h in a["history"]] == [h["best_loss"] for h in b["history"]]
-    assert a["final"] == b["final"]
+    assert {**a["final"], "prompt": None} == {**b["final"], "prompt": None}  # but the name
 
     def prompt(name: str) -> Any:
         return load_file(str(tmp_path / name / "adapter_model.safetensors"))["prompt_embeddings"]

@@ -212,12 +212,21 @@ class _Worker:
         self.lm = load_model(model["name"], device=model["device"], dtype=model["dtype"],
                              trust_remote_code=model["trust_remote_code"])
         self.crash = crash
-        self.scratch = Path(tempfile.mkdtemp(prefix="culturetune-worker-"))
+        # One scratch folder per actor, emptied when Ray restarts it and removed by close().
+        import ray
+
+        actor = ray.get_runtime_context().get_actor_id() or str(os.getpid())
+        self.scratch = Path(tempfile.gettempdir()) / f"culturetune-worker-{actor}"
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(parents=True)
         self.runner: tuple[str, Any] | None = None
         self.objective: tuple[str, Any] | None = None
 
     def ping(self) -> int:
         return os.getpid()
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def describe(self) -> dict[str, Any]:
         import socket
@@ -459,12 +468,17 @@ class RayCluster:
     def close(self) -> None:
         if self.ray is None:
             return
-        for pool in self.pools:
-            for actor in pool.actors:
-                try:
-                    self.ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
+        actors = [a for pool in self.pools for a in pool.actors]
+        try:  # let the workers remove their scratch folders (briefly), then stop them
+            refs = [a.close.remote() for a in actors]
+            self.ray.wait(refs, num_returns=len(refs), timeout=5.0)
+        except Exception:  # noqa: BLE001 - workers that are gone have nothing to remove
+            pass
+        for actor in actors:
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
         self.pools = []
         if self.owned:
             self.ray.shutdown()
