@@ -163,6 +163,18 @@ def results(mutate: Callable[[dict], None], rel: str = "exp") -> Builder:
     return build
 
 
+def no_ray() -> Builder:
+    """Ray not installed: ``import ray`` fails for the duration of the case."""
+
+    def build(root: Path, cleanup: list) -> None:
+        saved = sys.modules.get("ray")
+        sys.modules["ray"] = None  # type: ignore[assignment]
+        cleanup.append(lambda: sys.modules.update(ray=saved) if saved is not None
+                       else sys.modules.pop("ray", None))
+
+    return build
+
+
 def _deep(n: int) -> str:
     return "[" * n + "]" * n
 
@@ -466,6 +478,25 @@ CASES: list[tuple[str, list[str], str, tuple[Builder, ...]]] = [
      ()),
     ("experiment-out-locked", ["experiment", "--out", "exp"], "in use",
      (folder("exp/cells"), held("exp"))),
+    # --- Ray (issue 10): checked before Ray starts and before any model loads
+    ("experiment-ray-not-installed", ["experiment", "--executor", "ray"], "culturetune[ray]",
+     (no_ray(),)),
+    ("tune-ray-not-installed", ["tune", "--country", "China", "--workers", "2"],
+     "culturetune[ray]", (no_ray(),)),
+    ("experiment-executor-unknown", ["experiment", "--executor", "slurm"], "--executor", ()),
+    ("experiment-workers-0", ["experiment", "--executor", "ray", "--workers", "0"], "--workers",
+     ()),
+    ("tune-workers-0", ["tune", "--country", "China", "--workers", "0"], "--workers", ()),
+    ("tune-workers-negative", ["tune", "--country", "China", "--workers", "-2"], "--workers", ()),
+    ("experiment-ray-options-without-ray", ["experiment", "--workers", "2"], "--executor ray", ()),
+    ("experiment-ray-address-garbage", ["experiment", "--executor", "ray", "--ray-address",
+                                        "not an address"], "--ray-address", ()),
+    ("tune-ray-address-bad-port", ["tune", "--country", "China", "--workers", "2",
+                                   "--ray-address", "head:99999"], "--ray-address", ()),
+    ("experiment-cpus-per-worker-0", ["experiment", "--executor", "ray", "--cpus-per-worker",
+                                      "0"], "--cpus-per-worker", ()),
+    ("experiment-gpus-per-worker-negative", ["experiment", "--executor", "ray",
+                                             "--gpus-per-worker", "-1"], "--gpus-per-worker", ()),
     # --- report
     ("report-missing", ["report", "nowhere"], "does not exist", ()),
     ("report-broken-json", ["report", "exp"], "not readable JSON",

@@ -239,7 +239,7 @@ class _LetterScorer:
 class _Bench:
     """CulturalBench questions of the experiment's countries and per-condition correctness."""
 
-    def __init__(self, lm: Any, config: ExperimentConfig) -> None:
+    def __init__(self, lm: Any, config: ExperimentConfig, named: str | None = None) -> None:
         self.lm, self.split, self.placement = lm, config.bench_split, config.placement
         self.limit, self.orders = config.bench_limit, config.bench_orders
         self.questions: list[Any] = []
@@ -252,6 +252,8 @@ class _Bench:
             # A local file is named by its absolute path, so that a rerun from another folder
             # still recognises its finished cells.
             self.source = source if config.data is None else str(Path(source).resolve())
+        if named is not None:  # a copy of the driver's data file: named as the driver names it
+            self.source = named
         self.country: str | None = None
         self.scorers: dict[str | None, _LetterScorer] = {}
 
@@ -326,13 +328,16 @@ class CellRunner:
     """
 
     def __init__(
-        self, lm: Any, config: ExperimentConfig, out: str | Path, progress: Progress | None = None
+        self, lm: Any, config: ExperimentConfig, out: str | Path, progress: Progress | None = None,
+        bench_source: str | None = None,
     ) -> None:
+        """``bench_source`` names the CulturalBench data as another process names it, where
+        ``config.data`` is a copy of that process's file (a Ray worker on another machine)."""
         self.lm, self.config, self.out = lm, config, Path(out)
         self.say = progress or (lambda message: None)
         self.constants = parse_constants(config.constants)
         self.surveys = _Surveys(lm, config.placement, self.constants)
-        self.bench = _Bench(lm, config)
+        self.bench = _Bench(lm, config, bench_source)
         self.views = config.views
         self.plain: dict[str, dict[str, Any]] = {}
 
@@ -420,10 +425,14 @@ class CellRunner:
         cell["seconds"] = round(time.perf_counter() - began, 3)
         return cell
 
+    def missing_views(self, cell: dict[str, Any]) -> list[View]:
+        """The experiment's views a saved cell was not read in."""
+        return [v for v in self.views if view_key(v) not in cell.get("views", {})]
+
     def complete(self, spec: CellSpec, cell: dict[str, Any]) -> dict[str, Any]:
         """Add the views a saved cell lacks (the grid gained a method that needs more) and save
         it again."""
-        missing = [v for v in self.views if view_key(v) not in cell.get("views", {})]
+        missing = self.missing_views(cell)
         if not missing:
             return cell
         from culturetune.survey import persona_prompt

@@ -322,30 +322,32 @@ def run_experiment(
     config: ExperimentConfig,
     out_dir: str | Path,
     progress: Progress | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Run every cell not already finished in ``out_dir``, then write ``results.json``,
-    ``report.md``, ``report.html`` and figures there. Returns the results dict."""
+    ``report.md``, ``report.html`` and figures there. Returns the results dict.
+
+    ``executor`` runs the cells (:mod:`culturetune.executors`): by default one after another in
+    this process on ``lm``; a :class:`~culturetune.executors.RayExecutor` runs them on Ray
+    workers that load the model themselves (``lm`` may then be ``None``)."""
+    from culturetune.executors import LocalExecutor
+
     config.validate()
     out = Path(out_dir)
     say = progress or (lambda message: None)
     began = time.perf_counter()
-    runner = CellRunner(lm, config, out, say)
-    specs = config.cell_specs()
-    records, done = [], 0
-    for i, spec in enumerate(specs, 1):
-
-        def announce(spec: CellSpec, reused: bool, i: int = i) -> None:
-            say(f"cell {i}/{len(specs)}: {spec.label} " + ("(already done)" if reused else "..."))
-
-        cell, reused = runner.run(spec, announce)
-        records.append(cell)
-        done += reused
+    if executor is None:
+        if lm is None:
+            raise CultureTuneError("run_experiment needs a loaded model or an executor")
+        executor = LocalExecutor(lm)
+    grid = executor.run_grid(config, out, say)
+    runner, records = grid.runner, grid.cells
     results = {
         "format": FORMAT,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": config.to_dict(),
-        "model": lm.name,
-        "machine": machine_info(lm),
+        "model": grid.model,
+        "machine": grid.machine,
         "versions": versions(),
         "instruments": {"vsm2013": "VSM 2013 (official items)", "paraphrase": PARAPHRASE_NOTE,
                         **{p: "user's instrument file" for p in config.validate_instruments}},
@@ -367,7 +369,7 @@ def run_experiment(
         "methods": list(config.methods),
         "dimensions": list(DIMENSIONS),
         "cells": records,
-        "reused_cells": done,
+        "reused_cells": grid.reused,
         "seconds": round(time.perf_counter() - began, 3),
     }
     write_json(out / "results.json", results)

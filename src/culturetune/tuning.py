@@ -170,6 +170,19 @@ class Objective:
         return loss_batch(self.indices(prompts), self.target, self.kind)
 
 
+def make_objective(lm: LoadedModel, config: TuneConfig) -> Objective:
+    """The run's objective on a loaded model (its survey at ``objective.survey``): what the
+    local loop calls on each population, and what each Ray worker calls on its share."""
+    survey = Survey(lm, config.instrument, system=config.system, placement=config.placement,
+                    orders=config.orders, calibrate=config.calibrate)
+    return Objective(survey, config.target, config.constants, config.loss)
+
+
+#: Scores a population of prompts ``[candidates, tokens, hidden]``: its losses in candidate
+#: order (``tune(evaluate=...)``; the executors' Ray population scorer is one).
+Evaluate = Callable[[torch.Tensor], np.ndarray]
+
+
 def make_optimizer(config: TuneConfig, dim: int) -> Any:
     """A nevergrad optimizer over ``R^dim`` seeded from the config."""
     import nevergrad as ng
@@ -293,8 +306,13 @@ def tune(
     resume: bool = False,
     time_limit: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    evaluate: Evaluate | None = None,
 ) -> TuneResult:
     """Run (or resume) a tuning run into ``folder`` and save the best prompt there.
+
+    ``evaluate`` scores each step's population in place of the local objective (e.g. split
+    over Ray workers, :mod:`culturetune.executors`); the optimizer, checkpoints and the final
+    reading stay here.
 
     The folder is held for the run (another process is refused; see ``runfolder``). A new run
     needs a new or empty folder. A resumed run keeps its saved settings; ``config`` must agree
@@ -305,7 +323,7 @@ def tune(
         fresh = not (Path(folder) / RUN_FILE).exists()
         try:
             return _tune(lm, config, Path(folder), resume=resume, time_limit=time_limit,
-                         on_progress=on_progress)
+                         on_progress=on_progress, evaluate=evaluate)
         except BaseException:
             if fresh:  # a run that stopped before its first checkpoint leaves no folder behind
                 runfolder.forget_unstarted(Path(folder))
@@ -320,6 +338,7 @@ def _tune(
     resume: bool,
     time_limit: float | None,
     on_progress: Callable[[Progress], None] | None,
+    evaluate: Evaluate | None = None,
 ) -> TuneResult:
     folder = Path(folder)
     config.validate()
@@ -336,9 +355,9 @@ def _tune(
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / RUN_FILE, {"config": config.to_dict(), "status": "running"})
 
-    survey = Survey(lm, config.instrument, system=config.system, placement=config.placement,
-                    orders=config.orders, calibrate=config.calibrate)
-    objective = Objective(survey, config.target, config.constants, config.loss)
+    objective = make_objective(lm, config)
+    survey = objective.survey
+    score = evaluate or objective
     start = initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)
     space = SearchSpace(start, config.subspace, lm.embedding_stats[1], config.seed, config.scale)
     optimizer = make_optimizer(config, space.dim)
@@ -354,7 +373,10 @@ def _tune(
             n = min(config.population, config.budget - len(record.loss))
             cands = [optimizer.ask() for _ in range(n)]
             z = np.stack([c.value for c in cands])
-            losses = objective(space.prompts(z))
+            losses = np.asarray(score(space.prompts(z)), dtype=np.float64)
+            if losses.shape != (n,):
+                raise CultureTuneError(f"the scorer returned {losses.shape} losses for {n} "
+                                       "candidates")
             for c, value in zip(cands, losses, strict=True):
                 optimizer.tell(c, float(value))
             elapsed = prior + time.perf_counter() - began

@@ -15,13 +15,17 @@ from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, status
 from culturetune.cli.options import (
+    CpusPerWorkerOpt,
     DataOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
+    Executor,
+    GpusPerWorkerOpt,
     JsonOpt,
     ModelOpt,
     OrderSet,
+    RayAddressOpt,
     ThreadsOpt,
     TrustOpt,
     TuneOrders,
@@ -32,6 +36,7 @@ from culturetune.report.console import say, stdout
 
 @command()
 def experiment(
+    ctx: typer.Context,
     config: Annotated[
         str | None, typer.Option("--config", help="A JSON file of experiment settings.")
     ] = None,
@@ -84,6 +89,21 @@ def experiment(
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
     threads: ThreadsOpt = None,
+    executor: Annotated[
+        Executor,
+        typer.Option("--executor", help="local: the cells one after another in this process; "
+                     "ray: on Ray workers that each load the model (see --ray-address).",
+                     case_sensitive=False, rich_help_panel="Ray"),
+    ] = Executor.local,
+    ray_address: RayAddressOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Ray workers (default: as many as the cluster's CPUs, or "
+                     "GPUs, hold; at most one per cell).", show_default=False,
+                     rich_help_panel="Ray"),
+    ] = None,
+    cpus_per_worker: CpusPerWorkerOpt = 1.0,
+    gpus_per_worker: GpusPerWorkerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The reference study end to end: countries x methods x seeds, report and figures."""
@@ -116,12 +136,22 @@ def experiment(
     else:
         cfg = ExperimentConfig(**overrides).validate()
     inputs.check_model(cfg.model)
+    ray = _ray_settings(ctx, str(executor), ray_address, workers, cpus_per_worker,
+                        gpus_per_worker, threads, cfg.model, device, str(dtype), trust_remote_code)
     _check_bench_data(cfg)
+    progress = None if as_json else status
     with runfolder.claim(out):
         runfolder.check_experiment(out)
         try:
-            lm = common.load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
-            results = run_experiment(lm, cfg, out, progress=None if as_json else status)
+            if ray is None:
+                lm = common.load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
+                results = run_experiment(lm, cfg, out, progress=progress)
+            else:
+                from culturetune.executors import RayCluster, RayExecutor
+
+                with RayCluster(ray) as cluster:
+                    results = run_experiment(None, cfg, out, progress=progress,
+                                             executor=RayExecutor(cluster))
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted; finished cells are kept in {out}: run the same "
                               "command again to resume") from None
@@ -129,6 +159,29 @@ def experiment(
         print_json(results)
     else:
         say(stdout(), f"results.json, report.md, report.html and figures written to {out}")
+
+
+def _ray_settings(ctx: typer.Context, executor: str, address: str | None, workers: int | None,
+                  cpus: float, gpus: float | None, threads: int | None, model: str | None,
+                  device: str, dtype: str, trust: bool) -> Any:
+    """The Ray settings of ``--executor ray`` (checked, Ray importable), else ``None``; Ray
+    options given with ``--executor local`` are an error."""
+    from culturetune import executors
+
+    settings = executors.RaySettings(
+        address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
+        threads=threads, model=model, device=device, dtype=dtype, trust_remote_code=trust,
+    ).validate()
+    if executor != "ray":
+        given = [f"--{n.replace('_', '-')}" for n in ("ray_address", "workers", "cpus_per_worker",
+                                                       "gpus_per_worker")
+                 if getattr(ctx.get_parameter_source(n), "name", None) == "COMMANDLINE"]
+        if given:
+            raise CultureTuneError(f"{', '.join(given)} only with --executor ray (add it to "
+                                   "run the grid on Ray)")
+        return None
+    executors.require_ray()
+    return settings
 
 
 def _check_bench_data(cfg: Any) -> None:

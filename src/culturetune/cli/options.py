@@ -168,3 +168,26 @@ DataOpt = Annotated[
                  "holding CulturalBench-Easy.* / -Hard.*); default: the Hugging Face hub.",
                  show_default=False),
 ]
+
+
+# --------------------------------------------------------------------------- Ray
+
+Executor = StrEnum("Executor", {n: n for n in ("local", "ray")})
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="A running Ray cluster: auto (the one started on this "
+                 "machine with `ray start --head`), HOST:PORT or ray://HOST:PORT. Default: start "
+                 "a local Ray instance sized to this machine.", show_default=False,
+                 rich_help_panel="Ray"),
+]
+CpusPerWorkerOpt = Annotated[
+    float,
+    typer.Option("--cpus-per-worker", help="CPUs Ray reserves for each worker (its torch "
+                 "threads, unless --threads says otherwise).", rich_help_panel="Ray"),
+]
+GpusPerWorkerOpt = Annotated[
+    float | None,
+    typer.Option("--gpus-per-worker", help="GPUs per worker (0.5: two workers share a GPU). "
+                 "Default: 1 where the cluster has GPUs, else 0.", show_default=False,
+                 rich_help_panel="Ray"),
+]

@@ -5,7 +5,8 @@ the library's :func:`culturetune.tuning.tune` with a progress bar on stderr.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,9 +22,11 @@ from culturetune.cli.options import (
     DEFAULT_TUNE_ORDERS,
     CalibrateOpt,
     ConstantOpt,
+    CpusPerWorkerOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
+    GpusPerWorkerOpt,
     Init,
     JsonOpt,
     LossKind,
@@ -31,6 +34,7 @@ from culturetune.cli.options import (
     ModelOpt,
     Optimizer,
     Placement,
+    RayAddressOpt,
     TargetOpt,
     ThreadsOpt,
     TrustOpt,
@@ -120,6 +124,15 @@ def tune(
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
     threads: ThreadsOpt = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Score each step's candidates on this many Ray "
+                          "workers (each holds the model; the optimizer stays here). 1: in "
+                          "this process, unless --ray-address is given.",
+                          rich_help_panel="Ray"),
+    ] = 1,
+    ray_address: RayAddressOpt = None,
+    cpus_per_worker: CpusPerWorkerOpt = 1.0,
+    gpus_per_worker: GpusPerWorkerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
@@ -129,6 +142,8 @@ def tune(
 
     model, device = inputs.check_model(model), inputs.check_device(device)
     time_limit = inputs.check_time_limit(time_limit)
+    ray = _ray_settings(workers, ray_address, cpus_per_worker, gpus_per_worker, threads, device,
+                        str(dtype), trust_remote_code)
     if resume is None and country is None:
         raise CultureTuneError("say which culture to tune for: --country NAME (or --target "
                                "PDI=..,IDV=..), or --resume DIR to continue a run")
@@ -167,8 +182,10 @@ def tune(
         else:
             runfolder.check_new_run(folder)
         try:
-            lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
-            result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json)
+            with _scorer(ray, model, config) as evaluate:
+                lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
+                result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json,
+                                     evaluate)
         except KeyboardInterrupt:
             if (Path(folder) / RUN_FILE).exists():
                 raise Interrupted(f"interrupted; the run is saved in {folder}: continue it with "
@@ -184,6 +201,37 @@ def tune(
         })
         return
     print_tune_result(result)
+
+
+def _ray_settings(workers: int, address: str | None, cpus: float, gpus: float | None,
+                  threads: int | None, device: str, dtype: str, trust: bool) -> Any:
+    """The Ray settings of ``--workers N`` (N > 1) or ``--ray-address``, checked, with Ray
+    importable; ``None`` to score in this process."""
+    from culturetune import executors
+
+    settings = executors.RaySettings(
+        address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
+        threads=threads, device=device, dtype=dtype, trust_remote_code=trust,
+    ).validate()
+    if settings.workers == 1 and settings.address is None:
+        return None
+    executors.require_ray()
+    return settings
+
+
+@contextmanager
+def _scorer(ray: Any, model: str | None, config: Any) -> Iterator[Any]:
+    """``None`` (score in this process), or a Ray population scorer whose workers load
+    ``model``; Ray is reached (or started) before the model loads here, and stopped after."""
+    if ray is None:
+        yield None
+        return
+    from culturetune.executors import RayCluster, RayPopulation
+
+    ray.model = model
+    with RayCluster(ray) as cluster:
+        common.status(f"starting {ray.workers} Ray workers (each loads the model) ...")
+        yield RayPopulation(cluster.pool(), config)
 
 
 def _given(ctx: typer.Context, *names: str) -> set[str]:
@@ -218,8 +266,9 @@ def _resume_config(folder: str, asked: dict[str, Any]) -> Any:
 
 
 def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
-                time_limit: float | None, quiet: bool) -> Any:
-    """Run ``tuning.tune`` with a live progress line on stderr."""
+                time_limit: float | None, quiet: bool, evaluate: Any = None) -> Any:
+    """Run ``tuning.tune`` with a live progress line on stderr (``evaluate``: a Ray population
+    scorer, or ``None`` to score here)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from culturetune.tuning import tune as run_tune
@@ -236,4 +285,4 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
                 f"mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s"))
 
         return run_tune(lm, config, folder, resume=resume, time_limit=time_limit,
-                        on_progress=show)
+                        on_progress=show, evaluate=evaluate)
