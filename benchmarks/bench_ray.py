@@ -33,6 +33,36 @@ def numbers(x: Any) -> Any:
     return x
 
 
+def differences(a: Any, b: Any, where: str = "") -> list[tuple[str, Any, Any]]:
+    """Where two results differ: (path, in process, on Ray) for every differing leaf."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in differences(a.get(k), b.get(k), f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [(where.lstrip("."), a, b)]
+
+
+def summarize(diffs: list[tuple[str, Any, Any]], local_threads: int) -> list[str]:
+    """A few lines on how far two results are apart: the largest loss and accuracy gaps."""
+    gap = {"loss": 0.0, "accuracy": 0.0}
+    for path, a, b in diffs:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            for kind in gap:
+                if path.endswith(kind):
+                    gap[kind] = max(gap[kind], abs(a - b))
+    cells = sorted({p.split("]")[0] + "]" for p, _, _ in diffs if p.startswith("cells[")})
+    lines = [f"{len(diffs)} numbers differ, in {len(cells)} cell(s); largest gap: loss "
+             f"{gap['loss']:.3g}, CulturalBench accuracy {gap['accuracy']:.3g}"]
+    lines += [f"  {p}: {a!r} vs {b!r}" for p, a, b in diffs[:5]]
+    if local_threads != 1:
+        lines.append(f"  (expected: the in-process run used {local_threads} torch threads and "
+                     "each worker 1; bf16 sums depend on the thread count, so a tuned prompt "
+                     "can take another path. --local-threads 1 compares like with like.)")
+    return lines
+
+
 class Clock:
     """Progress lines with their times: when each cell was sent and when it came back."""
 
@@ -113,7 +143,10 @@ def main() -> None:
         print(f"until the first cell starts on Ray {clock.first:6.1f} s")
     print(f"per-cell overhead   {overhead:8.2f} s  (driver wait minus worker time, mean of "
           f"{len(clock.waits)} cells)")
-    print(f"same numbers        {'yes' if numbers(local) == numbers(on_ray) else 'NO'}")
+    diffs = differences(numbers(local), numbers(on_ray))
+    print(f"same numbers        {'yes' if not diffs else 'NO'}")
+    for line in summarize(diffs, args.local_threads) if diffs else []:
+        print(line)
 
 
 if __name__ == "__main__":
