@@ -421,3 +421,41 @@ def test_survey_with_a_broken_prompt_folder(tmp_path: Path,
     (tmp_path / "p" / "adapter_model.safetensors").write_bytes(b"garbage")
     code, _, err = run(["survey", "--prompt", str(tmp_path / "p")], capsys)
     assert_clean_error(code, err, "corrupt")
+
+
+@pytest.mark.parametrize(
+    ("load", "others", "noted"),
+    [(1.9, 2, True),    # another job is running now
+     (1.9, 0, False),   # the load average still counts a job that has just ended
+     (1.9, None, True),  # no /proc/loadavg: the load average alone decides
+     (0.3, 2, False)],  # a quiet minute: no note, whatever runs this instant
+)
+def test_busy_hint_needs_load_and_others_running_now(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    load: float, others: int | None, noted: bool,
+) -> None:
+    from culturetune.cli import common
+
+    monkeypatch.setattr(common.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(common.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(common, "running_others", lambda: others)
+    common.busy_hint()
+    err = capsys.readouterr().err
+    assert ("machine is busy" in err) is noted
+    if noted:
+        assert "--threads 1" in err
+
+
+@pytest.mark.skipif(not Path("/proc/loadavg").exists(), reason="needs /proc/loadavg")
+def test_running_others_sees_a_spinning_process() -> None:
+    from culturetune.cli.common import running_others
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.5)
+        assert running_others() >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()

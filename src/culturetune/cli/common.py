@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import statistics
 import sys
 import time
 from collections.abc import Mapping
@@ -93,23 +95,45 @@ def load_lm(
     return lm
 
 
+def running_others(samples: int = 5, gap: float = 0.02) -> int | None:
+    """How many other threads are running or ready to run right now (the median of a few
+    readings of ``/proc/loadavg``'s running count, less this reader); ``None`` where the
+    platform has no such file. The load average alone lags a minute behind: it still counts a
+    job that has just finished."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as fh:
+                running = fh.read().split()[3].split("/")[0]
+            counts.append(int(running) - 1)
+        except (OSError, IndexError, ValueError):
+            return None
+        if i + 1 < samples:
+            time.sleep(gap)
+    return int(statistics.median(counts))
+
+
 def busy_hint() -> None:
     """Say how to share the CPU when other work already keeps its cores busy: torch's threads
     spin while they wait, so two jobs with a thread per core each run many times slower (about
-    10x each on 2 cores; benchmarks/bench_threads.py), against about 2x with a share each."""
-    import os
-
+    10x each on 2 cores; benchmarks/bench_threads.py), against about 2x with a share each.
+    Busy means a load average of half the cores or more and, where the platform tells, other
+    threads running now (so that a job that has just ended does not count)."""
     cores = os.cpu_count() or 1
     try:
         load = os.getloadavg()[0]
     except OSError:  # pragma: no cover - not on every platform
         return
-    if cores <= 8 and load >= max(1.0, cores / 2):
-        share = max(1, cores // 2)
-        status(f"note: this machine is busy (load {load:.1f} on {cores} cores). If another "
-               f"torch job is running, give each --threads {share} (or set "
-               "OMP_WAIT_POLICY=PASSIVE): with a thread per core each, both run many times "
-               "slower")
+    if cores > 8 or load < max(1.0, cores / 2):
+        return
+    others = running_others()
+    if others is not None and others < 1:
+        return
+    share = max(1, cores // 2)
+    status(f"note: this machine is busy (load {load:.1f} on {cores} cores). If another "
+           f"torch job is running, give each --threads {share} (or set "
+           "OMP_WAIT_POLICY=PASSIVE): with a thread per core each, both run many times "
+           "slower")
 
 
 def resolve_target(spec: str | None) -> Target | None:
