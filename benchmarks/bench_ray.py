@@ -22,16 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-UNTIMED = {"seconds", "created", "machine", "versions", "reused_cells"}
-
-
-def numbers(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: numbers(v) for k, v in x.items() if k not in UNTIMED}
-    if isinstance(x, list):
-        return [numbers(v) for v in x]
-    return x
-
 
 def differences(a: Any, b: Any, where: str = "") -> list[tuple[str, Any, Any]]:
     """Where two results differ: (path, in process, on Ray) for every differing leaf."""
@@ -105,7 +95,7 @@ def main() -> None:
     import torch
 
     from culturetune.executors import RayCluster, RayExecutor, RaySettings
-    from culturetune.experiment import ExperimentConfig, run_experiment
+    from culturetune.experiment import ExperimentConfig, measured, run_experiment
     from culturetune.models import load_model
 
     cfg = ExperimentConfig(countries=args.countries, methods=args.methods, seeds=args.seeds,
@@ -143,7 +133,7 @@ def main() -> None:
         print(f"until the first cell starts on Ray {clock.first:6.1f} s")
     print(f"per-cell overhead   {overhead:8.2f} s  (driver wait minus worker time, mean of "
           f"{len(clock.waits)} cells)")
-    diffs = differences(numbers(local), numbers(on_ray))
+    diffs = differences(measured(local), measured(on_ray))
     print(f"same numbers        {'yes' if not diffs else 'NO'}")
     for line in summarize(diffs, args.local_threads) if diffs else []:
         print(line)

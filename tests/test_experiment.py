@@ -501,3 +501,14 @@ def test_cached_letter_scoring_agrees_with_culturalbench(lm):
         assert _LetterScorer(lm, qs, system).correct(emb) == expected
     persona = [o.correct for o in evaluate_easy(lm, qs[:4], Condition.persona_prompted())]
     assert _LetterScorer(lm, qs[:4], persona_prompt("China")).correct(None) == persona
+
+
+def test_measured_drops_times_and_machine_at_any_depth() -> None:
+    from culturetune.experiment import measured
+
+    results = {"seconds": 9.0, "machine": {"cpu": "x"}, "created": "now", "versions": {},
+               "reused_cells": 3, "config": {"budget": 640},
+               "cells": [{"loss": 1.5, "seconds": 2.0, "tuning": {"seconds": 1.0, "best": 1.2}}]}
+    assert measured(results) == {"config": {"budget": 640},
+                                 "cells": [{"loss": 1.5, "tuning": {"best": 1.2}}]}
+    assert results["cells"][0]["seconds"] == 2.0  # the input is left as it was

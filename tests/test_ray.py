@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from culturetune.experiment import measured as numbers
+
 pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
@@ -28,8 +30,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 GRID = ["--countries", "China,Saudi Arabia", "--methods", "plain,de", "--seeds", "1",
         "--budget", "16", "--data", str(FIXTURE), "--bench-limit", "4"]
 RAY = ["--executor", "ray", "--workers", "2", "--cpus-per-worker", "1"]
-#: Numbers that depend on the clock or the machine, not on the computation.
-UNTIMED = {"seconds", "created", "machine", "versions", "reused_cells"}
 
 
 def culturetune(args: list[str], cwd: Path, crash: Path | None = None,
@@ -40,19 +40,6 @@ def culturetune(args: list[str], cwd: Path, crash: Path | None = None,
         env["CULTURETUNE_RAY_CRASH_ONCE"] = str(crash)
     return subprocess.run([sys.executable, "-m", "culturetune.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def numbers(results: dict[str, Any]) -> Any:
-    """Everything computed, without timings and machine information."""
-
-    def strip(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k not in UNTIMED}
-        if isinstance(x, list):
-            return [strip(v) for v in x]
-        return x
-
-    return strip(results)
 
 
 def one_error(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:

@@ -378,6 +378,20 @@ def run_experiment(
     return results
 
 
+#: Keys (at any depth of a results dict) that say when, where and how long, not what was
+#: measured: two runs of one grid with the same settings agree on everything else.
+UNTIMED = frozenset({"seconds", "created", "machine", "versions", "reused_cells"})
+
+
+def measured(results: Any) -> Any:
+    """Everything a results dict computed, without its :data:`UNTIMED` keys (to compare runs)."""
+    if isinstance(results, dict):
+        return {k: measured(v) for k, v in results.items() if k not in UNTIMED}
+    if isinstance(results, list):
+        return [measured(v) for v in results]
+    return results
+
+
 #: Names importable from here; the method and view definitions live in culturetune.methods and
 #: the cell measurement in culturetune.cells (both re-exported for callers of this module).
 __all__ = [
@@ -393,6 +407,7 @@ __all__ = [
     "OPTIMIZERS",
     "QUICK_BUDGET",
     "QUICK_METHODS",
+    "UNTIMED",
     "CellRunner",
     "CellSpec",
     "ExperimentConfig",
@@ -400,6 +415,7 @@ __all__ = [
     "parse_method",
     "view_key",
     "cell_path",
+    "measured",
     "quick",
     "run_experiment",
 ]
