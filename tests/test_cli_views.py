@@ -40,7 +40,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
         (["survey", "--orders", "sideways"], "sideways"),
         (["survey", "--calibrate", "--answers", "generate"], "does not apply to --answers"),
         (["survey", "--instrument", "missing.json"], "instrument file not found"),
-        (["survey", "--instrument", "vsm2031"], "vsm2013, paraphrase or the path"),
+        (["survey", "--instrument", "vsm2031"], "vsm2013, paraphrase, paraphrase2 or the path"),
         (["tune", "--country", "China", "--orders", "all"], "all"),
         (["tune", "--country", "China", "--validate-instrument", "nope.json"], "not found"),
         (["tune", "--country", "China", "--instrument", "{bad"], "instrument"),
@@ -50,6 +50,16 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
         (["experiment", "--methods", "pso,pso-both"], "same method twice"),
         (["experiment", "--methods", "plain,pso", "--orders", "all"], "all"),
         (["survey", "--threads", "0"], "--threads must be at least 1"),
+        (["survey", "--calibrate", "--answers", "said"], "does not apply to --answers said"),
+        (["survey", "--missing", "drop"], "drop"),
+        (["check-model", "--instrument", "nope.json"], "not found"),
+        (["tune", "--country", "China", "--objective", "best"], "best"),
+        (["tune", "--country", "China", "--min-mass", "2"], "--min-mass"),
+        (["tune", "--country", "China", "--min-mass", "0"], "--min-mass"),
+        (["tune", "--country", "China", "--train-instrument", "nope.json"], "not found"),
+        (["tune", "--country", "China", "--train-instrument", "paraphrase",
+          "--validate-instrument", "paraphrase"], "cannot also be a held-out check"),
+        (["tune", "--country", "China", "--reading", "said", "--calibrate"], "--reading said"),
     ],
 )
 def test_bad_reading_options_are_clean_errors(no_model, tmp_path, monkeypatch, capsys, args,
@@ -125,3 +135,22 @@ def test_bench_reads_letters_in_every_cyclic_order(capsys) -> None:
     outcome = data["outcomes"]["plain"][0]
     assert len(outcome["order_predicted"]) == 4
     assert sum(outcome["probs"]) == pytest.approx(1.0)
+
+
+@pytest.mark.model
+def test_check_model_and_the_said_reading_on_the_bundled_model(capsys) -> None:
+    code, out, err = run(["check-model", "--json"], capsys)
+    assert code == 0, err
+    check = json.loads(out)
+    assert check["verdict"] == "answers by position" and not check["answers_by_content"]
+    assert check["said"]["printed"] == check["said"]["reversed"] == [1] * 24
+    code, out, err = run(["survey", "--answers", "said", "--country", "China", "--json"], capsys)
+    assert code == 0, err
+    said = json.loads(out)
+    assert said["answered"] == 1.0
+    # it says "1" in both orders: option 1 printed, option 5 reversed, so every item mean is 3
+    assert all(it["order_means"] == [1.0, 5.0] for it in said["items"])
+    code, out, err = run(["survey", "--missing", "neutral", "--json"], capsys)
+    assert code == 0, err
+    neutral = json.loads(out)
+    assert neutral["missing"] == "neutral"

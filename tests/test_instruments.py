@@ -160,5 +160,5 @@ def test_not_utf8_missing_folder_and_unknown_name(tmp_path: Path) -> None:
         load_instrument(str(tmp_path / "missing.json"))
     with pytest.raises(CultureTuneError, match="is a folder"):
         load_instrument(str(tmp_path) + "/")
-    with pytest.raises(CultureTuneError, match="vsm2013, paraphrase or the path"):
+    with pytest.raises(CultureTuneError, match="vsm2013, paraphrase, paraphrase2 or the path"):
         load_instrument("vsm2031")

@@ -149,14 +149,19 @@ class _Surveys:
     """Surveys per (view, system prompt), built once (their prefix caches are reused by every
     cell); those of a persona system prompt are dropped after its cell."""
 
-    def __init__(self, lm: Any, placement: str, constants: dict[str, float]) -> None:
+    def __init__(self, lm: Any, placement: str, constants: dict[str, float],
+                 missing: str | None = None) -> None:
         self.lm, self.placement, self.constants = lm, placement, constants
-        self.cache: dict[tuple[View, str | None], Any] = {}
+        from culturetune import defaults
+
+        self.missing = missing or defaults.MISSING
+        self.cache: dict[tuple[tuple[str, str, bool], str | None], Any] = {}
 
     def get(self, view: View, system: str | None) -> Any:
+        """The survey of a view's wording and orders (shared by its readings)."""
         from culturetune.survey import Survey
 
-        key = (view, system)
+        key = ((view.instrument, view.orders, view.calibrate), system)
         if key not in self.cache:
             self.cache[key] = Survey(
                 self.lm, view.instrument, system=system, placement=self.placement,
@@ -171,18 +176,25 @@ class _Surveys:
     def measure(
         self, target: Target, soft: Any, system: str | None, views: Sequence[View]
     ) -> dict[str, dict[str, Any]]:
-        """Indices, loss and option mass in each view."""
+        """Indices, loss and option mass in each view (``said`` views: with the share of replies
+        that name an option); each survey is read once for all of its views' readings."""
         from culturetune.survey import run_survey
 
-        out = {}
+        out, reads = {}, {}
         for view in views:
-            r = run_survey(self.get(view, system), soft=soft, constants=self.constants,
-                           target=target)
+            survey = self.get(view, system)
+            if id(survey) not in reads:
+                reads[id(survey)] = survey.read(soft)
+            r = run_survey(survey, soft=soft, constants=self.constants, target=target,
+                           answers=view.reading, reading=reads[id(survey)],
+                           missing=self.missing)
             out[view_key(view)] = {
                 "indices": r.indices,
                 "loss": None if r.loss is None else r.loss.value,
-                "option_mass": sum(i.mass for i in r.items) / len(r.items),
+                "option_mass": r.option_mass,
             }
+            if view.reading == "said":
+                out[view_key(view)]["answered"] = r.answered
         return out
 
 
@@ -372,6 +384,7 @@ class CellRunner:
             correct = self.bench.correct(target, None, None)
             self.plain[key] = {
                 "views": {k: v["loss"] for k, v in views.items()},
+                "mass": {k: v["option_mass"] for k, v in views.items()},
                 "uniform": uniform_loss(target, self.constants).value,
                 "accuracy": (sum(correct) / len(correct)) if correct else None,
                 "correct": correct,
@@ -449,6 +462,7 @@ class CellRunner:
             self.surveys.forget(system)
         ref = self.reference(target)
         cell["plain_reference"]["views"] = dict(ref["views"])
+        cell["plain_reference"]["mass"] = dict(ref["mass"])
         write_json(spec.path(self.out), cell)
         return cell
 

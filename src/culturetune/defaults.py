@@ -19,3 +19,12 @@ BUDGET = 1280
 #: under every letter, so a preference for one letter (the plain default model answers "A")
 #: cannot score. ("both" would pair A with D and B with C, which is not balanced for argmax.)
 BENCH_ORDERS = "cyclic"
+#: The ``expected`` reading's rule for the probability not on the answer options (survey,
+#: tuning, the experiment): see culturetune.survey.MISSING_RULES and README, "Why these defaults".
+MISSING = "renormalise"
+#: How a tuning run's objective aggregates its training views (culturetune.tuning.OBJECTIVES).
+OBJECTIVE = "pooled"
+#: The option-mass floor of a tuning run, as a share of the plain model's mass (None: none).
+MIN_MASS: float | None = None
+#: Wordings a tuning run tunes on beside ``--instrument`` (``--train-instrument``).
+TRAIN_INSTRUMENTS: tuple[str, ...] = ()

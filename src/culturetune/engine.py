@@ -146,18 +146,30 @@ class PromptScorer:
         """
         if soft is None:
             soft = torch.zeros(1, 0, self.hidden_size)
+        return self.next_token_scores(soft, token_ids)[0]
+
+    def next_token_scores(
+        self, soft: torch.Tensor | None, token_ids: list[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`next_token_logprobs` and the most likely next token over the whole vocabulary
+        ``[candidates, prompts]`` (what greedy decoding would say first), from the same logits."""
+        if soft is None:
+            soft = torch.zeros(1, 0, self.hidden_size)
         soft = soft.to(self.device, self.dtype)
         n = len(self.segments)
         per = max(1, self.max_rows // max(n, 1))
         outs = [self._chunk(soft[i : i + per], token_ids) for i in range(0, soft.shape[0], per)]
-        return torch.cat(outs, 0)
+        return torch.cat([o[0] for o in outs], 0), torch.cat([o[1] for o in outs], 0)
 
-    def _chunk(self, soft: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
+    def _chunk(
+        self, soft: torch.Tensor, token_ids: list[int] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         p, t, _ = soft.shape
         n = len(self.segments)
         rows = p * n
         if t == 0 and self.post_embeds is None:  # plain model, nothing after the cached part
-            return self._logprobs(self.pre_last.repeat(p, 1), token_ids).view(p, n, -1)
+            logp, top = self._logprobs(self.pre_last.repeat(p, 1), token_ids)
+            return logp.view(p, n, -1), top.view(p, n)
         parts = [soft.repeat_interleave(n, 0)] if t else []
         if self.post_embeds is not None:
             parts.append(self.post_embeds.repeat(p, 1, 1))
@@ -167,7 +179,8 @@ class PromptScorer:
         out = self._forward_rows(embeds, pos, p, t)
         last = (t + self.post_len - 1).repeat(p)
         hidden = out.last_hidden_state[torch.arange(rows, device=self.device), last]
-        return self._logprobs(hidden, token_ids).view(p, n, -1)
+        logp, top = self._logprobs(hidden, token_ids)
+        return logp.view(p, n, -1), top.view(p, n)
 
     def _forward_rows(self, embeds: torch.Tensor, pos: torch.Tensor, p: int, t: int) -> object:
         """Run the candidates' tokens after the cached prefix (if any)."""
@@ -212,9 +225,12 @@ class PromptScorer:
             return None
         return out
 
-    def _logprobs(self, hidden: torch.Tensor, token_ids: list[int] | None) -> torch.Tensor:
+    def _logprobs(
+        self, hidden: torch.Tensor, token_ids: list[int] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logp = torch.log_softmax(self.head(hidden).float(), -1)
-        return logp if token_ids is None else logp[:, token_ids]
+        top = logp.argmax(-1)
+        return (logp if token_ids is None else logp[:, token_ids]), top
 
 
 def _make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> object:

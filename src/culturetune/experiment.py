@@ -304,6 +304,11 @@ def versions() -> dict[str, str]:
     }
 
 
+def _tuned_wordings() -> list[str]:
+    """The wordings a tuned cell is tuned on: the official items and the default extra ones."""
+    return list(dict.fromkeys(["vsm2013", *defaults.TRAIN_INSTRUMENTS]))
+
+
 def _country_entry(target: Target, bench: Any) -> dict[str, Any]:
     qs, note = bench.questions_for(target)
     return {
@@ -340,6 +345,14 @@ def run_experiment(
         if lm is None:
             raise CultureTuneError("run_experiment needs a loaded model or an executor")
         executor = LocalExecutor(lm)
+    model_check = None
+    if lm is not None:
+        from culturetune.check import check_model
+
+        model_check = check_model(lm, "vsm2013")
+        say(f"model check: {model_check.summary()}")
+        if model_check.warning():
+            say(f"warning: {model_check.warning()}; the experiment still runs")
     grid = executor.run_grid(config, out, say)
     runner, records = grid.runner, grid.cells
     results = {
@@ -349,14 +362,18 @@ def run_experiment(
         "model": grid.model,
         "machine": grid.machine,
         "versions": versions(),
+        "model_check": None if model_check is None else model_check.to_dict(),
         "instruments": {"vsm2013": "VSM 2013 (official items)", "paraphrase": PARAPHRASE_NOTE,
+                    "paraphrase2": PARAPHRASE_NOTE.replace("paraphrased", "paraphrased (again)"),
                         **{p: "user's instrument file" for p in config.validate_instruments}},
         "views": [{"key": view_key(v), "name": v.name, "instrument": v.instrument,
-                   "orders": v.orders, "calibrate": v.calibrate} for v in runner.views],
+                   "orders": v.orders, "calibrate": v.calibrate, "reading": v.reading}
+                  for v in runner.views],
         "headline": view_key(HEADLINE),
         "specs": {s.name: {"optimizer": s.optimizer, "orders": s.orders,
                            "calibrate": s.calibrate,
-                           "training_view": s.training_view and view_key(s.training_view)}
+                           "training_view": s.training_view and view_key(s.training_view),
+                           "wordings": _tuned_wordings() if s.tuned else []}
                   for s in config.specs},
         "bench": {
             "split": config.bench_split,

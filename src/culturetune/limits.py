@@ -161,13 +161,15 @@ def survey_messages(config: TuneConfig) -> list[str]:
     from culturetune.views import option_orders
     from culturetune.vsm import load_instrument
 
-    inst = load_instrument(config.instrument)
     orders = option_orders(getattr(config, "orders", "shown"), N_OPTIONS)
-    users = [item_prompt(it, o, inst.instruction) for o in orders for it in inst.items]
-    if getattr(config, "calibrate", False):
-        formats = list({(it.stem, it.options): it for it in inst.items}.values())
-        users += [item_prompt(f, o, inst.instruction, text=t) for o in orders for f in formats
-                  for t in inst.content_free or CONTENT_FREE]
+    users = []
+    for wording in getattr(config, "wordings", [config.instrument]):
+        inst = load_instrument(wording)
+        users += [item_prompt(it, o, inst.instruction) for o in orders for it in inst.items]
+        if getattr(config, "calibrate", False):
+            formats = list({(it.stem, it.options): it for it in inst.items}.values())
+            users += [item_prompt(f, o, inst.instruction, text=t) for o in orders
+                      for f in formats for t in inst.content_free or CONTENT_FREE]
     return users
 
 

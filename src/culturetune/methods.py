@@ -26,10 +26,13 @@ DEFAULT_METHODS: tuple[str, ...] = BASELINES + OPTIMIZERS
 #: Examples of the method grammar (``<optimizer>[-<orders>][-cal]``) for help texts.
 METHOD_EXAMPLES = "pso, de, pso-shown, pso-cyclic, pso-cal, de-both"
 #: Views every cell is read in, whatever its method was tuned on: the official items in each
-#: order set, and the paraphrase (a held-out wording) order-balanced.
+#: order set, the two paraphrases (held-out wordings) order-balanced, and what the model says
+#: (``said``) to the official items in both orders and in each alone.
 JUDGE_VIEWS: tuple[View, ...] = (
     View("vsm2013", "shown"), View("vsm2013", "reversed"), View("vsm2013", "both"),
     View("vsm2013", "cyclic"), View("paraphrase", "both"), View("paraphrase", "cyclic"),
+    View("paraphrase2", "both"), View("vsm2013", "both", reading="said"),
+    View("vsm2013", "shown", reading="said"), View("vsm2013", "reversed", reading="said"),
 )
 #: The view the loss tables lead with: the official items, order-balanced (culturetune's default
 #: reading).
@@ -75,15 +78,19 @@ def parse_method(name: str, orders: str = defaults.ORDERS, calibrate: bool = Fal
 
 
 def view_key(view: View) -> str:
-    """How a view is named in results: ``vsm2013:both``, ``paraphrase:cyclic:cal``, a file's
-    path with its orders."""
-    return f"{view.instrument}:{view.orders}" + (":cal" if view.calibrate else "")
+    """How a view is named in results: ``vsm2013:both``, ``paraphrase:cyclic:cal``,
+    ``vsm2013:shown:said``, a file's path with its orders."""
+    return (f"{view.instrument}:{view.orders}" + (":cal" if view.calibrate else "")
+            + (":said" if view.reading == "said" else ""))
 
 
 def view_from_key(key: str) -> View:
     """The view a results key names (the inverse of :func:`view_key`)."""
     parts = key.split(":")
+    said = parts[-1] == "said"
+    if said:
+        parts = parts[:-1]
     cal = parts[-1] == "cal"
     if cal:
         parts = parts[:-1]
-    return View(":".join(parts[:-1]), parts[-1], cal)
+    return View(":".join(parts[:-1]), parts[-1], cal, "said" if said else "expected")

@@ -36,7 +36,15 @@ from culturetune.views import (
 )
 from culturetune.vsm import DIMENSIONS, Instrument, Item, compute_indices, load_instrument
 
-ANSWER_MODES = ("expected", "argmax", "generate")
+ANSWER_MODES = ("expected", "argmax", "said", "generate")
+#: What the ``expected`` reading does with the probability that is not on the answer options:
+#: ``renormalise`` reads the options' share alone; ``neutral`` counts the rest as the middle
+#: answer, so that a prompt that silences the options moves the answers toward uniform, not
+#: toward whatever remainder is left.
+MISSING_RULES = ("renormalise", "neutral")
+#: A ``said`` answer that is not an option: the greedy reply named no option (counted, and read
+#: as the middle answer in losses, never dropped).
+NO_ANSWER = -1
 PLACEMENTS = ("answer", "system", "prefix")
 N_OPTIONS = 5
 INSTRUCTION = "Answer with the number of one option only (1-5)."
@@ -182,6 +190,7 @@ class Survey:
         self.option_ids = option_token_ids(lm.tokenizer)
         inst = self.instrument
         users = [item_prompt(it, o, inst.instruction) for o in self.orders for it in inst.items]
+        self.users = list(users)  # the questions of every (order, item), orders outermost
         # Content-free prompts: one per (lead-in, option scale) format and content-free text.
         keys: list[tuple[str, tuple[str, ...]]] = []
         self.formats: list[Item] = []
@@ -213,22 +222,27 @@ class Survey:
         """True when the options are shown last to first only."""
         return self.orders_name == "reversed"
 
-    def _logprobs(self, soft: torch.Tensor | None, flat: list[int]) -> torch.Tensor:
+    def _scores(
+        self, soft: torch.Tensor | None, flat: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities of the ``flat`` option tokens ``[candidates, prompts, len(flat)]``
+        and the most likely token over the whole vocabulary ``[candidates, prompts]``."""
         if self.scorer is not None:
-            return self.scorer.next_token_logprobs(soft, flat)
+            return self.scorer.next_token_scores(soft, flat)
         parts = []
         for a, b in self._chunks:  # built per call and dropped: bounded memory
             segs = Segments(self.segments.pre[a:b], self.segments.post[a:b])
             parts.append(PromptScorer(self.lm, segs, max_rows=self.max_rows)
-                         .next_token_logprobs(soft, flat))
-        return torch.cat(parts, 1)
+                         .next_token_scores(soft, flat))
+        return torch.cat([x[0] for x in parts], 1), torch.cat([x[1] for x in parts], 1)
 
     def read(self, soft: torch.Tensor | None = None) -> Reading:
         """Answers of each candidate in each order, mapped to option-content order."""
         if soft is not None and soft.dim() == 2:
             soft = soft[None]
         flat = [i for ids in self.option_ids for i in ids]
-        p = self._logprobs(soft, flat).exp()
+        logp, top = self._scores(soft, flat)
+        p = logp.exp()
         per = len(self.option_ids[0])
         p = p.view(*p.shape[:-1], N_OPTIONS, per).sum(-1)
         mass = p.sum(-1)
@@ -244,36 +258,100 @@ class Survey:
             orders=self.orders,
             by_order=to_content_order(shown, self.orders),
             mass=mass[:, : n_o * n_i].reshape(-1, n_o, n_i),
+            said=self._said(top.cpu().numpy()[:, : n_o * n_i].reshape(-1, n_o, n_i)),
         )
 
-    def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Option probabilities ``[candidates, items, 5]`` in content order (option 1 first,
-        whatever order they were shown in), averaged over the orders, and the raw mass on the
-        five tokens ``[candidates, items]`` (averaged over the orders).
-        """
-        r = self.read(soft)
-        return r.probs, r.mass.mean(1)
+    def _said(self, top: np.ndarray) -> np.ndarray:
+        """The option (content index 0-4) each greedy first token names, or ``NO_ANSWER``."""
+        shown = np.full(top.shape, NO_ANSWER, dtype=np.int64)  # [candidates, orders, items]
+        for k, ids in enumerate(self.option_ids):
+            shown[np.isin(top, ids)] = k
+        orders = np.asarray(self.orders, dtype=np.int64)  # [orders, 5]: shown j -> content
+        content = np.take_along_axis(orders[None], np.maximum(shown, 0), axis=2)
+        return np.where(shown == NO_ANSWER, NO_ANSWER, content)
 
-    def generate(self, soft: torch.Tensor | None = None, max_new_tokens: int = 8) -> list[str]:
-        """Greedy answers as text, one per (order, item), orders outermost."""
+    def generate(
+        self, soft: torch.Tensor | None = None, max_new_tokens: int = 8,
+        which: Sequence[int] | None = None,
+    ) -> list[str]:
+        """Greedy answers as text, one per (order, item), orders outermost; or only for the
+        prompts numbered in ``which`` (same numbering), in that order."""
         n = len(self.orders) * len(self.instrument.items)
-        segs = Segments(self.segments.pre[:n], self.segments.post[:n])
-        return generate(self.lm, segs, soft, max_new_tokens)
+        rows = range(n) if which is None else which
+        segs = Segments([self.segments.pre[i] for i in rows],
+                        [self.segments.post[i] for i in rows])
+        return generate(self.lm, segs, soft, max_new_tokens) if len(segs) else []
+
+    def said(
+        self, reading: Reading, soft: torch.Tensor | None = None
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """What the model says to each (order, item) under one prompt: the option its greedy
+        first token names; where that token is no option, its greedy reply parsed as
+        ``generate`` does. Returns content indices ``[orders, items]`` (``NO_ANSWER`` where the
+        reply names no option) and the generated replies by prompt number."""
+        said = reading.said[0].copy()
+        n_i = len(self.instrument.items)
+        missing = [int(o * n_i + i) for o, i in zip(*np.nonzero(said == NO_ANSWER), strict=True)]
+        replies = dict(zip(missing, self.generate(soft, which=missing), strict=True))
+        for k, text in replies.items():
+            o, i = divmod(k, n_i)
+            value = parse_answer(text, self.orders[o])
+            said[o, i] = NO_ANSWER if value is None else value - 1
+        return said, replies
 
 
 @dataclass
 class Reading:
     """A survey's answers: ``by_order`` ``[candidates, orders, items, 5]`` in option-content
-    order (calibrated if asked), ``mass`` ``[candidates, orders, items]`` raw option mass."""
+    order (calibrated if asked), ``mass`` ``[candidates, orders, items]`` raw option mass,
+    ``said`` ``[candidates, orders, items]`` the option (content index) the greedy first token
+    names, ``NO_ANSWER`` where it names none."""
 
     orders: list[Order]
     by_order: np.ndarray
     mass: np.ndarray
+    said: np.ndarray
 
     @property
     def probs(self) -> np.ndarray:
         """``[candidates, items, 5]``: the distributions averaged over the orders."""
         return self.by_order.mean(1)
+
+    def order_means(self, missing: str = "renormalise") -> np.ndarray:
+        """Expected item means ``[candidates, orders, items]`` in each order alone, under the
+        rule for the probability off the options (:data:`MISSING_RULES`)."""
+        means = self.by_order @ np.arange(1, N_OPTIONS + 1, dtype=float)
+        return apply_missing(means, self.mass, missing)
+
+    def said_means(self) -> np.ndarray:
+        """Item values ``[candidates, orders, items]`` of the first tokens said (1-5), the
+        middle answer where no option was said."""
+        return said_values(self.said)
+
+
+def check_missing(rule: str) -> str:
+    key = str(rule).strip().lower()
+    if key == "renormalize":
+        key = "renormalise"
+    if key not in MISSING_RULES:
+        raise CultureTuneError(f"unknown --missing {rule!r}; use one of {', '.join(MISSING_RULES)}")
+    return key
+
+
+def apply_missing(means: np.ndarray, mass: np.ndarray, missing: str) -> np.ndarray:
+    """Item means read from the options' share (``renormalise``), or with the probability off
+    the options counted as the middle answer (``neutral``)."""
+    if check_missing(missing) == "renormalise":
+        return means
+    middle = (N_OPTIONS + 1) / 2
+    m = np.clip(mass, 0.0, 1.0)
+    return m * means + (1.0 - m) * middle
+
+
+def said_values(said: np.ndarray) -> np.ndarray:
+    """Content indices (or ``NO_ANSWER``) as answers 1-5; a non-answer reads as the middle."""
+    said = np.asarray(said)
+    return np.where(said == NO_ANSWER, (N_OPTIONS + 1) / 2, said + 1.0)
 
 
 def item_means(probs: np.ndarray, mode: str = "expected") -> np.ndarray:
@@ -306,8 +384,11 @@ class ItemResult:
     generated: str | None = None
     #: The item mean read in each order alone (option-content scale), orders as listed.
     order_means: list[float | None] = field(default_factory=list)
-    #: Generated text in every order (``generate`` mode), orders as listed.
-    generated_by_order: list[str] | None = None
+    #: Generated text in every order (``generate`` mode; ``said``: only where the first token
+    #: was no option), orders as listed.
+    generated_by_order: list[str | None] | None = None
+    #: ``said``/``generate``: the share of orders in which the reply named an option.
+    answered: float | None = None
 
 
 @dataclass
@@ -331,6 +412,14 @@ class SurveyResult:
     uniform_loss: Loss | None = None
     prompt: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The ``expected`` reading's rule for the probability off the options (MISSING_RULES).
+    missing: str | None = None
+
+    @property
+    def answered(self) -> float | None:
+        """``said``/``generate``: the share of replies (items x orders) that name an option."""
+        shares = [it.answered for it in self.items if it.answered is not None]
+        return float(np.mean(shares)) if shares else None
 
     @property
     def means(self) -> dict[str, float | None]:
@@ -352,6 +441,7 @@ class SurveyResult:
         d["uniform_loss"] = self.uniform_loss.to_dict() if self.uniform_loss else None
         d["means"] = self.means
         d["option_mass"] = self.option_mass
+        d["answered"] = self.answered
         return d
 
 
@@ -401,40 +491,64 @@ def run_survey(
     target: Target | None = None,
     loss_kind: str = "l1",
     prompt_name: str | None = None,
+    missing: str = defaults.MISSING,
+    reading: Reading | None = None,
 ) -> SurveyResult:
-    """Administer the instrument once (in every order of the survey) and score it."""
+    """Administer the instrument once (in every order of the survey) and score it.
+
+    ``reading`` is the survey's :meth:`Survey.read` of ``soft`` when the caller already has it
+    (several answer modes of one prompt then cost one forward pass)."""
     if answers not in ANSWER_MODES:
         raise CultureTuneError(
             f"unknown --answers {answers!r}; use one of {', '.join(ANSWER_MODES)}"
         )
-    if answers == "generate" and survey.calibrate:
+    missing = check_missing(missing)
+    if answers in ("generate", "said") and survey.calibrate:
         raise CultureTuneError("--calibrate reweights next-token probabilities; it does not "
-                               "apply to --answers generate (use expected or argmax)")
-    reading = survey.read(soft)
-    by_order, mass = reading.by_order[0], reading.mass[0].mean(0)
+                               f"apply to --answers {answers} (use expected or argmax)")
+    reading = reading or survey.read(soft)
+    by_order, mass_by_order = reading.by_order[0], reading.mass[0]
+    mass = mass_by_order.mean(0)
     probs = by_order.mean(0)
     notes: list[str] = []
-    n_items = len(survey.vars)
-    texts: list[list[str]] | None = None
-    if answers == "generate":
-        flat = survey.generate(soft)
-        texts = [flat[o * n_items:(o + 1) * n_items] for o in range(len(survey.orders))]
+    n_items, n_orders = len(survey.vars), len(survey.orders)
+    texts: list[list[str | None]] | None = None
+    answered: list[float | None] = [None] * n_items
+    if answers in ("generate", "said"):
+        if answers == "generate":
+            flat = survey.generate(soft)
+            texts = [flat[o * n_items:(o + 1) * n_items] for o in range(n_orders)]
+            values = np.array([[parse_answer(texts[o][i], order) or 0 for i in range(n_items)]
+                               for o, order in enumerate(survey.orders)]) - 1
+        else:
+            values, replies = survey.said(reading, soft)
+            texts = [[replies.get(o * n_items + i) for i in range(n_items)]
+                     for o in range(n_orders)]
+        values = np.where(values < 0, NO_ANSWER, values)
+        order_means = [[None if values[o, i] == NO_ANSWER else float(values[o, i] + 1)
+                        for o in range(n_orders)] for i in range(n_items)]
         means: list[float | None] = []
-        order_means: list[list[float | None]] = []
         for i, var in enumerate(survey.vars):
-            values = [parse_answer(texts[o][i], order) for o, order in enumerate(survey.orders)]
-            for o, v in enumerate(values):
-                if v is None:
-                    where = "" if len(survey.orders) == 1 else f" (order {o + 1})"
-                    notes.append(f"{var}: unparsable answer {texts[o][i]!r}{where}")
-            got = [v for v in values if v is not None]
-            means.append(float(np.mean(got)) if got else None)
-            order_means.append([None if v is None else float(v) for v in values])
+            for o in range(n_orders):
+                if values[o, i] == NO_ANSWER:
+                    where = "" if n_orders == 1 else f" (order {o + 1})"
+                    notes.append(f"{var}: no option in the answer {texts[o][i]!r}{where}")
+            got = [v for v in order_means[i] if v is not None]
+            answered[i] = len(got) / n_orders
+            if answers == "said":  # a non-answer reads as the middle answer, never dropped
+                means.append(float(said_values(values[:, i]).mean()))
+            else:
+                means.append(float(np.mean(got)) if got else None)
+        if answers == "said" and any(a < 1 for a in answered):
+            lost = int(round(sum((1 - a) * n_orders for a in answered)))
+            notes.append(f"{lost} of {n_items * n_orders} replies name no option; each is read "
+                         "as the middle answer (3)")
     else:
-        means = [float(x) for x in item_means(probs, answers)]
         per = item_means(by_order, answers)  # [orders, items]
-        order_means = [[float(per[o, i]) for o in range(len(survey.orders))]
-                       for i in range(n_items)]
+        if answers == "expected":
+            per = apply_missing(per, mass_by_order, missing)
+        means = [float(x) for x in per.mean(0)]
+        order_means = [[float(per[o, i]) for o in range(n_orders)] for i in range(n_items)]
     items = [
         ItemResult(
             var=it.var,
@@ -445,6 +559,7 @@ def run_survey(
             generated=None if texts is None else texts[0][i],
             order_means=order_means[i],
             generated_by_order=None if texts is None else [t[i] for t in texts],
+            answered=answered[i],
         )
         for i, it in enumerate(survey.instrument.items)
     ]
@@ -470,17 +585,22 @@ def run_survey(
                       if target else None),
         prompt=prompt_name,
         notes=notes,
+        missing=missing if answers == "expected" else None,
     )
 
 
 __all__ = [
     "ANSWER_MODES",
     "CONTENT_FREE",
+    "MISSING_RULES",
+    "NO_ANSWER",
     "DIMENSIONS",
     "PLACEMENTS",
     "Reading",
     "Survey",
     "SurveyResult",
+    "apply_missing",
+    "check_missing",
     "item_means",
     "item_prompt",
     "option_token_ids",
@@ -488,6 +608,7 @@ __all__ = [
     "persona_prompt",
     "prompt_segments",
     "run_survey",
+    "said_values",
     "uniform_indices",
     "uniform_loss",
 ]

@@ -15,7 +15,7 @@ import csv
 import io
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,8 @@ from culturetune.survey import (
     DEFAULT_ORDERS,
     Survey,
     SurveyResult,
+    check_missing,
     check_placement,
-    item_means,
     run_survey,
     uniform_loss,
 )
@@ -49,6 +49,17 @@ DEFAULT_OPTIMIZER = defaults.OPTIMIZER
 #: items as printed; ``both`` averages each item's answer over the printed and the reversed
 #: order, so that a prompt cannot win by favouring a position; ``cyclic`` over all five shifts.
 ORDERS = tuple(o for o in ORDER_SETS if o not in SURVEY_ONLY)
+#: How the objective aggregates its training views (each wording x each option order):
+#: ``pooled``: the loss of the answers averaged over all views; ``mean``: the mean of each view's
+#: own loss; ``worst``: the largest of them (a prompt must do well in every view alone, so that
+#: favouring a position or a wording cannot win).
+OBJECTIVES = ("pooled", "mean", "worst")
+#: What the objective reads: next-token probabilities (``expected``, with the run's ``missing``
+#: rule) or the option the greedy first token names (``said``; a non-option is the middle answer).
+READINGS = ("expected", "said")
+#: Index points added per unit of option mass lost below the ``min_mass`` floor (as a share of the
+#: floor): far more than any loss difference, so that the floor acts as a constraint.
+MASS_PENALTY = 100.0
 CHECKPOINT = "checkpoint.safetensors"
 RUN_FILE = "run.json"
 HISTORY = "history.csv"
@@ -82,6 +93,19 @@ class TuneConfig:
     calibrate: bool = False
     #: Wordings (bundled names or instrument files) to check the prompt on; never tuned on.
     validate_instruments: list[str] = field(default_factory=list)
+    #: More wordings tuned on, beside ``instrument`` (each read in every order of ``orders``).
+    train_instruments: list[str] = field(
+        default_factory=lambda: list(defaults.TRAIN_INSTRUMENTS))
+    objective: str = defaults.OBJECTIVE
+    reading: str = "expected"
+    missing: str = defaults.MISSING
+    #: Option-mass floor, as a share of the plain model's mass on the training views.
+    min_mass: float | None = defaults.MIN_MASS
+
+    @property
+    def wordings(self) -> list[str]:
+        """Every wording tuned on, ``instrument`` first."""
+        return list(dict.fromkeys([self.instrument, *self.train_instruments]))
 
     def validate(self) -> TuneConfig:
         inputs.check_tune_settings(self)
@@ -105,8 +129,27 @@ class TuneConfig:
         self.instrument = instrument_key(self.instrument)
         load_instrument(self.instrument)  # a bad file is reported before anything runs
         self.validate_instruments = [instrument_key(p) for p in self.validate_instruments]
-        for path in self.validate_instruments:
+        self.train_instruments = [instrument_key(p) for p in self.train_instruments]
+        for path in [*self.validate_instruments, *self.train_instruments]:
             load_instrument(path)
+        both = set(self.wordings) & set(self.validate_instruments)
+        if both:
+            raise CultureTuneError(
+                f"{', '.join(sorted(both))} is tuned on and cannot also be a held-out check; "
+                "leave it out of --validate-instrument")
+        if self.objective not in OBJECTIVES:
+            raise CultureTuneError(f"unknown --objective {self.objective!r}; use one of "
+                                   f"{', '.join(OBJECTIVES)}")
+        if self.reading not in READINGS:
+            raise CultureTuneError(f"unknown --reading {self.reading!r}; use one of "
+                                   f"{', '.join(READINGS)}")
+        if self.reading == "said" and self.calibrate:
+            raise CultureTuneError("--calibrate reweights probabilities; it does not apply to "
+                                   "--reading said")
+        self.missing = check_missing(self.missing)
+        if self.min_mass is not None and not 0 < self.min_mass <= 1:
+            raise CultureTuneError(f"--min-mass is a share of the plain model's option mass, "
+                                   f"above 0 and at most 1 (e.g. 0.5), not {self.min_mass}")
         if not self.target.dimensions:
             raise CultureTuneError("the target has no scores to tune towards")
         return self
@@ -122,6 +165,12 @@ class TuneConfig:
         d["target"] = Target.from_dict(d["target"])
         d.setdefault("orders", "shown")  # runs made before option orders were a setting
         d.setdefault("optimizer", "de")  # the default of those runs
+        # runs made before the objective's views, reading and mass floor were settings
+        d.setdefault("objective", "pooled")
+        d.setdefault("missing", "renormalise")
+        d.setdefault("min_mass", None)
+        d.setdefault("train_instruments", [])
+        d.setdefault("reading", "expected")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -150,32 +199,87 @@ class SearchSpace:
 
 
 class Objective:
-    """Loss of each candidate prompt against the target, one batched survey per call.
+    """Loss of each candidate prompt against the target, one batched survey per wording.
 
-    The survey reads every item in each of its option orders and averages the answers (in
-    option-content order) before scoring, so that the loss rewards content, not position.
+    Each survey reads every item in each of its option orders; every (wording, order) is a
+    training *view*. ``aggregate`` (:data:`OBJECTIVES`) combines the views: ``pooled`` scores the
+    answers averaged over them (in option-content order, so that position cannot win), ``mean``
+    and ``worst`` score each view alone and take the mean or the largest loss. ``min_mass``
+    (a share of the plain model's option mass) adds :data:`MASS_PENALTY` per share of the floor
+    lost, so that pushing probability off the options cannot win either.
     """
 
     def __init__(
-        self, survey: Survey, target: Target, constants: dict[str, float], kind: str = "l1",
+        self, surveys: Survey | Sequence[Survey], target: Target, constants: dict[str, float],
+        kind: str = "l1", *, aggregate: str = "pooled", reading: str = "expected",
+        missing: str = "renormalise", min_mass: float | None = None,
     ) -> None:
-        self.survey = survey
+        self.surveys = [surveys] if isinstance(surveys, Survey) else list(surveys)
+        self.survey = self.surveys[0]
         self.target, self.constants, self.kind = target, constants, kind
+        self.aggregate, self.reading, self.missing = aggregate, reading, missing
+        self.min_mass = min_mass
+        self.floor: float | None = None
+        if min_mass is not None:
+            self.floor = min_mass * float(self.read(None)[1][0])
+
+    def read(self, prompts: torch.Tensor | None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Indices ``[candidates, orders, 6]`` of each wording's views, and each candidate's
+        option mass (mean over all training prompts)."""
+        indices, mass = [], []
+        for s in self.surveys:
+            r = s.read(prompts)
+            means = r.said_means() if self.reading == "said" else r.order_means(self.missing)
+            c, o, n = means.shape
+            ix = compute_indices_batch(means.reshape(c * o, n), self.constants, s.instrument)
+            indices.append(ix.reshape(c, o, -1))
+            mass.append(r.mass.mean((1, 2)))
+        return indices, np.mean(mass, 0)
+
+    def view_losses(self, indices: list[np.ndarray]) -> np.ndarray:
+        """The loss of each training view alone ``[candidates, views]``."""
+        per = np.concatenate(indices, 1)
+        c, v, d = per.shape
+        return loss_batch(per.reshape(c * v, d), self.target, self.kind).reshape(c, v)
+
+    def losses(self, prompts: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+        """The aggregated loss without the mass penalty, and the option mass, per candidate."""
+        indices, mass = self.read(prompts)
+        if self.aggregate == "pooled":
+            pooled = np.concatenate(indices, 1).mean(1)
+            return loss_batch(pooled, self.target, self.kind), mass
+        per = self.view_losses(indices)
+        return (per.max(1) if self.aggregate == "worst" else per.mean(1)), mass
 
     def indices(self, prompts: torch.Tensor | None) -> np.ndarray:
-        means = item_means(self.survey.option_probs(prompts)[0])
-        return compute_indices_batch(means, self.constants, self.survey.instrument)
+        """The indices of the answers averaged over every training view."""
+        return np.concatenate(self.read(prompts)[0], 1).mean(1)
+
+    def penalty(self, mass: np.ndarray) -> np.ndarray:
+        if self.floor is None or self.floor <= 0:
+            return np.zeros_like(mass)
+        return MASS_PENALTY * np.maximum(0.0, self.floor - mass) / self.floor
 
     def __call__(self, prompts: torch.Tensor | None) -> np.ndarray:
-        return loss_batch(self.indices(prompts), self.target, self.kind)
+        loss, mass = self.losses(prompts)
+        return loss + self.penalty(mass)
+
+    def describe(self) -> str:
+        """The objective in words, e.g. ``worst of vsm2013, paraphrase x both orders``."""
+        names = ", ".join(s.instrument.name for s in self.surveys)
+        reading = "" if self.reading == "expected" else ", said answers"
+        floor = "" if self.min_mass is None else f", option mass >= {self.min_mass:g} x plain"
+        return f"{self.aggregate} of {names} x {self.survey.orders_name} orders{reading}{floor}"
 
 
 def make_objective(lm: LoadedModel, config: TuneConfig) -> Objective:
-    """The run's objective on a loaded model (its survey at ``objective.survey``): what the
-    local loop calls on each population, and what each Ray worker calls on its share."""
-    survey = Survey(lm, config.instrument, system=config.system, placement=config.placement,
-                    orders=config.orders, calibrate=config.calibrate)
-    return Objective(survey, config.target, config.constants, config.loss)
+    """The run's objective on a loaded model (its first survey at ``objective.survey``): what
+    the local loop calls on each population, and what each Ray worker calls on its share."""
+    surveys = [Survey(lm, w, system=config.system, placement=config.placement,
+                      orders=config.orders, calibrate=config.calibrate) for w in config.wordings]
+    return Objective(surveys, config.target, config.constants, config.loss,
+                     aggregate=config.objective, reading=config.reading,
+                     missing=config.missing, min_mass=config.min_mass)
 
 
 #: Scores a population of prompts ``[candidates, tokens, hidden]``: its losses in candidate
@@ -225,6 +329,8 @@ class TuneResult:
     status: str
     folder: Path
     validity: Validity | None = None
+    #: Does the model answer the instrument by content? (:mod:`culturetune.check`)
+    model_check: Any = None
 
 
 class _Record:
@@ -307,8 +413,14 @@ def tune(
     time_limit: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     evaluate: Evaluate | None = None,
+    model_check: Any = None,
+    check: bool = True,
 ) -> TuneResult:
     """Run (or resume) a tuning run into ``folder`` and save the best prompt there.
+
+    ``model_check`` is the model's :class:`culturetune.check.ModelCheck` on the run's
+    instrument if the caller has it; otherwise it is measured (or read from its cache) before
+    tuning starts, unless ``check`` is false. It is stored in ``culturetune.json``.
 
     ``evaluate`` scores each step's population in place of the local objective (e.g. split
     over Ray workers, :mod:`culturetune.executors`); the optimizer, checkpoints and the final
@@ -323,7 +435,8 @@ def tune(
         fresh = not (Path(folder) / RUN_FILE).exists()
         try:
             return _tune(lm, config, Path(folder), resume=resume, time_limit=time_limit,
-                         on_progress=on_progress, evaluate=evaluate)
+                         on_progress=on_progress, evaluate=evaluate,
+                         model_check=model_check, check=check)
         except BaseException:
             if fresh:  # a run that stopped before its first checkpoint leaves no folder behind
                 runfolder.forget_unstarted(Path(folder))
@@ -339,6 +452,8 @@ def _tune(
     time_limit: float | None,
     on_progress: Callable[[Progress], None] | None,
     evaluate: Evaluate | None = None,
+    model_check: Any = None,
+    check: bool = True,
 ) -> TuneResult:
     folder = Path(folder)
     config.validate()
@@ -352,6 +467,10 @@ def _tune(
     config.model = config.model or lm.name
     limits.check_tune(lm, config)
     initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)  # checks text
+    if model_check is None and check:
+        from culturetune.check import check_model
+
+        model_check = check_model(lm, config.instrument)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / RUN_FILE, {"config": config.to_dict(), "status": "running"})
 
@@ -413,7 +532,7 @@ def _tune(
         record.save(folder)
         raise
     record.save(folder)
-    return _finish(lm, config, folder, survey, objective, space, record, status)
+    return _finish(lm, config, folder, survey, objective, space, record, status, model_check)
 
 
 def _replay(optimizer: Any, record: _Record) -> None:
@@ -454,6 +573,7 @@ def _finish(
     space: SearchSpace,
     record: _Record,
     status: str,
+    model_check: Any = None,
 ) -> TuneResult:
     import nevergrad
     import transformers
@@ -464,18 +584,11 @@ def _finish(
         raise CultureTuneError("no evaluation was made (time limit too short?)")
     best = int(np.argmin(record.loss))
     prompt_tensor = space.prompts(record.z[best])[0]
-    baseline = run_survey(
-        survey, constants=config.constants, target=config.target, loss_kind=config.loss
-    )
-    final = run_survey(
-        survey,
-        soft=prompt_tensor,
-        constants=config.constants,
-        target=config.target,
-        loss_kind=config.loss,
-        prompt_name=folder.name,
-    )
-    validity = validate_prompt(lm, config, prompt_tensor, (baseline, final))
+    kw = dict(constants=config.constants, target=config.target, loss_kind=config.loss,
+              missing=config.missing)
+    baseline = run_survey(survey, **kw)
+    final = run_survey(survey, soft=prompt_tensor, prompt_name=folder.name, **kw)
+    validity = validate_prompt(lm, config, prompt_tensor, (baseline, final), objective)
     seconds = record.history[-1]["seconds"]
     meta = {
         "config": config.to_dict(),
@@ -489,6 +602,7 @@ def _finish(
                   "option_mass": final.option_mass},
         "uniform": {"loss": baseline.uniform_loss.to_dict()},
         "validity": validity.to_dict(),
+        "model_check": None if model_check is None else model_check.to_dict(),
         "versions": {
             "culturetune": __version__,
             "torch": torch.__version__,
@@ -506,7 +620,7 @@ def _finish(
     )
     return TuneResult(
         config, prompt, baseline, final, record.history, len(record.loss), seconds, status, folder,
-        validity,
+        validity, model_check,
     )
 
 
@@ -515,15 +629,30 @@ def validate_prompt(
     config: TuneConfig,
     soft: torch.Tensor,
     training: tuple[SurveyResult, SurveyResult] | None = None,
+    objective: Objective | None = None,
 ) -> Validity:
     """Score a tuned prompt on the views it was not tuned on (:mod:`culturetune.validity`):
-    the other bundled wording and ``config.validate_instruments`` (order-balanced), and the
-    printed and reversed orders alone; plain model, uniform answers and prompt on each."""
+    every bundled wording not tuned on and ``config.validate_instruments`` (order-balanced), the
+    first training wording in the printed and reversed orders alone, and what the model says
+    (``said``) in both orders and each alone; plain model, uniform answers and prompt on each.
+    The training row is the objective's own loss (without the mass penalty), plain and tuned."""
+    surveys: dict[tuple[str, str, bool], tuple[Survey, dict[str, Any]]] = {}
+
     def scored(view: View) -> tuple[SurveyResult, SurveyResult]:
-        sv = Survey(lm, view.instrument, system=config.system, placement=config.placement,
-                    orders=view.orders, calibrate=view.calibrate)
-        kw = dict(constants=config.constants, target=config.target, loss_kind=config.loss)
-        return run_survey(sv, **kw), run_survey(sv, soft=soft, **kw)
+        key = (view.instrument, view.orders, view.calibrate)
+        if key not in surveys:
+            surveys[key] = (Survey(lm, view.instrument, system=config.system,
+                                   placement=config.placement, orders=view.orders,
+                                   calibrate=view.calibrate), {})
+        sv, reads = surveys[key]
+        out = []
+        for name, p in (("plain", None), ("tuned", soft)):
+            if name not in reads:
+                reads[name] = sv.read(p)
+            out.append(run_survey(sv, soft=p, answers=view.reading, reading=reads[name],
+                                  constants=config.constants, target=config.target,
+                                  loss_kind=config.loss, missing=config.missing))
+        return out[0], out[1]
 
     def row(role: str, view: View, plain: SurveyResult, tuned: SurveyResult) -> ViewResult:
         return ViewResult(
@@ -533,10 +662,17 @@ def validate_prompt(
             uniform=uniform_loss(config.target, config.constants, config.loss,
                                  load_instrument(view.instrument)).value,
             tuned=None if tuned.loss is None else tuned.loss.value,
+            reading=view.reading, plain_answered=plain.answered, tuned_answered=tuned.answered,
         )
 
     train_view = View(config.instrument, config.orders, config.calibrate)
-    train = row("training", train_view, *(training or scored(train_view)))
+    plain_r, tuned_r = training or scored(train_view)
+    train = row("training", train_view, plain_r, tuned_r)
+    if objective is not None and (objective.aggregate != "pooled" or len(objective.surveys) > 1
+                                  or objective.reading != "expected"):
+        plain_l, tuned_l = (float(objective.losses(p)[0][0]) for p in (None, soft))
+        train.view, train.plain, train.tuned = objective.describe(), plain_l, tuned_l
     checks = [row(role, view, *scored(view))
-              for role, view in check_views(train_view, config.validate_instruments)]
-    return assess(train, checks)
+              for role, view in check_views(train_view, config.validate_instruments,
+                                            config.wordings)]
+    return assess(train, checks, plain_r.option_mass, tuned_r.option_mass)

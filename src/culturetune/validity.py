@@ -1,12 +1,15 @@
 """Does an alignment hold? A tuned prompt scored on views of the survey it was not tuned on.
 
 The *training view* is the wording and option orders the optimizer saw. Each *check* is another
-view: another wording of the items (order-balanced), or the printed and the reversed order alone.
-For each view the plain model, the uniform answer (every index = C) and the tuned prompt are
-scored; the share of the training gain kept is ``(plain - tuned) / (plain - tuned on the training
-view)``. The verdict: *held* when every check keeps at least half of the gain, *collapsed* when
-one keeps none of it, *partly held* otherwise; *no gain* when tuning gained less than a point.
-The saved prompt is chosen on the training view only, never on these checks.
+view: another wording of the items (order-balanced), the printed and the reversed order alone,
+and what the model *says* (the ``said`` reading: its greedy answer, in both orders and in each
+alone). For each view the plain model, the uniform answer (every index = C) and the tuned prompt
+are scored; the share of the training gain kept is ``(plain - tuned) / (plain - tuned on the
+training view)``. The verdict: *held* when every check keeps at least half of the gain and the
+tuned prompt leaves at least half of the plain model's probability on the answer options,
+*collapsed* when a check keeps none of the gain, *partly held* otherwise; *no gain* when tuning
+gained less than a point. The verdict names the checks that failed. The saved prompt is chosen
+on the training view only, never on these checks.
 """
 
 from __future__ import annotations
@@ -21,40 +24,56 @@ HELD_SHARE = 0.5
 MIN_GAIN = 1.0
 #: Order sets that balance positions (reading in them averages position preference out).
 BALANCED = ("both", "cyclic", "all")
-BUNDLED_WORDINGS = ("vsm2013", "paraphrase")
+BUNDLED_WORDINGS = ("vsm2013", "paraphrase", "paraphrase2")
+#: The tuned prompt must leave at least this share of the plain model's option mass.
+MASS_SHARE = 0.5
+#: How a view's answers are read: ``expected`` (next-token probabilities over the options) or
+#: ``said`` (what the model says: its greedy first token, or its reply parsed).
+VIEW_READINGS = ("expected", "said")
 
 
 @dataclass(frozen=True)
 class View:
-    """A wording (bundled name or file path) read in an order set, calibrated or not."""
+    """A wording (bundled name or file path) read in an order set, calibrated or not, from
+    next-token probabilities (``expected``) or from what the model says (``said``)."""
 
     instrument: str
     orders: str
     calibrate: bool = False
+    reading: str = "expected"
 
     @property
     def name(self) -> str:
         wording = self.instrument if "/" not in self.instrument else self.instrument.rsplit(
             "/", 1)[-1]
-        return f"{wording} · {self.orders}" + (" · calibrated" if self.calibrate else "")
+        return (f"{wording} · {self.orders}" + (" · calibrated" if self.calibrate else "")
+                + (" · said" if self.reading == "said" else ""))
 
 
-def check_views(training: View, extra_instruments: Sequence[str] = ()) -> list[tuple[str, View]]:
-    """The held-out views of a run tuned on ``training``: (role, view) pairs.
+def check_views(
+    training: View, extra_instruments: Sequence[str] = (), trained: Sequence[str] = (),
+) -> list[tuple[str, View]]:
+    """The held-out views of a run tuned on ``training`` (and on the wordings ``trained``):
+    (role, view) pairs.
 
-    Roles: ``wording`` (another wording, order-balanced, same reading otherwise), ``shown``
-    and ``reversed`` (the training wording in one order alone). A view equal to the training
-    view is left out.
+    Roles: ``wording`` (every wording not tuned on, order-balanced, same reading otherwise),
+    ``shown`` and ``reversed`` (the training wording in one order alone), ``said``, ``said
+    shown`` and ``said reversed`` (what the model says to the training wording, in both orders
+    and in each alone; never calibrated). A view equal to the training view is left out.
     """
     balanced = training.orders if training.orders in BALANCED else "both"
+    tuned_on = {training.instrument, *trained}
     out: list[tuple[str, View]] = []
-    others = [w for w in BUNDLED_WORDINGS if w != training.instrument]
-    for wording in [*others, *extra_instruments]:
+    others = [w for w in [*BUNDLED_WORDINGS, *extra_instruments] if w not in tuned_on]
+    for wording in dict.fromkeys(others):
         out.append(("wording", View(wording, balanced, training.calibrate)))
     for orders in ("shown", "reversed"):
         view = View(training.instrument, orders, training.calibrate)
         if view != training:
             out.append((orders, view))
+    for role, orders in (("said", "both"), ("said shown", "shown"),
+                         ("said reversed", "reversed")):
+        out.append((role, View(training.instrument, orders, False, "said")))
     return out
 
 
@@ -100,6 +119,10 @@ class ViewResult:
     tuned: float | None
     kept: float | None = None
     state: str | None = None
+    reading: str = "expected"
+    #: ``said`` views: the share of replies that name an option, plain and tuned.
+    plain_answered: float | None = None
+    tuned_answered: float | None = None
 
 
 @dataclass
@@ -109,16 +132,29 @@ class Validity:
     training: ViewResult
     checks: list[ViewResult] = field(default_factory=list)
     verdict: str = "unknown"
-    rule: str = (f"held: every check keeps at least {HELD_SHARE:.0%} of the training gain; "
-                 "collapsed: a check keeps none of it; partly held otherwise")
+    rule: str = (f"held: every check (the said views included) keeps at least {HELD_SHARE:.0%} "
+                 f"of the training gain and the tuned option mass is at least "
+                 f"{MASS_SHARE:.0%} of the plain model's; collapsed: a check keeps none of the "
+                 "gain; partly held otherwise")
+    #: Option mass (probability on the answer options, training wording, mean over items).
+    plain_mass: float | None = None
+    tuned_mass: float | None = None
+    #: The checks that did not hold (their views, and "option mass" where it fell too far).
+    failed: list[str] = field(default_factory=list)
 
     @property
     def gain(self) -> float | None:
         t = self.training
         return None if t.plain is None or t.tuned is None else t.plain - t.tuned
 
+    @property
+    def mass_kept(self) -> float | None:
+        if self.plain_mass is None or self.tuned_mass is None or self.plain_mass <= 0:
+            return None
+        return self.tuned_mass / self.plain_mass
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "gain": self.gain}
+        return {**asdict(self), "gain": self.gain, "mass_kept": self.mass_kept}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Validity:
@@ -127,23 +163,40 @@ class Validity:
             checks=[ViewResult(**c) for c in d["checks"]],
             verdict=d["verdict"],
             rule=d.get("rule", cls.rule),
+            plain_mass=d.get("plain_mass"),
+            tuned_mass=d.get("tuned_mass"),
+            failed=list(d.get("failed", [])),
         )
 
 
-def assess(training: ViewResult, checks: Sequence[ViewResult]) -> Validity:
-    """Fill each check's share kept and state, and the verdict."""
-    v = Validity(training, list(checks))
+def assess(
+    training: ViewResult, checks: Sequence[ViewResult],
+    plain_mass: float | None = None, tuned_mass: float | None = None,
+) -> Validity:
+    """Fill each check's share kept and state, the verdict and the checks that failed; a
+    tuned option mass under ``MASS_SHARE`` of the plain model's keeps the verdict from held."""
+    v = Validity(training, list(checks), plain_mass=plain_mass, tuned_mass=tuned_mass)
     for c in v.checks:
         c.kept = share_kept(c.plain, c.tuned, v.gain)
         c.state = state(c.kept)
     v.verdict = verdict(v.gain, [c.kept for c in v.checks])
+    if v.verdict in ("no gain", "unknown"):
+        return v
+    v.failed = [c.view for c in v.checks if c.state != "held"]
+    kept = v.mass_kept
+    if kept is not None and kept < MASS_SHARE:
+        v.failed.append("option mass")
+        if v.verdict == "held":
+            v.verdict = "partly held"
     return v
 
 
 __all__ = [
     "BALANCED",
     "HELD_SHARE",
+    "MASS_SHARE",
     "MIN_GAIN",
+    "VIEW_READINGS",
     "Validity",
     "View",
     "ViewResult",

@@ -35,7 +35,11 @@ DIMENSION_NAMES: dict[str, str] = {
 DEFAULT_CONSTANT = 50.0
 SCALE = (1, 5)  # answers are 1..5, 1 = first option listed
 
-_INSTRUMENT_FILES = {"vsm2013": "vsm2013.json", "paraphrase": "vsm2013_paraphrase.json"}
+_INSTRUMENT_FILES = {
+    "vsm2013": "vsm2013.json",
+    "paraphrase": "vsm2013_paraphrase.json",
+    "paraphrase2": "vsm2013_paraphrase2.json",
+}
 INSTRUMENTS: tuple[str, ...] = tuple(_INSTRUMENT_FILES)
 
 

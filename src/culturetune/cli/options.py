@@ -16,7 +16,12 @@ from culturetune.views import ORDER_SETS
 
 #: Same as ``culturetune.survey.ANSWER_MODES`` (kept here so that the CLI imports no torch;
 #: a test checks that they agree).
-ANSWER_MODES: tuple[str, ...] = ("expected", "argmax", "generate")
+ANSWER_MODES: tuple[str, ...] = ("expected", "argmax", "said", "generate")
+#: Same as ``culturetune.survey.MISSING_RULES`` and ``culturetune.tuning.OBJECTIVES`` /
+#: ``READINGS`` (a test checks that they agree).
+MISSING_RULES: tuple[str, ...] = ("renormalise", "neutral")
+OBJECTIVE_NAMES: tuple[str, ...] = ("pooled", "mean", "worst")
+READING_NAMES: tuple[str, ...] = ("expected", "said")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 
 # Choices as enums (typer shows them in --help and rejects anything else as a usage error).
@@ -34,6 +39,11 @@ Placement = StrEnum("Placement", {n: n for n in PLACEMENT_NAMES})
 Init = StrEnum("Init", {n: n for n in INIT_NAMES})
 DEFAULT_OPTIMIZER = Optimizer(defaults.OPTIMIZER)
 DEFAULT_TUNE_ORDERS = TuneOrders(defaults.ORDERS)
+Missing = StrEnum("Missing", {n: n for n in MISSING_RULES})
+ObjectiveName = StrEnum("ObjectiveName", {n: n for n in OBJECTIVE_NAMES})
+ReadingName = StrEnum("ReadingName", {n: n for n in READING_NAMES})
+DEFAULT_MISSING = Missing(defaults.MISSING)
+DEFAULT_OBJECTIVE = ObjectiveName(defaults.OBJECTIVE)
 Split = StrEnum("Split", {n: n for n in ("easy", "hard")})
 Scoring = StrEnum("Scoring", {n: n for n in ("letter", "mc", "cloze", "loglik")})
 
@@ -114,7 +124,8 @@ LossOpt = Annotated[
 InstrumentOpt = Annotated[
     str,
     typer.Option(
-        help="vsm2013 (official wording), paraphrase (reworded items, not official) or the path "
+        help="vsm2013 (official wording), paraphrase, paraphrase2 (reworded items, not "
+        "official) or the path "
         "of an instrument .json file (a translation or rewording; see the README).",
     ),
 ]
@@ -190,4 +201,15 @@ GpusPerWorkerOpt = Annotated[
     typer.Option("--gpus-per-worker", help="GPUs per worker (0.5: two workers share a GPU). "
                  "Default: 1 where the cluster has GPUs, else 0.", show_default=False,
                  rich_help_panel="Ray"),
+]
+
+MissingOpt = Annotated[
+    Missing,
+    typer.Option(
+        help="expected reading: what the probability not on the answer options counts as. "
+        "renormalise: read the options' share alone; neutral: count the rest as the middle "
+        "answer (3), so that silence reads as no opinion.",
+        case_sensitive=False,
+        rich_help_panel="Reading answers",
+    ),
 ]

@@ -22,6 +22,7 @@ from culturetune.cli.common import (
     system_prompt,
 )
 from culturetune.cli.options import (
+    DEFAULT_MISSING,
     Answers,
     CalibrateOpt,
     ConstantOpt,
@@ -32,6 +33,7 @@ from culturetune.cli.options import (
     JsonOpt,
     LossKind,
     LossOpt,
+    MissingOpt,
     ModelOpt,
     OrdersOpt,
     PersonaOpt,
@@ -57,7 +59,10 @@ def survey(
         Answers,
         typer.Option(
             help="expected: probability-weighted mean over options 1-5; argmax: the most "
-            "likely option; generate: greedy decoding, first option number parsed.",
+            "likely option; said: what the model says (the greedy first token over the whole "
+            "vocabulary, or the greedy reply parsed where that is no option; a reply naming no "
+            "option reads as 3 and is counted); generate: greedy decoding, first option number "
+            "parsed.",
             case_sensitive=False,
             rich_help_panel="Reading answers",
         ),
@@ -73,6 +78,7 @@ def survey(
         ),
     ] = False,
     calibrate: CalibrateOpt = False,
+    missing: MissingOpt = DEFAULT_MISSING,
     instrument: InstrumentOpt = "vsm2013",
     prompt: PromptOpt = None,
     constant: ConstantOpt = None,
@@ -91,9 +97,9 @@ def survey(
     target = resolve_target(country)
     sys_prompt = system_prompt(persona, system)
     order_set = resolve_orders(orders, reverse_options)
-    if calibrate and str(answers) == "generate":
+    if calibrate and str(answers) in ("generate", "said"):
         raise CultureTuneError("--calibrate reweights next-token probabilities; it does not "
-                               "apply to --answers generate (use expected or argmax)")
+                               f"apply to --answers {answers} (use expected or argmax)")
     inst = load_instrument(instrument)
     soft = read_prompt(prompt)
     if order_set == "all":
@@ -108,11 +114,12 @@ def survey(
     sv = Survey(lm, inst, system=sys_prompt, orders=order_set, calibrate=calibrate,
                 placement=placement)
     if soft is not None:
-        extra = 8 if str(answers) == "generate" else 0
+        extra = 8 if str(answers) in ("generate", "said") else 0
         fits(lm, soft, prompt, sv.segments, extra)
     result = run_survey(
         sv, answers=str(answers), soft=None if soft is None else soft.embeddings,
         constants=constants, target=target, loss_kind=str(loss), prompt_name=prompt,
+        missing=str(missing),
     )
     if as_json:
         data = result.to_dict()

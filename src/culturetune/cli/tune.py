@@ -18,6 +18,8 @@ from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, resolve_target
 from culturetune.cli.options import (
+    DEFAULT_MISSING,
+    DEFAULT_OBJECTIVE,
     DEFAULT_OPTIMIZER,
     DEFAULT_TUNE_ORDERS,
     CalibrateOpt,
@@ -31,10 +33,13 @@ from culturetune.cli.options import (
     JsonOpt,
     LossKind,
     LossOpt,
+    MissingOpt,
     ModelOpt,
+    ObjectiveName,
     Optimizer,
     Placement,
     RayAddressOpt,
+    ReadingName,
     TargetOpt,
     ThreadsOpt,
     TrustOpt,
@@ -108,6 +113,33 @@ def tune(
         typer.Option("--validate-instrument", help="Also check the prompt on this wording (an "
                      "instrument .json file; repeatable). Never tuned on.", show_default=False),
     ] = None,
+    train_instrument: Annotated[
+        list[str] | None,
+        typer.Option("--train-instrument", help="Also tune on this wording (paraphrase, "
+                     "paraphrase2 or an instrument .json file; repeatable); the held-out "
+                     "checks leave out every wording tuned on.", show_default=False,
+                     rich_help_panel="Objective"),
+    ] = None,
+    objective: Annotated[
+        ObjectiveName,
+        typer.Option(help="How the training views (each wording x each order) combine: pooled "
+                     "(loss of the averaged answers), mean (mean of each view's loss), worst "
+                     "(the largest view loss).", case_sensitive=False,
+                     rich_help_panel="Objective"),
+    ] = DEFAULT_OBJECTIVE,
+    reading: Annotated[
+        ReadingName,
+        typer.Option(help="What the objective reads: expected (next-token probabilities) or "
+                     "said (the option the greedy first token names; a non-option reads as 3).",
+                     case_sensitive=False, rich_help_panel="Objective"),
+    ] = ReadingName.expected,
+    missing: MissingOpt = DEFAULT_MISSING,
+    min_mass: Annotated[
+        float | None,
+        typer.Option("--min-mass", help="Option-mass floor: candidates that leave less than "
+                     "this share of the plain model's probability on the answer options are "
+                     "penalised (e.g. 0.5).", show_default=False, rich_help_panel="Objective"),
+    ] = defaults.MIN_MASS,
     time_limit: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (resumable).")
     ] = None,
@@ -150,7 +182,8 @@ def tune(
     settings = dict(
         tokens=tokens, placement=str(placement), init=str(init), init_text=init_text,
         optimizer=str(optimizer), budget=budget, population=population, seed=seed,
-        loss=str(loss), orders=str(orders), calibrate=calibrate,
+        loss=str(loss), orders=str(orders), calibrate=calibrate, objective=str(objective),
+        reading=str(reading), missing=str(missing), min_mass=min_mass,
     )
     if resume is not None:
         folder = str(runfolder.check_run(resume))
@@ -162,7 +195,8 @@ def tune(
         config = TuneConfig(
             target=target, subspace=parse_subspace(subspace),
             constants=parse_constants(constant), instrument=instrument,
-            validate_instruments=list(validate_instrument or []), **settings,
+            validate_instruments=list(validate_instrument or []),
+            train_instruments=list(train_instrument or []), **settings,
         ).validate()
         slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
         slug = slug.strip("-").lower()[:60] or "custom"
@@ -176,7 +210,8 @@ def tune(
                 constant=lambda: parse_constants(constant), model=lambda: model,
                 instrument=lambda: instrument_key(instrument),
                 validate_instrument=lambda: [instrument_key(p)
-                                             for p in validate_instrument or []]))
+                                             for p in validate_instrument or []],
+                train_instrument=lambda: [instrument_key(p) for p in train_instrument or []]))
             config = _resume_config(folder, asked)
             model = model or (config.model if config.model != DEFAULT_MODEL else None)
         else:
@@ -198,6 +233,8 @@ def tune(
             "config": result.config.to_dict(), "baseline": result.baseline.to_dict(),
             "final": result.final.to_dict(), "uniform": result.baseline.uniform_loss.to_dict(),
             "validity": result.validity.to_dict(), "history": result.history,
+            "model_check": (None if result.model_check is None
+                            else result.model_check.to_dict()),
         })
         return
     print_tune_result(result)
@@ -243,7 +280,8 @@ def _given(ctx: typer.Context, *names: str) -> set[str]:
 def _given_values(ctx: typer.Context, **options: Callable[[], Any]) -> dict[str, Any]:
     """``TuneConfig`` fields of the options the user typed (values computed only for those)."""
     fields = {"country": "target", "constant": "constants",
-              "validate_instrument": "validate_instruments"}
+              "validate_instrument": "validate_instruments",
+              "train_instrument": "train_instruments"}
     return {fields.get(k, k): make() for k, make in options.items() if k in _given(ctx, k)}
 
 
@@ -271,8 +309,14 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
     scorer, or ``None`` to score here)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from culturetune.check import check_model
     from culturetune.tuning import tune as run_tune
 
+    checked = check_model(lm, config.instrument, progress=None if quiet else
+                          lambda what: common.status(f"model check: {what} ..."))
+    common.status(f"model check: {checked.summary()}")
+    if checked.warning():
+        common.status(f"warning: {checked.warning()}; it still runs")
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]tuning"), BarColumn(), TextColumn("{task.description}"),
                   TimeRemainingColumn(), console=console, transient=False,
@@ -285,4 +329,4 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
                 f"mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s"))
 
         return run_tune(lm, config, folder, resume=resume, time_limit=time_limit,
-                        on_progress=show, evaluate=evaluate)
+                        on_progress=show, evaluate=evaluate, model_check=checked)

@@ -152,7 +152,7 @@ def print_survey(result: SurveyResult, persona: str | None = None) -> None:
     if result.system:
         who = f"persona {persona}: " if persona else "system: "
         say(con, who + result.system)
-    generated = result.answers == "generate"
+    generated = result.answers in ("generate", "said")
     n_orders = len(result.order_list)
     per_order = 1 < n_orders <= ORDER_COLUMNS
     # On narrow consoles the question column takes what the numbers leave (cut with "…").
@@ -190,9 +190,17 @@ def print_survey(result: SurveyResult, persona: str | None = None) -> None:
             row.append(f"{min(got):.2f}-{max(got):.2f}" if got else MISSING)
         row.append(f"{it.mass:.2f}")
         if generated:
-            row.append(Text(" | ".join(repr(g)[1:-1] for g in it.generated_by_order or [])))
+            row.append(Text(" | ".join("·" if g is None else repr(g)[1:-1]
+                                       for g in it.generated_by_order or [])))
         table.add_row(*row)
     con.print(table)
+    if result.answered is not None:
+        say(con, f"replies naming an option: {result.answered:.0%} of items x orders"
+            + (" (· = the first token was an option; no reply generated)"
+               if result.answers == "said" else ""))
+    if result.missing == "neutral":
+        say(con, "probability off the options counts as the middle answer (--missing neutral)")
+    say(con, f"option mass (mean over items): {result.option_mass:.3f}")
     con.print(indices_table(result.indices, result.constants, result.target, result.loss))
     if result.target is not None:
         print_loss(con, result.target, result.loss, result.uniform_loss)
@@ -256,6 +264,45 @@ def print_countries(rows: Sequence[Target], one: bool = False) -> None:
     say(con, f"source: {TABLE_SOURCE}")
 
 
+# --------------------------------------------------------------------------- model check
+
+
+def print_model_check(check: Any) -> None:
+    """The model check: its three measurements, what the model said, and the verdict."""
+    from culturetune.check import MIN_AGREEMENT, MIN_PROBE_GAP
+
+    con = stdout()
+    say(con, f"model {check.model} · instrument {check.instrument} · {check.items} items · "
+        f"{check.seconds:.0f} s")
+    table = Table(title="Does the model answer by content?", title_justify="left",
+                  **_TABLE_STYLE)
+    for col in ("measurement", "value", "needs"):
+        table.add_column(col, justify="left" if col == "measurement" else "right")
+    table.add_row("(a) same option content, printed vs reversed",
+                  f"{check.content_agreement:.0%}", f">= {MIN_AGREEMENT:.0%}")
+    table.add_row("(a) same shown position, printed vs reversed",
+                  f"{check.position_agreement:.0%}", "")
+    table.add_row("(a) mean |printed - reversed| (1-5 scale)", f"{check.order_gap:.2f}", "")
+    for name, p in check.probe.items():
+        table.add_row(f"(b) {name}: asked to agree / disagree (1 = agreeing pole)",
+                      f"{p['asked_high']:.2f} / {p['asked_low']:.2f} (gap {p['gap']:+.2f})",
+                      f">= {MIN_PROBE_GAP:g}")
+    table.add_row("(c) first option token = option in the reply",
+                  f"{check.first_token_match:.0%}", "")
+    table.add_row("replies that name an option", f"{check.answered:.0%}", "")
+    con.print(table)
+    for name, said in check.said.items():
+        shown = " ".join("·" if v is None else str(v) for v in said)
+        say(con, f"said, {name} (option numbers as shown): {shown}")
+    if check.replies:
+        first = next(iter(check.replies.values()))[0]
+        say(con, f"first reply: {first!r}")
+    say(con, f"verdict: {check.verdict.upper()}")
+    warning = check.warning()
+    if warning:
+        say(con, f"note: {warning}")
+
+
 # --------------------------------------------------------------------------- tuning
 
 
@@ -265,8 +312,13 @@ def print_tune_result(result: Any) -> None:
     cfg = result.config
     say(con, f"{result.status}: {result.evaluations} evaluations in {result.seconds:.0f} s; "
         f"prompt saved in {result.folder}")
-    say(con, f"objective: {cfg.loss} loss on {cfg.instrument.rsplit('/', 1)[-1]}, orders "
-        f"{cfg.orders}{', calibrated' if cfg.calibrate else ''}; optimizer {cfg.optimizer}")
+    wordings = ", ".join(w.rsplit("/", 1)[-1] for w in cfg.wordings)
+    floor = "" if cfg.min_mass is None else f", option mass >= {cfg.min_mass:g} x plain"
+    say(con, f"objective: {cfg.objective} {cfg.loss} loss on {wordings}, orders {cfg.orders}"
+        f"{', calibrated' if cfg.calibrate else ''}, reading {cfg.reading} (missing mass: "
+        f"{cfg.missing}){floor}; optimizer {cfg.optimizer}")
+    if result.model_check is not None:
+        say(con, f"model check: {result.model_check.verdict}")
     table = Table(title=f"Indices vs {describe_target(cfg.target)}",
                   title_justify="left", **_TABLE_STYLE)
     for col in ("dim", "target", "plain", "uniform", "tuned"):
@@ -304,20 +356,54 @@ def print_validity(con: Console, validity: Any) -> None:
     """Does it hold? The training view and each check: plain, uniform, tuned, share kept."""
     table = Table(title="Does it hold? Loss on views the prompt was not tuned on",
                   title_justify="left", **_TABLE_STYLE)
-    for col in ("view", "role", "plain", "uniform", "tuned", "gain kept"):
+    for col in ("view", "role", "plain", "uniform", "tuned", "gain kept", "answered"):
         table.add_column(col, justify="left" if col in ("view", "role") else "right")
     for row in [validity.training, *validity.checks]:
-        role = {"training": "tuned on", "wording": "other wording", "shown": "printed order",
-                "reversed": "reversed order"}.get(row.role, row.role)
+        role = ROLE_NAMES.get(row.role, row.role)
         kept = "—" if row.kept is None else f"{100 * row.kept:.0f} %"
+        answered = ("" if row.tuned_answered is None else
+                    f"{row.plain_answered:.0%} → {row.tuned_answered:.0%}")
         table.add_row(row.view, role, _num(row.plain, ".2f"), f"{row.uniform:.2f}",
-                      _num(row.tuned, ".2f"), kept if row.role != "training" else "")
+                      _num(row.tuned, ".2f"), kept if row.role != "training" else "", answered)
     con.print(table)
+    if validity.tuned_mass is not None:
+        say(con, f"option mass: plain {validity.plain_mass:.3f} · tuned "
+            f"{validity.tuned_mass:.3f} ({_pct(validity.mass_kept)} kept)")
     gain = validity.gain
-    say(con, f"verdict: {validity.verdict.upper()} (training gain {_num(gain, '.2f')}; "
-        f"{validity.rule})")
-    if validity.verdict in ("collapsed", "partly held", "no gain"):
-        say(con, "read the tuned indices with care: they do not hold on every view above")
+    failed = f"; failed: {', '.join(validity.failed)}" if validity.failed else ""
+    say(con, f"verdict: {validity.verdict.upper()} (training gain {_num(gain, '.2f')}{failed})")
+    say(con, f"rule: {validity.rule}")
+    say(con, verdict_sentence(validity))
+
+
+#: How the validity table names each role.
+ROLE_NAMES = {"training": "tuned on", "wording": "other wording", "shown": "printed order",
+              "reversed": "reversed order", "said": "said, both orders",
+              "said shown": "said, printed order", "said reversed": "said, reversed order"}
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
+def verdict_sentence(validity: Any) -> str:
+    """The verdict read plainly, in one sentence."""
+    v = validity.verdict
+    if v == "no gain":
+        return "in plain words: tuning did not lower the loss by a point; nothing to check."
+    if v == "held":
+        return ("in plain words: the alignment held on every view checked, in what the model "
+                "says too, and the model still answers with the options.")
+    said = [c for c in validity.checks if c.reading == "said"]
+    said_lost = [c for c in said if c.state != "held"]
+    if said_lost and all(c.tuned == c.plain for c in said_lost):
+        return ("in plain words: what the model says did not change; the gain lives in "
+                "probability it does not say, so it is not an alignment of its answers.")
+    if "option mass" in validity.failed:
+        return ("in plain words: the prompt pushed probability off the answer options; the "
+                "tuned indices are read from what is left, not from answers the model gives.")
+    return ("in plain words: the gain does not carry over to every view checked (failed: "
+            f"{', '.join(validity.failed)}); do not read the tuned indices as the model's values.")
 
 
 # --------------------------------------------------------------------------- CulturalBench

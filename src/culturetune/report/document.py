@@ -50,6 +50,7 @@ def _intro(results: dict[str, Any]) -> list[Block]:
                     else "")
     return [
         ("h", 1, f"Cultural alignment experiment: {results['model']}"),
+        *_model_check(results),
         (
             "p",
             f"Countries: {cs}. Methods: {', '.join(methods(results))}. Tuned methods: "
@@ -89,6 +90,21 @@ def _intro(results: dict[str, Any]) -> list[Block]:
     ]
 
 
+def _model_check(results: dict[str, Any]) -> list[Block]:
+    """The model check first: can this model answer the survey by content at all?"""
+    check = results.get("model_check")
+    if not check:
+        return []
+    from culturetune.check import ModelCheck
+
+    c = ModelCheck.from_dict(check)
+    text = f"Model check ({c.instrument}): {c.summary()}."
+    if c.warning():
+        text += (" This model does not answer by content: any gain below measures the answer "
+                 "format, not values.")
+    return [("p", text)]
+
+
 def _section(title: str, text: str, table: Table) -> list[Block]:
     return [("h", 2, title), ("p", text), ("table", table)]
 
@@ -119,9 +135,12 @@ def _overview(results: dict[str, Any], figures: dict[str, Any]) -> list[Block]:
             blocks.append(("img", figures["convergence"], "Best loss against evaluations"))
         blocks += _section(
             "Validity at a glance",
-            "Verdict per method and country, with the share of the training gain kept on the "
-            "other wording / in the printed order alone / in the reversed order alone (views "
-            "equal to the one tuned on are left out); details in the validity section below.",
+            "Verdict per method and country, with the share of the training gain kept on each "
+            "check: the other wordings / the printed order alone / the reversed order alone / "
+            "what the model says in both orders / in the printed / in the reversed order (views "
+            "equal to the one tuned on are left out). Held needs every check to keep half the "
+            "gain and the option mass to stay at half the plain model's; details in the "
+            "validity section below.",
             verdict_table(results),
         )
     acc = accuracy_summary_table(results)

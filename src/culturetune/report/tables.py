@@ -24,9 +24,15 @@ VIEW_LABELS = {
     "vsm2013:cyclic": "official, 5 cyclic orders",
     "paraphrase:both": "paraphrase, printed + reversed",
     "paraphrase:cyclic": "paraphrase, 5 cyclic orders",
+    "paraphrase2:both": "second paraphrase, printed + reversed",
+    "vsm2013:both:said": "official, said, printed + reversed",
+    "vsm2013:shown:said": "official, said, printed order",
+    "vsm2013:reversed:said": "official, said, reversed order",
 }
 ROLE_LABELS = {"wording": "other wording", "shown": "printed order alone",
-               "reversed": "reversed order alone"}
+               "reversed": "reversed order alone", "said": "what the model says",
+               "said shown": "what it says, printed order",
+               "said reversed": "what it says, reversed order"}
 
 
 @dataclass
@@ -101,12 +107,15 @@ def cells_of(
 
 def view_label(key: str) -> str:
     """A readable name for a view key (``vsm2013:both`` -> "official, printed + reversed")."""
-    base, cal = (key[:-4], True) if key.endswith(":cal") else (key, False)
+    if key in VIEW_LABELS:
+        return VIEW_LABELS[key]
+    base, said = (key[:-5], True) if key.endswith(":said") else (key, False)
+    base, cal = (base[:-4], True) if base.endswith(":cal") else (base, False)
     label = VIEW_LABELS.get(base)
     if label is None:
         path, _, orders = base.rpartition(":")
         label = f"{path.rsplit('/', 1)[-1]}, {orders}"
-    return label + (", calibrated" if cal else "")
+    return label + (", calibrated" if cal else "") + (", said" if said else "")
 
 
 def headline(results: dict[str, Any]) -> str:
@@ -154,7 +163,18 @@ def _checks(results: dict[str, Any], method: str) -> list[tuple[str, str]]:
     """(role, view key) of each check of a method's validity."""
     extra = results["config"].get("validate_instruments") or []
     train = view_from_key(training_view(results, method))
-    return [(role, view_key(v)) for role, v in check_views(train, extra)]
+    trained = results.get("specs", {}).get(method, {}).get("wordings") or []
+    # only views the experiment read (results made before said views and paraphrase2 lack them)
+    present = {k for c in results["cells"] for k in c.get("views", {})}
+    return [(role, view_key(v)) for role, v in check_views(train, extra, trained)
+            if view_key(v) in present]
+
+
+def _mass(cells: Sequence[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
+    """Mean option mass of the plain model and of the cells on a view (``None`` if unknown)."""
+    plain = mean_sd((c["plain_reference"].get("mass") or {}).get(key) for c in cells)[0]
+    tuned = mean_sd((c.get("views", {}).get(key) or {}).get("option_mass") for c in cells)[0]
+    return plain, tuned
 
 
 # --------------------------------------------------------------------------- tables
@@ -289,9 +309,11 @@ def validity(results: dict[str, Any], country: dict[str, Any], method: str) -> d
                           uniform=uniform_loss(results, country["code"]) or 0.0,
                           tuned=mean_sd(view_loss(c, key) for c in cells)[0])
 
-    v = assess(row("training", train), [row(r, k) for r, k in _checks(results, method)])
+    v = assess(row("training", train), [row(r, k) for r, k in _checks(results, method)],
+               *_mass(cells, train))
     return {"method": method, "training": train, "loss": v.training.tuned,
-            "plain": v.training.plain, "verdict": v.verdict,
+            "plain": v.training.plain, "verdict": v.verdict, "failed": v.failed,
+            "plain_mass": v.plain_mass, "tuned_mass": v.tuned_mass,
             "checks": {k: {"role": c.role, "loss": c.tuned, "plain": c.plain, "kept": c.kept,
                            "state": c.state}
                        for (_, k), c in zip(_checks(results, method), v.checks, strict=True)}}
@@ -400,7 +422,9 @@ def validity_statement(results: dict[str, Any], country: dict[str, Any], method:
     collapsed = [c["role"] for c in v["checks"].values() if c["state"] == "collapsed"]
     if collapsed:
         what = {"wording": "the wording", "shown": "the printed order",
-                "reversed": "the reversed order"}
+                "reversed": "the reversed order", "said": "what the model says",
+                "said shown": "what it says in the printed order",
+                "said reversed": "what it says in the reversed order"}
         lost = " and ".join(what.get(r, r) for r in collapsed)
         parts.append(f"It does not carry over to {lost}.")
     parts.append(_accuracy_sentence(cells_of(results, country["code"], method)))

@@ -1,0 +1,234 @@
+"""The model check, the ``said`` reading, the objective's views and mass floor, and the verdict
+rule, on synthetic respondents (the bundled tokenizer and chat template, answers decided by a
+rule that reads the prompt) and on the bundled model itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from synthetic import by_content, by_position, install
+
+from culturetune.check import MIN_PROBE_GAP, ModelCheck, check_model, poles, run_check, verdict
+from culturetune.survey import NO_ANSWER, Survey, apply_missing, run_survey, said_values
+from culturetune.targets import lookup_country
+from culturetune.validity import ViewResult, assess
+from culturetune.vsm import load_instrument, parse_constants
+
+C50 = parse_constants(None)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from culturetune.models import load_model
+
+    return load_model()
+
+
+# --------------------------------------------------------------------------- the model check
+
+
+@pytest.mark.model
+def test_a_respondent_that_answers_by_position_is_named_so(lm, monkeypatch) -> None:
+    install(monkeypatch, by_position(0))
+    c = run_check(lm)
+    assert c.verdict == "answers by position"
+    assert c.content_agreement == 0 and c.position_agreement == 1
+    assert all(p["gap"] == 0 for p in c.probe.values())
+    assert c.said["printed"] == [1] * 24 and c.said["reversed"] == [1] * 24
+    assert c.warning() and "measure the answer format" in c.warning()
+
+
+@pytest.mark.model
+def test_a_respondent_that_reads_the_options_answers_by_content(lm, monkeypatch) -> None:
+    install(monkeypatch, by_content())
+    c = run_check(lm)
+    assert c.verdict == "answers by content", c.summary()
+    assert c.content_agreement == 1
+    # asked to agree it names the agreeing pole (1), asked to disagree the other one (5)
+    for p in c.probe.values():
+        assert p["asked_high"] == 1 and p["asked_low"] == 5 and p["gap"] >= MIN_PROBE_GAP
+    assert c.first_token_match == 1 and c.answered == 1 and c.warning() is None
+
+
+@pytest.mark.model
+def test_content_without_instructions_does_not_follow_them(lm, monkeypatch) -> None:
+    install(monkeypatch, by_content(follows_instructions=False))
+    c = run_check(lm)
+    assert c.verdict == "does not follow instructions"
+    assert c.content_agreement == 1 and not c.probe_passed
+
+
+@pytest.mark.model
+def test_a_respondent_that_names_no_option_does_not_answer(lm, monkeypatch) -> None:
+    install(monkeypatch, lambda system, user: None)
+    c = run_check(lm)
+    assert c.verdict == "does not answer" and c.answered == 0
+    assert c.replies["printed"][0] == "I am not sure."
+
+
+def test_verdict_order_and_poles() -> None:
+    assert verdict(0.9, 0.1, True, 1.0) == "answers by content"
+    assert verdict(0.9, 0.1, False, 1.0) == "does not follow instructions"
+    # a respondent that always names the middle option agrees with itself in content and in
+    # position; without following instructions it is answering by position
+    assert verdict(1.0, 1.0, False, 1.0) == "answers by position"
+    assert verdict(0.2, 0.2, False, 1.0) == "answers inconsistently"
+    assert verdict(1.0, 0.0, True, 0.3) == "does not answer"
+    signs = poles(load_instrument())
+    assert signs[19] == -1 and (np.delete(signs, 19) == 1).all()  # m20 runs never..always
+
+
+@pytest.mark.model
+def test_the_check_is_cached_per_model_and_instrument(lm, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    install(monkeypatch, by_position(0))
+    first = check_model(lm)
+    import culturetune.check as check_module
+
+    def fail(*a, **k):
+        raise AssertionError("measured again instead of read from the cache")
+
+    monkeypatch.setattr(check_module, "run_check", fail)
+    assert check_model(lm).to_dict() == first.to_dict()
+    with pytest.raises(AssertionError, match="measured again"):
+        check_model(lm, "paraphrase")  # another instrument is another entry
+    with pytest.raises(AssertionError, match="measured again"):
+        check_model(lm, refresh=True)
+
+
+@pytest.mark.model
+def test_the_bundled_model_answers_by_position(lm) -> None:
+    """The real default model names the first listed option under any instruction."""
+    c = check_model(lm)
+    assert c.verdict == "answers by position", c.summary()
+    assert ModelCheck.from_dict(json.loads(json.dumps(c.to_dict()))).verdict == c.verdict
+
+
+# --------------------------------------------------------------------------- the said reading
+
+
+@pytest.mark.model
+def test_said_reads_what_is_said_and_counts_non_answers(lm, monkeypatch) -> None:
+    inst = load_instrument()
+    quiet = {it.text for it in inst.items[:3]}  # three items get no option named
+
+    def pick(system, user):
+        return None if any(q in user for q in quiet) else 1  # else the second option shown
+
+    install(monkeypatch, pick, mass=0.5)
+    survey = Survey(lm, orders="both")
+    r = run_survey(survey, answers="said", constants=C50, target=lookup_country("China"))
+    assert r.answered == pytest.approx(21 / 24)
+    assert [it.mean for it in r.items[:3]] == [3.0, 3.0, 3.0]  # a non-answer reads as 3
+    # shown position 2 is option 2 printed and option 4 reversed: mean 3 either way, but each
+    # order alone says what it said
+    assert r.items[5].order_means == [2.0, 4.0]
+    assert r.items[0].generated_by_order == ["I am not sure.", "I am not sure."]
+    assert r.items[5].generated_by_order == [None, None]  # first token was an option
+    assert any("name no option" in n for n in r.notes)
+
+
+def test_said_values_and_the_missing_rule() -> None:
+    said = np.array([[0, 4, NO_ANSWER]])
+    assert said_values(said).tolist() == [[1.0, 5.0, 3.0]]
+    means, mass = np.array([1.0, 5.0]), np.array([0.5, 0.0])
+    assert apply_missing(means, mass, "renormalise").tolist() == [1.0, 5.0]
+    assert apply_missing(means, mass, "neutral").tolist() == [2.0, 3.0]
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+def _mass_of(soft: torch.Tensor | None) -> torch.Tensor:
+    """Candidate 0 (or the plain model) keeps 0.6 on the options; a prompt whose first value is
+    negative leaves 0.1."""
+    if soft is None:
+        return torch.tensor([0.6])
+    return torch.where(soft[:, 0, 0] < 0, torch.tensor(0.1), torch.tensor(0.6))
+
+
+@pytest.mark.model
+def test_objectives_aggregate_views_and_floor_the_mass(lm, monkeypatch) -> None:
+    from culturetune.targets import loss_batch
+    from culturetune.tuning import MASS_PENALTY, Objective
+    from culturetune.vsm import compute_indices_batch
+
+    # a respondent that names a position chosen by the question, not by the options' content
+    install(monkeypatch, lambda system, user: len(user) % 5, mass=_mass_of)
+    target = lookup_country("China")
+    surveys = [Survey(lm, w, orders="both") for w in ("vsm2013", "paraphrase")]
+    prompts = torch.ones(2, 1, lm.hidden_size)
+    prompts[1, 0, 0] = -1.0
+    per_view = []
+    for s in surveys:
+        for o in range(2):
+            means = s.read(prompts).order_means()[:, o]
+            per_view.append(loss_batch(compute_indices_batch(means, C50), target))
+    per_view = np.stack(per_view, 1)  # [2 candidates, 4 views]
+    # by position: the printed and the reversed order disagree, and so do the wordings
+    assert per_view[0].max() - per_view[0].min() > 2
+    worst = Objective(surveys, target, C50, aggregate="worst")
+    mean = Objective(surveys, target, C50, aggregate="mean")
+    pooled = Objective(surveys, target, C50, aggregate="pooled")
+    np.testing.assert_allclose(worst(prompts), per_view.max(1))
+    np.testing.assert_allclose(mean(prompts), per_view.mean(1))
+    pooled_means = np.mean([s.read(prompts).order_means().mean(1) for s in surveys], 0)
+    np.testing.assert_allclose(pooled(prompts), loss_batch(
+        compute_indices_batch(pooled_means, C50), target), rtol=1e-6)
+    floored = Objective(surveys, target, C50, aggregate="worst", min_mass=0.5)
+    assert floored.floor == pytest.approx(0.3)
+    penalty = MASS_PENALTY * (0.3 - 0.1) / 0.3
+    np.testing.assert_allclose(floored(prompts), per_view.max(1) + [0, penalty], rtol=1e-5)
+    # the neutral rule pulls what is off the options to the middle: less mass, nearer 3
+    neutral = Objective(surveys, target, C50, aggregate="worst", missing="neutral")
+    assert neutral(prompts)[1] < neutral(prompts)[0]
+
+
+# --------------------------------------------------------------------------- the verdict
+
+
+def _row(role: str, plain: float, tuned: float, reading: str = "expected") -> ViewResult:
+    return ViewResult(role=role, view=role, instrument="vsm2013", orders="both",
+                      calibrated=False, plain=plain, uniform=26.5, tuned=tuned, reading=reading)
+
+
+def test_held_needs_the_said_views_and_the_mass() -> None:
+    train = _row("training", 27.0, 17.0)  # gain 10
+    good = [_row("wording", 27.0, 20.0), _row("shown", 27.0, 21.0),
+            _row("said", 27.0, 21.0, "said")]
+    assert assess(train, good, 0.6, 0.5).verdict == "held"
+    lost_mass = assess(train, good, 0.6, 0.1)
+    assert lost_mass.verdict == "partly held" and lost_mass.failed == ["option mass"]
+    says_nothing_new = good[:2] + [_row("said", 27.0, 27.0, "said")]
+    v = assess(train, says_nothing_new, 0.6, 0.5)
+    assert v.verdict == "collapsed" and v.failed == ["said"]
+    weak = good[:2] + [_row("said", 27.0, 24.0, "said")]
+    assert assess(train, weak, 0.6, 0.5).verdict == "partly held"
+    assert assess(_row("training", 27.0, 26.5), good, 0.6, 0.1).verdict == "no gain"
+
+
+# --------------------------------------------------------------------------- stored with a run
+
+
+@pytest.mark.model
+def test_tune_stores_the_check_and_the_said_views(lm, tmp_path) -> None:
+    from culturetune.tuning import TuneConfig, tune
+
+    cfg = TuneConfig(target=lookup_country("China"), budget=8, population=8, seed=1,
+                     objective="worst", train_instruments=["paraphrase"], min_mass=0.5)
+    result = tune(lm, cfg, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "culturetune.json").read_text())
+    assert meta["model_check"]["verdict"] == "answers by position"
+    assert result.model_check.verdict == "answers by position"
+    v = meta["validity"]
+    roles = [c["role"] for c in v["checks"]]
+    # paraphrase was tuned on: only the second paraphrase is a held-out wording
+    assert [c["instrument"] for c in v["checks"] if c["role"] == "wording"] == ["paraphrase2"]
+    assert {"said", "said shown", "said reversed", "shown", "reversed"} <= set(roles)
+    assert v["training"]["view"].startswith("worst of vsm2013, paraphrase")
+    said = next(c for c in v["checks"] if c["role"] == "said")
+    assert said["plain_answered"] == 1.0 and said["reading"] == "said"
+    assert v["plain_mass"] == pytest.approx(result.baseline.option_mass)
