@@ -8,10 +8,33 @@ changed or removed, and (for the input checks, which come first) that no model w
 The ``model`` tests at the end need the bundled model: limits that depend on it (context length,
 memory), extending a run with ``--resume --budget``, two processes on one folder, and SIGINT to
 a real ``culturetune tune``.
+
+A full disk (issue 19), by fault injection (:class:`FullDisk`), at every write point:
+
+=============================  =========================================================
+write point                    test
+=============================  =========================================================
+run.json (start and end)       test_tune_on_a_full_disk_at_every_write_then_resume_...
+checkpoint.safetensors         (same; ``--resume`` ends with the uninterrupted prompt)
+history.csv                    (same)
+adapter_model.safetensors,     (same; the prompt's files are put in place all or none)
+adapter_config.json,
+culturetune.json
+cells/<code>/<method>.json     test_experiment_on_a_full_disk_at_every_write_then_goes_on
+results.json, report.md,       (same)
+report.html, figures/*.png
+report.md, report.html, each   test_report_on_a_full_disk_changes_nothing_then_writes_all
+figure (``report``)            (the REPORT_FAULTS table)
+the dequantized model cache    test_model_cache_on_a_full_disk_leaves_no_folder
+=============================  =========================================================
+
+The causes (ENOSPC, EDQUOT, EROFS, EACCES) and the file modes under two umasks are in
+``test_files.py``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import random
@@ -860,3 +883,260 @@ def test_limits_that_need_the_model(args: list[str], needle: str, tmp_path: Path
     if args[0] == "tune":
         assert not (tmp_path / "r").exists()
 
+
+
+# --------------------------------------------------------------------------- a full disk (issue 19)
+
+
+class FullDisk:
+    """Makes writes of the named files fail with ENOSPC at the low-level writers culturetune
+    uses (safetensors' ``save_file``, ``Path.write_text``, matplotlib's ``savefig``), after
+    half the bytes were written, as a full disk does; from the ``after``-th write of that file
+    on (0: the first) until :meth:`free`."""
+
+    MESSAGE = "No space left on device"
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import safetensors.torch
+        from matplotlib.figure import Figure
+
+        self.name: str | None = None
+        self.after = 0
+        self.seen = 0
+        real_save, real_text, real_fig = (safetensors.torch.save_file, Path.write_text,
+                                          Figure.savefig)
+
+        def save_file(tensors: dict, filename: str, metadata: dict | None = None) -> None:
+            if self._hit(filename):
+                from safetensors import SafetensorError
+
+                Path(filename).write_bytes(safetensors.torch.save(tensors)[:100])
+                raise SafetensorError(f"Error while serializing: I/O error: {self.MESSAGE} "
+                                      "(os error 28)")
+            real_save(tensors, filename, metadata=metadata)
+
+        def write_text(path: Path, data: str, *args: object, **kwargs: object) -> int:
+            if self._hit(path):
+                real_text(path, data[: len(data) // 2], *args, **kwargs)
+                raise OSError(errno.ENOSPC, self.MESSAGE, str(path))
+            return real_text(path, data, *args, **kwargs)
+
+        def savefig(fig: object, fname: object, *args: object, **kwargs: object) -> None:
+            if self._hit(fname):
+                Path(str(fname)).write_bytes(b"\x89PNG\r\n\x1a\n")
+                raise OSError(errno.ENOSPC, self.MESSAGE, str(fname))
+            real_fig(fig, fname, *args, **kwargs)
+
+        monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+        monkeypatch.setattr(Path, "write_text", write_text)
+        monkeypatch.setattr(Figure, "savefig", savefig)
+
+    def fail(self, name: str, after: int = 0) -> FullDisk:
+        self.name, self.after, self.seen = name, after, 0
+        return self
+
+    def free(self) -> None:
+        self.name = None
+
+    def _hit(self, path: object) -> bool:
+        # atomic_path writes ``.NAME.XXXXXXXX`` beside ``NAME``
+        if self.name is None or not Path(str(path)).name.startswith(f".{self.name}."):
+            return False
+        self.seen += 1
+        return self.seen > self.after
+
+
+@pytest.fixture
+def disk(monkeypatch: pytest.MonkeyPatch) -> FullDisk:
+    return FullDisk(monkeypatch)
+
+
+def assert_full_disk(code: int, err: str, name: str, then: str) -> None:
+    """One ``error:`` line naming the file and the full disk, saying what to run; exit 2."""
+    assert_clean_error(code, err, f"{name}: the disk is full")
+    assert then in err and "free some space" in err, err
+
+
+def assert_nothing_half_written(root: Path) -> None:
+    """No temporary file is left, and every file there is whole (it parses)."""
+    from safetensors.numpy import load_file
+
+    for path in root.rglob("*"):
+        assert not path.name.startswith("."), path
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".safetensors":
+            load_file(str(path))
+        elif path.suffix == ".png":
+            assert path.read_bytes().endswith(b"IEND\xaeB`\x82"), path
+        elif path.suffix == ".html":
+            assert path.read_text().rstrip().endswith("</html>"), path
+
+
+# (id, file that cannot be written): `culturetune report` on the quick results; nothing in
+# the folder changes, and the same command once there is space writes the whole report.
+REPORT_FAULTS = [
+    ("report-md", "report.md"),
+    ("report-html", "report.html"),
+    ("report-radar", "radar-CHI.png"),
+    ("report-convergence", "convergence.png"),
+    ("report-loss-bars", "loss-by-method.png"),
+]
+
+
+@pytest.mark.parametrize("name", [c[1] for c in REPORT_FAULTS], ids=[c[0] for c in REPORT_FAULTS])
+def test_report_on_a_full_disk_changes_nothing_then_writes_all(
+        name: str, sandbox, disk: FullDisk, capsys: pytest.CaptureFixture[str]) -> None:
+    root, cleanup = sandbox
+    results(lambda d: None)(root, cleanup)
+    before = snapshot(root)
+    disk.fail(name)
+    code, _, err = run_cli(["report", "exp"], capsys)
+    assert_full_disk(code, err, f"exp/{'figures/' if name.endswith('.png') else ''}{name}",
+                     "run the command again")
+    assert snapshot(root) == before
+    disk.free()
+    code, _, err = run_cli(["report", "exp"], capsys)
+    assert code == 0, err
+    assert {"report.md", "report.html", "figures/radar-CHI.png"} <= set(snapshot(root / "exp"))
+    assert_nothing_half_written(root)
+
+
+def test_model_cache_on_a_full_disk_leaves_no_folder(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dequantized copy of a GGUF model is cached whole or not at all (transformers is
+    replaced by a stand-in whose save_pretrained writes half a file, then fails as
+    safetensors does on a full disk)."""
+    import types
+
+    import transformers
+    from safetensors import SafetensorError
+
+    full = {"disk": True}
+
+    class Stub:
+        config = types.SimpleNamespace()
+
+        def save_pretrained(self, folder: str, **kwargs: object) -> None:
+            (Path(folder) / "model.safetensors").write_bytes(b"half")
+            if full["disk"]:
+                raise SafetensorError("Error while serializing: I/O error: No space left on "
+                                      "device (os error 28)")
+            (Path(folder) / "config.json").write_text("{}")
+
+        def to(self, device: str) -> Stub:
+            return self
+
+    monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path / "cache"))
+    for auto in (transformers.AutoModelForCausalLM, transformers.AutoTokenizer):
+        monkeypatch.setattr(auto, "from_pretrained", lambda *a, **k: Stub())
+    gguf_file = tmp_path / "tiny.gguf"
+    gguf_file.write_bytes(b"GGUF" + bytes(60))
+    with pytest.raises(CultureTuneError, match="the disk is full") as caught:
+        models._load_cached_gguf(gguf_file, "float32", "cpu")
+    cached = models.gguf_cache_folder(gguf_file)
+    assert str(cached) in str(caught.value) and "CULTURETUNE_CACHE" in str(caught.value)
+    assert caught.value.exit_code == 2
+    assert list(cached.parent.iterdir()) == []  # no half-written cache folder
+    full["disk"] = False
+    models._load_cached_gguf(gguf_file, "float32", "cpu")
+    assert (cached / "config.json").exists() and list(cached.parent.iterdir()) == [cached]
+
+
+def _tune_cli(lm: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+              *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: lm)
+    return run_cli(["tune", *args], capsys)
+
+
+@pytest.mark.model
+def test_tune_on_a_full_disk_at_every_write_then_resume_equals_uninterrupted(
+        lm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk: FullDisk,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each write of ``tune`` fails in turn on a full disk (run.json, the checkpoint,
+    history.csv, the three prompt files, run.json at the end): one error line naming the file,
+    exit 2, nothing half-written, the last checkpoint kept; ``--resume`` once there is space
+    ends with the uninterrupted run's prompt, bit for bit."""
+    from culturetune import tuning
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tuning, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every step
+    settings = ["--country", "China", "--budget", "16", "--population", "8", "--seed", "3"]
+    code, _, err = _tune_cli(lm, monkeypatch, capsys, *settings, "--out", "fresh")
+    assert code == 0, err
+    run_dir = tmp_path / "r"
+
+    def tune_fails(name: str, after: int, then: str, *args: str) -> None:
+        disk.fail(name, after)
+        code, _, err = _tune_cli(lm, monkeypatch, capsys, *args)
+        disk.free()
+        assert_full_disk(code, err, f"r/{name}", then)
+        assert_nothing_half_written(tmp_path)
+
+    resume = "continue the run with `culturetune tune --resume r`"
+    # run.json of a new run: nothing is saved, the folder goes again
+    tune_fails("run.json", 0, "run the same command again (nothing was saved)",
+               *settings, "--out", "r")
+    assert not run_dir.exists()
+    # the checkpoint of the second step: the first is kept, run.json says the run stopped
+    tune_fails("checkpoint.safetensors", 1, resume, *settings, "--out", "r")
+    assert runfolder.recorded_evaluations(run_dir) == 8
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    # history.csv: the checkpoint is written first, the history is rebuilt from it
+    history = (run_dir / "history.csv").read_bytes()
+    tune_fails("history.csv", 0, resume, "--resume", "r")
+    assert (run_dir / "history.csv").read_bytes() == history
+    assert runfolder.recorded_evaluations(run_dir) == 16
+    # the prompt's three files at the end of the run: none of them is put in place
+    for name in ("adapter_model.safetensors", "adapter_config.json", "culturetune.json"):
+        tune_fails(name, 0, resume, "--resume", "r")
+        assert sorted(p.name for p in run_dir.iterdir()) == [
+            "checkpoint.safetensors", "history.csv", "run.json"]
+    # run.json at the end (its first write of this resume goes through)
+    tune_fails("run.json", 1, resume, "--resume", "r")
+    code, out, err = _tune_cli(lm, monkeypatch, capsys, "--resume", "r", "--json")
+    assert code == 0, err
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+    assert_nothing_half_written(tmp_path)
+    resumed = json.loads(out)
+    fresh = json.loads((tmp_path / "fresh" / "culturetune.json").read_text())
+    assert resumed["evaluations"] == fresh["evaluations"] == 16
+    assert resumed["final"]["loss"] == fresh["final"]["loss"]
+    import torch
+
+    a, b = _prompt_tensor(run_dir), _prompt_tensor(tmp_path / "fresh")
+    assert a.dtype == b.dtype == torch.float32 and a.equal(b)
+
+
+@pytest.mark.model
+def test_experiment_on_a_full_disk_at_every_write_then_goes_on(
+        lm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk: FullDisk,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each write of ``experiment`` fails in turn (the cell, results.json, a figure and the
+    report): one error line naming the file, exit 2, nothing half-written; the same command
+    once there is space reuses the saved cell and writes the rest."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: lm)
+    args = ["experiment", "--countries", "China", "--methods", "plain", "--data", str(FIXTURE),
+            "--bench-limit", "2", "--out", "exp", "--json"]
+    then = "run the same experiment again (same output folder)"
+    cell = tmp_path / "exp" / "cells" / "CHI" / "plain.json"
+    for name, rel in (("plain.json", "cells/CHI/plain.json"), ("results.json", "results.json"),
+                      ("radar-CHI.png", "figures/radar-CHI.png"), ("report.md", "report.md"),
+                      ("report.html", "report.html")):  # in the order they are written
+        saved = cell.read_bytes() if cell.exists() else None
+        disk.fail(name)
+        code, _, err = run_cli(args, capsys)
+        disk.free()
+        assert_full_disk(code, err, f"exp/{rel}", then)
+        assert not (tmp_path / "exp" / rel).exists()
+        assert_nothing_half_written(tmp_path)
+        assert saved is None or cell.read_bytes() == saved  # a finished cell is kept
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    results_doc = json.loads(out)
+    assert results_doc["reused_cells"] == 1
+    assert results_doc["cells"] == [json.loads(cell.read_text())]
+    assert {"results.json", "report.md", "report.html", "figures/radar-CHI.png"} <= set(
+        snapshot(tmp_path / "exp"))
+    assert_nothing_half_written(tmp_path)

@@ -37,7 +37,7 @@ from typing import Any
 from culturetune import defaults
 from culturetune.cells import CellRunner, CellSpec, Progress, cell_path
 from culturetune.errors import CultureTuneError
-from culturetune.files import read_text, write_json
+from culturetune.files import WriteError, read_text, write_json
 from culturetune.inputs import check_experiment_limits, loads_json
 from culturetune.methods import (
     BASELINES,
@@ -353,45 +353,50 @@ def run_experiment(
         say(f"model check: {model_check.summary()}")
         if model_check.warning():
             say(f"warning: {model_check.warning()}; the experiment still runs")
-    grid = executor.run_grid(config, out, say)
-    runner, records = grid.runner, grid.cells
-    results = {
-        "format": FORMAT,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-        "model": grid.model,
-        "machine": grid.machine,
-        "versions": versions(),
-        "model_check": None if model_check is None else model_check.to_dict(),
-        "instruments": {"vsm2013": "VSM 2013 (official items)", "paraphrase": PARAPHRASE_NOTE,
-                    "paraphrase2": PARAPHRASE_NOTE.replace("paraphrased", "paraphrased (again)"),
-                        **{p: "user's instrument file" for p in config.validate_instruments}},
-        "views": [{"key": view_key(v), "name": v.name, "instrument": v.instrument,
-                   "orders": v.orders, "calibrate": v.calibrate, "reading": v.reading}
-                  for v in runner.views],
-        "headline": view_key(HEADLINE),
-        "specs": {s.name: {"optimizer": s.optimizer, "orders": s.orders,
-                           "calibrate": s.calibrate,
-                           "training_view": s.training_view and view_key(s.training_view),
-                           "wordings": _tuned_wordings() if s.tuned else []}
-                  for s in config.specs},
-        "bench": {
-            "split": config.bench_split,
-            "source": runner.bench.source,
-            "limit": config.bench_limit,
-            "scoring": "letter" if config.bench_split == "easy" else "true/false",
-            "orders": config.bench_orders if config.bench_split == "easy" else None,
-        },
-        "countries": [_country_entry(t, runner.bench) for t in config.targets],
-        "methods": list(config.methods),
-        "dimensions": list(DIMENSIONS),
-        "cells": records,
-        "reused_cells": grid.reused,
-        "seconds": round(time.perf_counter() - began, 3),
-    }
-    write_json(out / "results.json", results)
-    say(f"writing the report in {out} ...")
-    write_report(results, out)
+    try:
+        grid = executor.run_grid(config, out, say)
+        runner, records = grid.runner, grid.cells
+        results = {
+            "format": FORMAT,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": config.to_dict(),
+            "model": grid.model,
+            "machine": grid.machine,
+            "versions": versions(),
+            "model_check": None if model_check is None else model_check.to_dict(),
+            "instruments": {"vsm2013": "VSM 2013 (official items)", "paraphrase": PARAPHRASE_NOTE,
+                            "paraphrase2": PARAPHRASE_NOTE.replace("paraphrased",
+                                                                   "paraphrased (again)"),
+                            **{p: "user's instrument file" for p in config.validate_instruments}},
+            "views": [{"key": view_key(v), "name": v.name, "instrument": v.instrument,
+                       "orders": v.orders, "calibrate": v.calibrate, "reading": v.reading}
+                      for v in runner.views],
+            "headline": view_key(HEADLINE),
+            "specs": {s.name: {"optimizer": s.optimizer, "orders": s.orders,
+                               "calibrate": s.calibrate,
+                               "training_view": s.training_view and view_key(s.training_view),
+                               "wordings": _tuned_wordings() if s.tuned else []}
+                      for s in config.specs},
+            "bench": {
+                "split": config.bench_split,
+                "source": runner.bench.source,
+                "limit": config.bench_limit,
+                "scoring": "letter" if config.bench_split == "easy" else "true/false",
+                "orders": config.bench_orders if config.bench_split == "easy" else None,
+            },
+            "countries": [_country_entry(t, runner.bench) for t in config.targets],
+            "methods": list(config.methods),
+            "dimensions": list(DIMENSIONS),
+            "cells": records,
+            "reused_cells": grid.reused,
+            "seconds": round(time.perf_counter() - began, 3),
+        }
+        write_json(out / "results.json", results)
+        say(f"writing the report in {out} ...")
+        write_report(results, out)
+    except WriteError as exc:
+        raise exc.then(f"run the same experiment again (same output folder): the finished cells "
+                       f"and tuning checkpoints in {out} are kept") from exc
     return results
 
 

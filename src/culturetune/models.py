@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -281,16 +280,7 @@ def _load_cached_gguf(gguf: Path, dtype: str, device: str):
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
-        try:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-            os.replace(tmp, cached)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not (cached / "config.json").exists():
-                raise
+        _save_cache(model, tok, cached)
     try:
         tok = AutoTokenizer.from_pretrained(cached)
         model = AutoModelForCausalLM.from_pretrained(cached, dtype=getattr(torch, dtype))
@@ -298,6 +288,27 @@ def _load_cached_gguf(gguf: Path, dtype: str, device: str):
         raise CultureTuneError(f"the cached copy of {gguf.name} in {cached} is damaged "
                                f"({_first_line(exc)}); delete that folder and run again") from exc
     return model.to(device), tok
+
+
+def _save_cache(model: object, tok: object, cached: Path) -> None:
+    """Save dequantized weights as ``cached``, whole or not at all: written into a temporary
+    folder beside it, then renamed. A failure to write (a full disk) is a ``WriteError``."""
+    from culturetune.files import temp_folder, write_failure
+
+    tmp = temp_folder(cached.parent, ".tmp-")
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, cached)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if (cached / "config.json").exists():  # another process cached it meanwhile
+            return
+        failure = write_failure(cached, exc)
+        if failure is None:
+            raise
+        raise failure.then("run the command again (the model's dequantized copy is cached "
+                           "there; CULTURETUNE_CACHE chooses another folder)") from exc
 
 
 def _fingerprint(path: Path, chunk: int = 2**20) -> str:

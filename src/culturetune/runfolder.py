@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from culturetune.errors import CultureTuneError
+from culturetune.files import os_cause, set_mode
 from culturetune.inputs import check_path, exists, is_dir, is_file
 
 if TYPE_CHECKING:
@@ -73,9 +74,8 @@ def check_writable(folder: Path, option: str) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise CultureTuneError(f"{option} {folder}: cannot write in {probe} "
-                               f"({exc.strerror or exc}); choose a folder you can write to"
-                               ) from None
+        raise CultureTuneError(f"{option} {folder}: cannot write in {probe} ({os_cause(exc)}); "
+                               "choose a folder you can write to") from None
 
 
 def check_new_run(folder: str | Path, option: str = "--out") -> Path:
@@ -165,9 +165,11 @@ def claim(folder: str | Path, option: str = "--out") -> Iterator[Path]:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CultureTuneError(f"{option} {path}: cannot create the folder "
-                               f"({exc.strerror or exc})") from None
+                               f"({os_cause(exc)})") from None
     fresh = not exists(path / LOCK_FILE)
     lock = _acquire(path, option)
+    if fresh:
+        set_mode(path / LOCK_FILE)  # older filelock versions give 0o644 whatever the umask
     _held[key] = [lock, 1]
     try:
         yield path
@@ -208,8 +210,8 @@ def _acquire(path: Path, option: str) -> Any:
             f"that run to finish or stop it, or choose another folder than {option} {path}"
         ) from None
     except OSError as exc:
-        raise CultureTuneError(f"cannot lock {path} ({exc.strerror or exc}); choose a folder you "
-                               "can write to") from None
+        raise CultureTuneError(f"cannot lock {path}: cannot write {lock_path} ({os_cause(exc)}); "
+                               "free some space or choose a folder you can write to") from None
     return lock
 
 

@@ -18,7 +18,7 @@ import torch
 
 from culturetune import inputs
 from culturetune.errors import CultureTuneError
-from culturetune.files import atomic_path, read_json, write_json
+from culturetune.files import read_json, write_files
 from culturetune.models import LoadedModel, peft_base_model
 from culturetune.survey import check_placement
 
@@ -62,12 +62,12 @@ class SoftPrompt:
             )
 
     def save(self, folder: str | Path, lm: LoadedModel | None = None) -> Path:
-        """Write the PEFT-compatible adapter files and ``culturetune.json`` (atomically)."""
+        """Write the PEFT-compatible adapter files and ``culturetune.json``: all three or, where
+        one cannot be written (:class:`~culturetune.files.WriteError`), none."""
         from peft import PromptTuningConfig
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         config = lm.model.config if lm is not None else None
         peft_config = PromptTuningConfig(
             task_type="CAUSAL_LM",
@@ -79,10 +79,6 @@ class SoftPrompt:
             base_model_name_or_path=peft_base_model(self.model) if self.model else None,
             inference_mode=True,
         )
-        with atomic_path(folder / ADAPTER_FILE) as tmp:
-            save_file({TENSOR_NAME: self.embeddings}, tmp, metadata={"format": "pt"})
-        with atomic_path(folder / CONFIG_FILE) as tmp:
-            Path(tmp).write_text(json.dumps(peft_config.to_dict(), indent=2, default=str))
         meta = {
             **self.meta,
             "model": self.model,
@@ -90,7 +86,14 @@ class SoftPrompt:
             "tokens": self.tokens,
             "hidden": self.hidden,
         }
-        write_json(folder / META_FILE, meta)
+        config_text = json.dumps(peft_config.to_dict(), indent=2, default=str)
+        write_files([
+            (folder / ADAPTER_FILE,
+             lambda tmp: save_file({TENSOR_NAME: self.embeddings}, tmp, metadata={"format": "pt"})),
+            (folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config_text, encoding="utf-8")),
+            (folder / META_FILE, lambda tmp: Path(tmp).write_text(
+                json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")),
+        ])
         return folder
 
     @classmethod

@@ -25,7 +25,7 @@ import torch
 
 from culturetune import defaults, errors, inputs, limits, runfolder
 from culturetune.errors import CultureTuneError
-from culturetune.files import atomic_path, read_json, write_json, write_text
+from culturetune.files import WriteError, atomic_path, read_json, write_json, write_text
 from culturetune.models import LoadedModel
 from culturetune.softprompt import INITS, SoftPrompt, initial_prompt
 from culturetune.survey import (
@@ -63,6 +63,8 @@ MASS_PENALTY = 100.0
 CHECKPOINT = "checkpoint.safetensors"
 RUN_FILE = "run.json"
 HISTORY = "history.csv"
+#: Seconds between checkpoints while a run goes on (one is also written at its end).
+CHECKPOINT_SECONDS = 10.0
 
 
 class Interrupted(errors.Interrupted):
@@ -430,17 +432,45 @@ def tune(
     needs a new or empty folder. A resumed run keeps its saved settings; ``config`` must agree
     with them except for the budget, which may grow (extending the run) or shrink down to the
     evaluations already made. Every setting is checked before the folder is written.
+
+    A file that cannot be written (a full disk) is a :class:`~culturetune.files.WriteError`
+    that says how to go on: the checkpoint written last stays, ``run.json`` says the run stopped,
+    and ``resume=True`` once there is space ends with the prompt of an uninterrupted run.
     """
+    folder = Path(folder)
     with runfolder.claim(folder, "--resume" if resume else "--out"):
-        fresh = not (Path(folder) / RUN_FILE).exists()
+        fresh = not (folder / RUN_FILE).exists()
         try:
-            return _tune(lm, config, Path(folder), resume=resume, time_limit=time_limit,
+            return _tune(lm, config, folder, resume=resume, time_limit=time_limit,
                          on_progress=on_progress, evaluate=evaluate,
                          model_check=model_check, check=check)
+        except WriteError as exc:
+            if fresh:
+                runfolder.forget_unstarted(folder)
+            stopped = f"cannot write {exc.path}: {exc.cause}"
+            raise exc.then(_how_to_go_on(folder, stopped)) from exc
         except BaseException:
             if fresh:  # a run that stopped before its first checkpoint leaves no folder behind
-                runfolder.forget_unstarted(Path(folder))
+                runfolder.forget_unstarted(folder)
             raise
+
+
+def _how_to_go_on(folder: Path, error: str) -> str:
+    """What to run after a failed write; ``run.json`` of a resumable run is marked stopped
+    (where it can still be written)."""
+    if not (folder / CHECKPOINT).exists():
+        if (folder / RUN_FILE).exists():
+            return f"continue the run with `culturetune tune --resume {folder}`"
+        return "run the same command again (nothing was saved)"
+    try:
+        saved = read_json(folder / RUN_FILE)
+        write_json(folder / RUN_FILE, {"config": saved["config"], "status": "stopped",
+                                       "evaluations": runfolder.recorded_evaluations(folder),
+                                       "error": error})
+    except (CultureTuneError, KeyError, TypeError):
+        pass  # run.json as it was still resumes the run
+    return (f"continue the run with `culturetune tune --resume {folder}` (its checkpoint is "
+            "kept)")
 
 
 def _tune(
@@ -500,7 +530,7 @@ def _tune(
                 optimizer.tell(c, float(value))
             elapsed = prior + time.perf_counter() - began
             record.add(z, losses, elapsed)
-            if time.perf_counter() - last_save > 10:
+            if time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
                 record.save(folder)
                 last_save = time.perf_counter()
             if on_progress:

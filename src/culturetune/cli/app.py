@@ -133,8 +133,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _os_error(exc: OSError) -> str:
+    from culturetune.files import os_cause
+
     where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or _first_line(exc)}{where}"
+    return f"{os_cause(exc)}{where}"
 
 
 def _out_of_memory(exc: BaseException) -> bool:

@@ -221,14 +221,16 @@ def _write_report_whole(results: dict[str, Any], out: Path, source: Path) -> dic
     """Write the report into a scratch folder first and move it into place only when all of
     it was written: a results file culturetune cannot render leaves nothing half-written."""
     import shutil
-    import tempfile
 
+    from culturetune.files import WriteError, error_code, os_cause, temp_folder
     from culturetune.report import write_report
 
-    scratch = Path(tempfile.mkdtemp(dir=out, prefix=".report-"))
+    scratch = temp_folder(out, ".report-")
     try:
         try:
             written = write_report(results, scratch)
+        except WriteError as exc:
+            raise exc.moved(scratch, out) from exc
         except (KeyError, TypeError, ValueError, IndexError, AttributeError,
                 ZeroDivisionError) as exc:
             raise CultureTuneError(
@@ -237,8 +239,11 @@ def _write_report_whole(results: dict[str, Any], out: Path, source: Path) -> dic
         for path in sorted(scratch.rglob("*")):
             if path.is_file():
                 target = out / path.relative_to(scratch)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+                except OSError as exc:
+                    raise WriteError(target, os_cause(exc), error_code(exc)) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {k: out / Path(v).relative_to(scratch) if isinstance(v, Path) else v
