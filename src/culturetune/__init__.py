@@ -29,6 +29,8 @@ _API = {
     "bench": "culturetune.api",
     "run_experiment": "culturetune.api",
     "show": "culturetune.api",
+    "check_model": "culturetune.check",
+    "ModelCheck": "culturetune.check",
     "lookup_country": "culturetune.targets",
     "parse_target": "culturetune.targets",
     "country_table": "culturetune.targets",
@@ -51,6 +53,8 @@ __all__ = [
     "bench",
     "run_experiment",
     "show",
+    "check_model",
+    "ModelCheck",
     "lookup_country",
     "parse_target",
     "country_table",
@@ -67,6 +71,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from culturetune.api import bench, load_model, run_experiment, show, survey_model, tune
+    from culturetune.check import ModelCheck, check_model
     from culturetune.culturalbench import BenchResult, Condition
     from culturetune.errors import CultureTuneError
     from culturetune.experiment import ExperimentConfig

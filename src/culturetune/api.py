@@ -81,13 +81,15 @@ def survey_model(
     constants: str | float | Mapping[str, float] | None = None,
     answers: str = "expected",
     loss: str = "l1",
+    missing: str = defaults.MISSING,
 ) -> SurveyResult:
     """Give the model the 24 VSM 2013 items and score its answers (``culturetune survey``).
 
     ``country`` is anything that names a target (a country, ``"PDI=80,IDV=20"``, a file); with
     it the result has the gaps, the loss and the uniform answer's loss. ``persona`` (a country)
     or ``system`` sets the system prompt; ``prompt`` applies a tuned prompt. Answers are read in
-    every option order of ``orders`` and averaged in option order.
+    every option order of ``orders`` and averaged in option order; ``answers="said"`` reads what
+    the model says, ``missing`` is the rule for the probability off the options.
     """
     from culturetune.survey import Survey, persona_prompt, run_survey
     from culturetune.vsm import load_instrument, parse_constants
@@ -104,7 +106,7 @@ def survey_model(
                 calibrate=calibrate, placement=soft.placement if soft is not None else "answer")
     return run_survey(sv, answers=answers, soft=None if soft is None else soft.embeddings,
                       constants=parse_constants(constants), target=target, loss_kind=loss,
-                      prompt_name=name)
+                      prompt_name=name, missing=missing)
 
 
 def tune(
@@ -229,7 +231,8 @@ def run_experiment(
 
 def show(result: Any) -> None:
     """Print a result as the command line does: a survey (:func:`survey_model`), a tuning run
-    (:func:`tune`) or a CulturalBench result (:func:`bench`)."""
+    (:func:`tune`), a CulturalBench result (:func:`bench`) or a model check
+    (:func:`culturetune.check_model`)."""
     from culturetune.report import console
 
     kind = type(result).__name__
@@ -239,5 +242,7 @@ def show(result: Any) -> None:
         console.print_tune_result(result)
     elif kind == "BenchResult":
         console.print_bench(result)
+    elif kind == "ModelCheck":
+        console.print_model_check(result)
     else:
         raise CultureTuneError(f"show() prints survey, tuning and bench results, not {kind}")

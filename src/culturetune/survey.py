@@ -270,6 +270,14 @@ class Survey:
         content = np.take_along_axis(orders[None], np.maximum(shown, 0), axis=2)
         return np.where(shown == NO_ANSWER, NO_ANSWER, content)
 
+    def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Option probabilities ``[candidates, items, 5]`` in content order (option 1 first,
+        whatever order they were shown in), averaged over the orders, and the raw mass on the
+        five tokens ``[candidates, items]`` (averaged over the orders).
+        """
+        r = self.read(soft)
+        return r.probs, r.mass.mean(1)
+
     def generate(
         self, soft: torch.Tensor | None = None, max_new_tokens: int = 8,
         which: Sequence[int] | None = None,
