@@ -55,7 +55,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
         (["check-model", "--instrument", "nope.json"], "not found"),
         (["tune", "--country", "China", "--objective", "best"], "best"),
         (["tune", "--country", "China", "--min-mass", "2"], "--min-mass"),
-        (["tune", "--country", "China", "--min-mass", "0"], "--min-mass"),
+        (["tune", "--country", "China", "--min-mass", "-0.5"], "--min-mass"),
         (["tune", "--country", "China", "--train-instrument", "nope.json"], "not found"),
         (["tune", "--country", "China", "--train-instrument", "paraphrase",
           "--validate-instrument", "paraphrase"], "cannot also be a held-out check"),

@@ -131,6 +131,8 @@ class TuneConfig:
         self.instrument = instrument_key(self.instrument)
         load_instrument(self.instrument)  # a bad file is reported before anything runs
         self.validate_instruments = [instrument_key(p) for p in self.validate_instruments]
+        if [str(p).strip().lower() for p in self.train_instruments] == ["none"]:
+            self.train_instruments = []  # --train-instrument none: the official wording alone
         self.train_instruments = [instrument_key(p) for p in self.train_instruments]
         for path in [*self.validate_instruments, *self.train_instruments]:
             load_instrument(path)
@@ -149,9 +151,11 @@ class TuneConfig:
             raise CultureTuneError("--calibrate reweights probabilities; it does not apply to "
                                    "--reading said")
         self.missing = check_missing(self.missing)
+        if self.min_mass == 0:
+            self.min_mass = None  # --min-mass 0: no floor
         if self.min_mass is not None and not 0 < self.min_mass <= 1:
             raise CultureTuneError(f"--min-mass is a share of the plain model's option mass, "
-                                   f"above 0 and at most 1 (e.g. 0.5), not {self.min_mass}")
+                                   f"from 0 (no floor) to 1 (e.g. 0.5), not {self.min_mass}")
         if not self.target.dimensions:
             raise CultureTuneError("the target has no scores to tune towards")
         return self

@@ -116,8 +116,9 @@ def tune(
     train_instrument: Annotated[
         list[str] | None,
         typer.Option("--train-instrument", help="Also tune on this wording (paraphrase, "
-                     "paraphrase2 or an instrument .json file; repeatable); the held-out "
-                     "checks leave out every wording tuned on.", show_default=False,
+                     "paraphrase2 or an instrument .json file; repeatable; 'none': --instrument "
+                     "alone); the held-out checks leave out every wording tuned on.",
+                     show_default=False,
                      rich_help_panel="Objective"),
     ] = None,
     objective: Annotated[
@@ -138,7 +139,8 @@ def tune(
         float | None,
         typer.Option("--min-mass", help="Option-mass floor: candidates that leave less than "
                      "this share of the plain model's probability on the answer options are "
-                     "penalised (e.g. 0.5).", show_default=False, rich_help_panel="Objective"),
+                     "penalised (e.g. 0.5; 0: no floor).", show_default=False,
+                     rich_help_panel="Objective"),
     ] = defaults.MIN_MASS,
     time_limit: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (resumable).")

@@ -21,6 +21,7 @@ from culturetune.report.tables import (
     cells_of,
     countries,
     headline,
+    held_out,
     indices_table,
     loss_table,
     method_table,
@@ -114,11 +115,12 @@ def _overview(results: dict[str, Any], figures: dict[str, Any]) -> list[Block]:
         f"Loss per method: {view_label(headline(results))}",
         "The headline reading: the official items, answers averaged over the printed and the "
         "reversed option order.", loss_table(results))
-    if any("paraphrase:both" in c.get("views", {}) for c in results["cells"]):
+    para = held_out(results)
+    if any(para in c.get("views", {}) for c in results["cells"]):
         blocks += _section(
-            "Loss per method on the paraphrased items (held out)",
-            "The same, on the paraphrased items: a wording no method was tuned on.",
-            loss_table(results, "paraphrase:both"))
+            f"Loss per method: {view_label(para)} (held out)",
+            "The same, on paraphrased items: a wording no method was tuned on.",
+            loss_table(results, para))
     if figures.get("loss"):
         blocks.append(("img", figures["loss"], "Loss per method and country"))
     if tuned_methods(results):

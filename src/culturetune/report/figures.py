@@ -14,6 +14,7 @@ from culturetune.report.tables import (
     cells_of,
     countries,
     headline,
+    held_out,
     mean_sd,
     methods,
     tuned_methods,
@@ -126,8 +127,8 @@ def loss_bars_figure(results: dict[str, Any], path: Path) -> Path:
     import numpy as np
 
     cs, ms = countries(results), methods(results)
-    keys = [headline(results)] + (["paraphrase:both"] if headline(results) != "paraphrase:both"
-                                  else [])
+    para = held_out(results)
+    keys = [headline(results)] + ([para] if headline(results) != para else [])
     width_in = max(5.0, 1.2 * len(cs) * max(1, len(ms)) / 2)
     fig = _figure(width_in, 3.6 * len(keys))
     width = 0.8 / max(1, len(ms))
@@ -149,7 +150,7 @@ def loss_bars_figure(results: dict[str, Any], path: Path) -> Path:
         ax.set_xticks(x)
         ax.set_xticklabels([c["name"] for c in cs])
         ax.set_ylabel("loss (mean |index − target|)")
-        ax.set_title(f"{view_label(key)}" + (" — never tuned on" if key.startswith("paraphrase")
+        ax.set_title(f"{view_label(key)}" + (" — never tuned on" if key == para
                                              else ""))
         ax.legend(fontsize=7, ncol=min(len(ms) + 1, 7))
     fig.suptitle("Loss per method and country (error bars: sd over seeds)")
