@@ -38,8 +38,9 @@ def test_scorer_equals_full_forward(lm32, placement: str, shared: bool) -> None:
     scorer.shared_attention = shared
     soft = torch.randn(2, 4, lm32.hidden_size, generator=torch.Generator().manual_seed(1)) * 0.05
     with torch.no_grad():
-        got = scorer.next_token_logprobs(soft)
+        got, top = scorer.next_token_scores(soft)
     assert got.shape == (2, len(items), lm32.model.config.vocab_size)
+    assert torch.equal(top, got.argmax(-1))  # the greedy first token, from the same logits
     assert scorer.shared_attention == shared  # the shared-prefix path ran (no silent fallback)
     for c in range(2):
         for i in range(len(items)):

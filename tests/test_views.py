@@ -126,14 +126,15 @@ def test_uniform_answers_give_the_constants() -> None:
 def _position_only(survey: Survey, position: int) -> None:
     """Replace the survey's next-token reading: the model always names the option shown at
     ``position``, whatever the question (real questions and content-free ones alike)."""
-    def logprobs(soft: torch.Tensor | None, flat: list[int]) -> torch.Tensor:
+    def scores(soft: torch.Tensor | None, flat: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         cands = 1 if soft is None else soft.shape[0]
         per = len(survey.option_ids[0])
         lp = torch.full((cands, survey.n_prompts, N_OPTIONS, per), -30.0)
         lp[:, :, position, 0] = math.log(0.6)  # 0.6 of the mass on the options
-        return lp.view(cands, survey.n_prompts, -1)
+        top = torch.full((cands, survey.n_prompts), survey.option_ids[position][0])
+        return lp.view(cands, survey.n_prompts, -1), top
 
-    survey._logprobs = logprobs  # type: ignore[method-assign]
+    survey._scores = scores  # type: ignore[method-assign]
 
 
 def _few_items():
