@@ -1,12 +1,13 @@
 """Tuning runs side by side: every view of their validity check, the option mass and the verdict.
 
-    python docs/results/answers/summarize.py docs/results/answers/runs [--json]
+    python docs/results/answers/summarize.py FOLDER [FOLDER ...] [--one-table] [--json]
 
-Reads each run folder's ``culturetune.json`` (written by ``culturetune tune``) and prints one
-Markdown table per country: the objective, then plain / tuned loss on each view (the training
-objective, the held-out wordings order-balanced, each order alone, and what the model says in
-both orders and each alone), with the uniform answer's loss, the option mass plain -> tuned, the
-share of replies that name an option, and the verdict with the checks that failed.
+Reads the ``culturetune.json`` (written by ``culturetune tune``) of each run folder given, or of
+each run folder inside a folder given, and prints one Markdown table per country (or, with
+``--one-table``, one table with a row per run and its uniform loss): plain / tuned loss on each
+view (the training objective, the last held-out wording order-balanced, each order alone, and
+what the model says in both orders and each alone), the option mass plain -> tuned, the share of
+replies that name an option, and the verdict.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ def _num(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f}"
 
 
-def load_runs(root: Path) -> list[dict[str, Any]]:
+def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
     runs = []
-    for meta_path in sorted(root.glob("*/culturetune.json")):
-        meta = json.loads(meta_path.read_text())
-        runs.append({"name": meta_path.parent.name, **meta})
+    for root in paths:
+        found = ([root / "culturetune.json"] if (root / "culturetune.json").exists()
+                 else sorted(root.glob("*/culturetune.json")))
+        for meta_path in found:
+            meta = json.loads(meta_path.read_text())
+            runs.append({"name": meta_path.parent.name, **meta})
     return runs
 
 
@@ -47,13 +51,15 @@ def row(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    head = ["run", "tuned on: plain → tuned", *(f"{r}: plain → tuned" for r in ROLES),
-            "mass plain → tuned", "said: answered", "verdict"]
+def table(rows: list[dict[str, Any]], uniform: bool = False) -> str:
+    head = ["run", *(["uniform"] if uniform else []), "tuned on: plain → tuned",
+            *(f"{r}: plain → tuned" for r in ROLES), "mass plain → tuned", "said: answered",
+            "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         t = r["training"]
-        cells = [r["run"], f"{_num(t['plain'])} → {_num(t['tuned'])}"]
+        cells = [r["run"], *([_num(r["uniform"])] if uniform else []),
+                 f"{_num(t['plain'])} → {_num(t['tuned'])}"]
         for role in ROLES:
             c = r["views"].get(role)
             cells.append("—" if c is None else f"{_num(c['plain'])} → {_num(c['tuned'])}")
@@ -66,13 +72,17 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0].startswith("-"):
-        sys.exit("usage: summarize.py RUNS_FOLDER [--json]")
-    rows = [row(r) for r in load_runs(Path(argv[0]))]
+    paths = [Path(a) for a in argv if not a.startswith("-")]
+    if not paths:
+        sys.exit("usage: summarize.py FOLDER [FOLDER ...] [--one-table] [--json]")
+    rows = [row(r) for r in load_runs(paths)]
     if not rows:
-        sys.exit(f"no culturetune.json under {argv[0]}/*/")
+        sys.exit(f"no culturetune.json in or under {', '.join(map(str, paths))}")
     if "--json" in argv:
         print(json.dumps(rows, indent=2))
+        return
+    if "--one-table" in argv:
+        print(table(rows, uniform=True))
         return
     for country in dict.fromkeys(r["country"] for r in rows):
         mine = [r for r in rows if r["country"] == country]
