@@ -14,6 +14,7 @@ reading costs: the greedy first token's argmax beside the option probabilities, 
 Also checks that bf16 keeps the loss ranking of a population, and reports peak memory.
 
     python benchmarks/bench_tuning.py [--model M] [--population 16] [--tokens 5]
+                                      [--objectives-only]
 
 Targets on the 2-core CPU: (c) >= 30x (a); one step of 16 candidates x 24 items < 2 s;
 ``both`` step <= 2.2x the printed-order step; peak memory of the default tuning path < 2 GB;
@@ -59,6 +60,8 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--tokens", type=int, default=5)
     ap.add_argument("--naive-candidates", type=int, default=1)
+    ap.add_argument("--objectives-only", action="store_true",
+                    help="Only the objectives' step times and the said reading's cost.")
     args = ap.parse_args()
     pop, tokens = args.population, args.tokens
 
@@ -70,6 +73,9 @@ def main() -> None:
         f"model {lm.name} on {lm.device}, {lm.dtype}; population {pop} x {tokens} tokens, "
         f"{torch.get_num_threads()} threads"
     )
+    if args.objectives_only:
+        objectives(lm, soft, lookup_country("China"), parse_constants(None))
+        return
 
     # The default objective first, so that its peak memory (the tuning run's) is measured alone.
     both = Survey(lm, placement="answer", orders="both")
