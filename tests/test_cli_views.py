@@ -106,10 +106,14 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, capsys) -> None:
     code, out, err = run(["tune", "--country", "India", "--budget", "16", "--population", "8",
                           "--out", str(out_dir)], capsys)
     assert code == 0, err
-    for needle in ("plain", "uniform", "tuned", "Does it hold?", "paraphrase · both",
-                   "vsm2013 · shown", "vsm2013 · reversed", "verdict: "):
+    for needle in ("plain", "uniform", "tuned", "Does it hold?", "verdict: ", "in plain words:",
+                   "model check: answers by position"):
         assert needle in out, needle
+    assert "warning: this model answers by position" in err  # said before tuning starts
     meta = json.loads((out_dir / "culturetune.json").read_text())
+    assert [c["view"] for c in meta["validity"]["checks"]] == [
+        "paraphrase2 · both", "vsm2013 · shown", "vsm2013 · reversed", "vsm2013 · both · said",
+        "vsm2013 · shown · said", "vsm2013 · reversed · said"]
     assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
     assert meta["validity"]["verdict"] in out.upper() or meta["validity"]["verdict"].upper() in out
     # The option mass is reported beside the losses (a prompt can win by silencing the options).

@@ -402,7 +402,9 @@ def run_experiment(
 
 #: Keys (at any depth of a results dict) that say when, where and how long, not what was
 #: measured: two runs of one grid with the same settings agree on everything else.
-UNTIMED = frozenset({"seconds", "created", "machine", "versions", "reused_cells"})
+UNTIMED = frozenset({"seconds", "created", "machine", "versions", "reused_cells",
+                     # the model's check, made where the driver holds the model (not on Ray)
+                     "model_check"})
 
 
 def measured(results: Any) -> Any:

@@ -540,7 +540,8 @@ def run_survey(
             for o in range(n_orders):
                 if values[o, i] == NO_ANSWER:
                     where = "" if n_orders == 1 else f" (order {o + 1})"
-                    notes.append(f"{var}: no option in the answer {texts[o][i]!r}{where}")
+                    notes.append(f"{var}: unparsable answer {texts[o][i]!r}{where} (it names no "
+                                 "option)")
             got = [v for v in order_means[i] if v is not None]
             answered[i] = len(got) / n_orders
             if answers == "said":  # a non-answer reads as the middle answer, never dropped

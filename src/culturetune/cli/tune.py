@@ -198,7 +198,8 @@ def tune(
             target=target, subspace=parse_subspace(subspace),
             constants=parse_constants(constant), instrument=instrument,
             validate_instruments=list(validate_instrument or []),
-            train_instruments=list(train_instrument or []), **settings,
+            train_instruments=(list(train_instrument) if train_instrument
+                               else list(defaults.TRAIN_INSTRUMENTS)), **settings,
         ).validate()
         slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
         slug = slug.strip("-").lower()[:60] or "custom"
