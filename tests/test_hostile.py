@@ -774,7 +774,9 @@ def test_two_tunes_one_folder_then_sigint_resume_equals_uninterrupted(tmp_path: 
         third = subprocess.run(_culturetune("tune", "--resume", "r"), cwd=tmp_path,
                                capture_output=True, text=True, timeout=120)
         assert_clean_error(third.returncode, third.stderr, "in use")
-        time.sleep(2.0)  # let a few optimizer steps finish
+        # SIGINT once the loop has run (its first periodic checkpoint, after 10 s of steps):
+        # an interrupt while the objective is still being built rightly saves nothing
+        _wait_for(tmp_path / "r" / "checkpoint.safetensors", first)
         first.send_signal(signal.SIGINT)
         _, err = first.communicate(timeout=120)
     finally:

@@ -22,6 +22,7 @@ from culturetune.cli.options import (
     DEFAULT_OBJECTIVE,
     DEFAULT_OPTIMIZER,
     DEFAULT_TUNE_ORDERS,
+    AdapterOpt,
     CalibrateOpt,
     ConstantOpt,
     CpusPerWorkerOpt,
@@ -72,6 +73,7 @@ def tune(
     ctx: typer.Context,
     country: TargetOpt = None,
     model: ModelOpt = None,
+    adapter: AdapterOpt = None,
     tokens: Annotated[int, typer.Option(help="Virtual tokens in the soft prompt.")] = 5,
     placement: Annotated[
         Placement,
@@ -171,10 +173,15 @@ def tune(
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
     from culturetune import runfolder
+    from culturetune.adapters import merge
     from culturetune.models import DEFAULT_MODEL
     from culturetune.tuning import RUN_FILE, TuneConfig
 
     model, device = inputs.check_model(model), inputs.check_device(device)
+    adapter = common.check_adapter(adapter)
+    if resume is not None and adapter is not None:
+        raise CultureTuneError("--resume keeps the run's model (with its adapter merged); leave "
+                               "--adapter out")
     time_limit = inputs.check_time_limit(time_limit)
     ray = _ray_settings(workers, ray_address, cpus_per_worker, gpus_per_worker, threads, device,
                         str(dtype), trust_remote_code)
@@ -220,6 +227,9 @@ def tune(
         else:
             runfolder.check_new_run(folder)
         try:
+            if adapter is not None:  # every worker loads the merged folder like any model
+                common.status(f"merging the LoRA in {adapter} into {model or DEFAULT_MODEL} ...")
+                model = str(merge(model, adapter, trust_remote_code=trust_remote_code))
             with _scorer(ray, model, config) as evaluate:
                 lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
                 result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json,
@@ -228,7 +238,8 @@ def tune(
             if (Path(folder) / RUN_FILE).exists():
                 raise Interrupted(f"interrupted; the run is saved in {folder}: continue it with "
                                   f"`culturetune tune --resume {folder}`") from None
-            raise Interrupted("interrupted before the run started; nothing was saved") from None
+            raise Interrupted("interrupted before the first step; nothing was saved: run the same "
+                              "command again") from None
     if as_json:
         print_json({
             "folder": str(result.folder), "status": result.status,
