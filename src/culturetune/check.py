@@ -211,8 +211,10 @@ def cache_path(lm: Any, instrument: str) -> Path:
     from culturetune.vsm import load_instrument
 
     inst = load_instrument(instrument)
-    key = json.dumps([CHECK_VERSION, lm.name, str(lm.dtype), str(lm.device).split(":")[0],
-                      inst.to_dict()], sort_keys=True, default=str)
+    key = [CHECK_VERSION, lm.name, str(lm.dtype), str(lm.device).split(":")[0], inst.to_dict()]
+    if getattr(lm, "source", ""):  # the respondent: which adapter (its hash) is merged
+        key.append(lm.source)
+    key = json.dumps(key, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / "checks" / f"{digest}.json"
 

@@ -47,6 +47,9 @@ class LoadedModel:
     name: str
     device: str
     dtype: str
+    #: Where the weights were read from when ``name`` does not say it (the respondent's merged
+    #: folder, named by its adapter's hash): part of the model check's cache key.
+    source: str = ""
 
     @property
     def hidden_size(self) -> int:
@@ -134,6 +137,10 @@ def peft_base_model(name: str) -> str:
     dequantized weights for a ``.gguf`` file."""
     if name == DEFAULT_MODEL:
         return DEFAULT_HUB_ID
+    if name == "respondent":
+        from culturetune import adapters
+
+        return str(adapters.merged_folder(DEFAULT_MODEL, adapters.respondent_adapter()).resolve())
     local = Path(name).expanduser()
     if name.endswith(".gguf") and local.is_file():
         return str(gguf_cache_folder(local).resolve())
@@ -202,15 +209,34 @@ def load_model(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    adapter: str | Path | None = None,
 ) -> LoadedModel:
-    """Load a frozen causal LM and its tokenizer, in eval mode with gradients off."""
+    """Load a frozen causal LM and its tokenizer, in eval mode with gradients off.
+
+    ``adapter``: a PEFT LoRA folder merged into the model (:mod:`culturetune.adapters`); the
+    loaded model is then named by its merged, cached folder. ``name="respondent"`` is the bundled
+    default model with the bundled respondent adapter."""
     import torch
+
+    from culturetune import adapters
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    if adapter is not None:
+        adapters.check_adapter(adapter)
+        name = str(adapters.merge(check_model(name), adapter,
+                                  trust_remote_code=trust_remote_code))
     name = DEFAULT_MODEL if name is None else check_model(name) or DEFAULT_MODEL
+    source = ""
     try:
-        if name == DEFAULT_MODEL:
+        if name == adapters.RESPONDENT:
+            bundled = adapters.respondent_adapter()
+            if not (bundled / "adapter_model.safetensors").is_file():
+                raise CultureTuneError(f"the respondent adapter is missing from {bundled}: "
+                                       "reinstall culturetune")
+            source = str(adapters.merge(None, bundled))
+            model, tok = _load_hf(source, dt, dev, False)
+        elif name == DEFAULT_MODEL:
             gguf = bundled_gguf()
             model, tok = _load_cached_gguf(gguf, dt, dev)
         elif name.endswith(".gguf"):
@@ -230,7 +256,8 @@ def load_model(
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     torch.set_grad_enabled(False)
-    return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt)
+    return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt,
+                       source=source)
 
 
 def _first_line(exc: BaseException) -> str:

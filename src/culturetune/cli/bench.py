@@ -14,6 +14,7 @@ from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import checked, print_json, read_prompt, status
 from culturetune.cli.options import (
+    AdapterOpt,
     DataOpt,
     DeviceOpt,
     Dtype,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 @command()
 def bench(
     model: ModelOpt = None,
+    adapter: AdapterOpt = None,
     country: Annotated[
         list[str] | None,
         typer.Option("--country", "-c", help="A country (repeat for several).",
@@ -88,6 +90,7 @@ def bench(
     from culturetune.culturalbench import check_scoring, conditions, load_culturalbench, run_bench
 
     model, device = inputs.check_model(model), inputs.check_device(device)
+    adapter = common.check_adapter(adapter)
     if not country and not all_countries:
         raise CultureTuneError("say which questions to use: --country NAME (repeatable) or "
                                "--all-countries")
@@ -109,7 +112,7 @@ def bench(
     prompts = [(folder, read_prompt(folder)) for folder in prompt or []]
     status("loading CulturalBench ...")
     questions = load_culturalbench(str(split), data, None if all_countries else country, limit)
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
+    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
     conds = conditions(persona, prompts)
     longest = _longest_question(lm, questions, str(split)) if prompts else 0
     for folder, soft in prompts:

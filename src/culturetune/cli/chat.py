@@ -11,6 +11,7 @@ from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import checked, fits, print_json, read_prompt, status, system_prompt
 from culturetune.cli.options import (
+    AdapterOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
@@ -33,6 +34,7 @@ def chat(
     persona: PersonaOpt = None,
     system: SystemOpt = None,
     model: ModelOpt = None,
+    adapter: AdapterOpt = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply, in tokens.")] = 128,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
@@ -46,11 +48,12 @@ def chat(
     from culturetune.survey import prompt_segments
 
     model, device = inputs.check_model(model), inputs.check_device(device)
+    adapter = common.check_adapter(adapter)
     inputs.check_text(message, "the message")
     inputs.check_count(max_new_tokens, "--max-new-tokens", 1, inputs.MAX_NEW_TOKENS)
     sys_prompt = system_prompt(persona, system)
     soft = read_prompt(prompt)
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
+    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
     soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
     segments = prompt_segments(lm, [message], sys_prompt, placement)

@@ -12,6 +12,7 @@ from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, status
 from culturetune.cli.options import (
+    AdapterOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
@@ -27,6 +28,7 @@ from culturetune.report.console import print_model_check
 @command("check-model")
 def check_model(
     model: ModelOpt = None,
+    adapter: AdapterOpt = None,
     instrument: InstrumentOpt = "vsm2013",
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Measure again instead of reading the cache.")
@@ -41,9 +43,10 @@ def check_model(
     from culturetune.vsm import instrument_key, load_instrument
 
     model, device = inputs.check_model(model), inputs.check_device(device)
+    adapter = common.check_adapter(adapter)
     key = instrument_key(instrument)
     load_instrument(key)  # a bad file is reported before the model loads
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
+    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
 
     from culturetune.check import check_model as run
 

@@ -68,14 +68,25 @@ def quiet_transformers() -> None:
         gguf_utils.tqdm = quiet
 
 
+def check_adapter(adapter: str | None) -> str | None:
+    """``--adapter``: a PEFT LoRA folder, checked before any model loads."""
+    if adapter is None:
+        return None
+    from culturetune.adapters import check_adapter as check
+
+    return str(check(adapter))
+
+
 def load_lm(
     model: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
     threads: int | None = None,
+    adapter: str | None = None,
 ) -> LoadedModel:
-    """Load a model quietly, with one status line on stderr before and after."""
+    """Load a model quietly, with one status line on stderr before and after (``adapter``: a
+    PEFT LoRA folder merged into it)."""
     from culturetune.models import DEFAULT_MODEL, load_model
 
     if threads is not None:
@@ -88,9 +99,10 @@ def load_lm(
         busy_hint()
     quiet_transformers()
     name = model or DEFAULT_MODEL
-    status(f"loading {name} ...")
+    status(f"loading {name}{f' with the LoRA in {adapter}' if adapter else ''} ...")
     start = time.perf_counter()
-    lm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    lm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                    adapter=adapter)
     status(f"loaded {lm.name} on {lm.device} ({lm.dtype}) in {time.perf_counter() - start:.1f} s")
     return lm
 

@@ -15,6 +15,7 @@ from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, status
 from culturetune.cli.options import (
+    AdapterOpt,
     CpusPerWorkerOpt,
     DataOpt,
     DeviceOpt,
@@ -85,6 +86,7 @@ def experiment(
         "experiment"
     ),
     model: ModelOpt = None,
+    adapter: AdapterOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
     trust_remote_code: TrustOpt = False,
@@ -136,6 +138,7 @@ def experiment(
     else:
         cfg = ExperimentConfig(**overrides).validate()
     inputs.check_model(cfg.model)
+    adapter = common.check_adapter(adapter)
     ray = _ray_settings(ctx, str(executor), ray_address, workers, cpus_per_worker,
                         gpus_per_worker, threads, cfg.model, device, str(dtype), trust_remote_code)
     _check_bench_data(cfg)
@@ -143,6 +146,13 @@ def experiment(
     with runfolder.claim(out):
         runfolder.check_experiment(out)
         try:
+            if adapter is not None:  # every cell and worker loads the merged folder
+                from culturetune.adapters import merge
+
+                common.status(f"merging the LoRA in {adapter} into {cfg.model} ...")
+                cfg.model = str(merge(cfg.model, adapter, trust_remote_code=trust_remote_code))
+                if ray is not None:
+                    ray.model = cfg.model
             if ray is None:
                 lm = common.load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
                 results = run_experiment(lm, cfg, out, progress=progress)

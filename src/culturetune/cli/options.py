@@ -54,7 +54,18 @@ ModelOpt = Annotated[
     typer.Option(
         "--model", "-m",
         help="Hugging Face hub id, local model folder or .gguf file "
-        "(default: the bundled SmolLM2-135M-Instruct).",
+        "(default: the bundled SmolLM2-135M-Instruct; 'respondent': the bundled model with the "
+        "bundled respondent LoRA, a positive control that answers by content).",
+        show_default=False,
+        rich_help_panel="Model",
+    ),
+]
+AdapterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--adapter",
+        help="A PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) merged into "
+        "--model, loaded by PEFT; the merged model is cached like a dequantized GGUF.",
         show_default=False,
         rich_help_panel="Model",
     ),

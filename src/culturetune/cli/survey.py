@@ -23,6 +23,7 @@ from culturetune.cli.common import (
 )
 from culturetune.cli.options import (
     DEFAULT_MISSING,
+    AdapterOpt,
     Answers,
     CalibrateOpt,
     ConstantOpt,
@@ -52,6 +53,7 @@ from culturetune.vsm import parse_constants
 @command()
 def survey(
     model: ModelOpt = None,
+    adapter: AdapterOpt = None,
     persona: PersonaOpt = None,
     system: SystemOpt = None,
     country: TargetOpt = None,
@@ -93,6 +95,7 @@ def survey(
     from culturetune.vsm import load_instrument
 
     model, device = inputs.check_model(model), inputs.check_device(device)
+    adapter = common.check_adapter(adapter)
     constants = parse_constants(constant)
     target = resolve_target(country)
     sys_prompt = system_prompt(persona, system)
@@ -105,7 +108,7 @@ def survey(
     if order_set == "all":
         status("--orders all asks every item in all 120 option orders (about 120x the time "
                "of one order)")
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
+    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
 
     from culturetune.survey import Survey, run_survey
 

@@ -1,0 +1,112 @@
+"""The respondent's synthetic data: the content-correct answer in every order, the held-out
+split, and the bound on how much of it the VSM 2013 wordings (and the check's probe) share."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from culturetune.check import HIGH_SYSTEM, LOW_SYSTEM
+from culturetune.respondent import data
+from culturetune.vsm import load_instrument
+
+WORDINGS = ("vsm2013", "paraphrase", "paraphrase2")
+
+
+def _options(user: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"^\d\. (.+)$", user, flags=re.M)]
+
+
+def _scale_of(labels: list[str]) -> tuple[str, tuple[str, ...]]:
+    for name, (label_sets, _) in data.SCALES.items():
+        for labels_set in label_sets:
+            if sorted(labels_set) == sorted(labels):
+                return name, labels_set
+    raise AssertionError(f"no scale has the options {labels}")
+
+
+def test_the_answer_is_the_shown_number_of_the_content_correct_option() -> None:
+    """Reading an example back from its text: the option at the answer's shown number is the
+    one the stance level points to (the agreeing pole for level 1), turned round for a negated
+    statement; so an answer by position is right only by chance."""
+    train, _ = data.split(0)
+    examples = data.examples(2000, 3, train)
+    positions = []
+    for ex in examples:
+        shown = _options(ex.user)
+        assert len(shown) == 5 and ex.user.count("\n") >= 7
+        _, pole_first = _scale_of(shown)
+        negated = any(f.split("{act}")[0] in ex.user for f in data.NEGATED)
+        content = 6 - ex.level if negated else ex.level
+        assert shown[ex.answer - 1] == pole_first[content - 1], ex
+        positions.append(ex.answer)
+    counts = np.bincount(positions, minlength=6)[1:] / len(positions)
+    assert counts.min() > 0.15 and counts.max() < 0.25  # every shown number about as often
+
+
+def test_stances_decide_levels_and_no_stance_is_the_middle() -> None:
+    train, _ = data.split(0)
+    examples = data.examples(3000, 1, train)
+    assert {e.level for e in examples} == {1, 2, 3, 4, 5}
+    assert all(e.level == 3 for e in examples if e.system is None)
+    for e in examples:
+        topic, _, pro, con = data.STATEMENTS[e.statement]
+        if e.system is None or e.system in {t for ts in data.GENERIC.values() for t in ts}:
+            continue
+        if e.level in (1, 2):
+            assert e.system.startswith(pro)
+        elif e.level in (4, 5):
+            assert e.system.startswith(con)
+        else:
+            assert pro not in e.system and con not in e.system
+
+
+def test_held_out_statements_are_never_trained_on_and_runs_are_seeded() -> None:
+    train, held = data.split(0)
+    assert set(train).isdisjoint(held) and len(train) + len(held) == len(data.STATEMENTS)
+    assert {e.statement for e in data.examples(500, 0, train)} <= set(train)
+    assert data.examples(50, 9, train) == data.examples(50, 9, train)
+    assert data.examples(50, 9, train) != data.examples(50, 10, train)
+
+
+def _vsm_texts() -> list[str]:
+    texts = []
+    for name in WORDINGS:
+        for item in load_instrument(name).items:
+            texts += [item.text] + ([item.stem] if item.stem else [])
+    return texts
+
+
+def test_no_vsm_item_or_rewording_of_one_is_in_the_data() -> None:
+    """Every statement, stance and question shares at most half of its content words with any
+    item text or lead-in of the three bundled VSM wordings (either way round for the
+    statements and stances); the probe's two system prompts are not in the data either."""
+    vsm = _vsm_texts()
+    parts = [p for s in data.STATEMENTS for p in s[1:]]
+    share, mine, theirs = data.max_overlap(parts, vsm)
+    assert share <= data.MAX_SHARED, (mine, theirs)
+    texts = data.all_texts()
+    worst = max((data.shared_share(t, v), t, v) for t in texts for v in vsm)
+    assert worst[0] <= data.MAX_SHARED, worst
+    share, mine, theirs = data.max_overlap(texts, [HIGH_SYSTEM, LOW_SYSTEM])
+    assert share <= data.MAX_SHARED, (mine, theirs)
+    lowered = [v.lower() for v in vsm]
+    for t in texts:
+        assert t.lower() not in lowered
+
+
+def test_the_overlap_measure_catches_a_rewording() -> None:
+    item = load_instrument("vsm2013").items[0].text
+    assert data.max_overlap(["have enough time for your personal and home life"], [item])[0] > 0.5
+    assert data.shared_share("", item) == 0.0
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"batch": 65}, {"lr": 2.0}, {"rank": -1}])
+def test_train_settings_are_checked(bad) -> None:
+    from culturetune.errors import CultureTuneError
+    from culturetune.respondent.train import TrainConfig
+
+    with pytest.raises(CultureTuneError):
+        TrainConfig(**bad).validate()
