@@ -126,12 +126,12 @@ def test_survey_reads_a_model_with_an_adapter(random_lora, tmp_path, monkeypatch
     assert result["model"].startswith(str(tmp_path / "cache" / "models" / "merged-"))
 
 
-def test_the_respondent_ships_in_peft_format_with_its_metadata() -> None:
-    folder = respondent_adapter()
-    config = json.loads((folder / "adapter_config.json").read_text())
-    assert config["peft_type"] == "LORA"
-    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert (folder / "adapter_model.safetensors").stat().st_size <= 5 * 2**20
-    meta = json.loads((folder / "respondent.json").read_text())
-    assert meta["steps_done"] == meta["config"]["steps"] and meta["held_out_accuracy"] > 0.5
-    assert meta["checks"][-1]["verdict"] == "answers by content"
+def test_model_respondent_says_plainly_that_none_is_bundled(capsys) -> None:
+    """No respondent reached *answers by content* (docs/respondent.md), so none ships: the name
+    is refused with what to do, before any model loads."""
+    assert not (respondent_adapter() / "adapter_model.safetensors").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["check-model", "--model", "respondent"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert "no respondent is bundled" in err and "--adapter" in err

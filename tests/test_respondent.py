@@ -110,3 +110,65 @@ def test_train_settings_are_checked(bad) -> None:
 
     with pytest.raises(CultureTuneError):
         TrainConfig(**bad).validate()
+
+
+@pytest.mark.model
+def test_training_writes_a_loadable_adapter_and_continues_from_it(tmp_path, monkeypatch) -> None:
+    """Two steps, then two more from the first folder: each folder is a PEFT LoRA that
+    ``--adapter`` merges, with its learning curve, its model checks and the stages so far; the
+    continued run draws new data (not the first stage's again)."""
+    import json
+
+    from culturetune.adapters import check_adapter
+    from culturetune.respondent.train import CURVE_FILE, META_FILE, TrainConfig, train
+
+    monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path / "cache"))
+    small = {"steps": 2, "batch": 2, "eval_every": 1, "check_every": 2, "held_out": 4}
+    first = train(tmp_path / "a", TrainConfig(**small), log=lambda _: None)
+    assert [r["step"] for r in first.curve] == [0, 1, 2] and len(first.checks) == 2
+    check_adapter(tmp_path / "a")
+    meta = json.loads((tmp_path / "a" / META_FILE).read_text())
+    assert meta["steps_total"] == 2 and meta["examples_seen"] == 4 and len(meta["stages"]) == 1
+    assert meta["checks"][-1]["verdict"] in ("answers by position", "answers by content",
+                                             "does not follow instructions",
+                                             "answers inconsistently", "does not answer")
+    assert (tmp_path / "a" / CURVE_FILE).read_text().startswith("step,seconds,train_loss")
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    # continue from a copy of "a" whose lora_B weights are all 0.05 (a fresh LoRA starts at 0):
+    # two warm-up steps (learning rate below 1e-4) cannot move them far from 0.05
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    weights = load_file(str(tmp_path / "c" / "adapter_model.safetensors"))
+    save_file({k: torch.full_like(v, 0.05) if "lora_B" in k else v for k, v in weights.items()},
+              str(tmp_path / "c" / "adapter_model.safetensors"))
+    second = train(tmp_path / "b", TrainConfig(**small, init=str(tmp_path / "c")),
+                   log=lambda _: None)
+    meta = json.loads((tmp_path / "b" / META_FILE).read_text())
+    assert meta["steps_total"] == 4 and meta["examples_seen"] == 8 and len(meta["stages"]) == 2
+    assert meta["stages"][0]["config"]["init"] is None and len(second.curve) == 3
+    b = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))
+    assert b.keys() == weights.keys()
+    for k, v in b.items():
+        if "lora_B" in k:
+            assert (v.float() - 0.05).abs().max() < 0.01, k
+
+
+def test_the_train_command_refuses_a_used_folder_and_a_bad_init(tmp_path, capsys) -> None:
+    from culturetune.cli import main
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("x")
+    for args, needle in ((["--out", str(tmp_path / "used")], "not an empty folder"),
+                         (["--out", str(tmp_path / "n"), "--init", str(tmp_path)],
+                          "no adapter_model.safetensors"),
+                         (["--out", str(tmp_path / "n"), "--stop-after", "9", "--steps", "3"],
+                          "--stop-after"),
+                         (["--out", str(tmp_path / "n"), "--data-version", "7"],
+                          "--data-version")):
+        with pytest.raises(SystemExit) as exc:
+            main(["respondent", "train", *args])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and needle in err and "Traceback" not in err, err

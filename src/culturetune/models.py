@@ -232,8 +232,11 @@ def load_model(
         if name == adapters.RESPONDENT:
             bundled = adapters.respondent_adapter()
             if not (bundled / "adapter_model.safetensors").is_file():
-                raise CultureTuneError(f"the respondent adapter is missing from {bundled}: "
-                                       "reinstall culturetune")
+                raise CultureTuneError(
+                    "--model respondent: no respondent is bundled in this version; the one "
+                    "trained so far does not answer by content (docs/respondent.md). Train one "
+                    "with `culturetune respondent train --out DIR` and load it with "
+                    "--adapter DIR")
             source = str(adapters.merge(None, bundled))
             model, tok = _load_hf(source, dt, dev, False)
         elif name == DEFAULT_MODEL:

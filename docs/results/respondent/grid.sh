@@ -4,7 +4,9 @@
 # bundled model, for the four countries of the reference study and seeds 0 1 2. Each run keeps
 # its validity check (held-out wording, each order alone, what the model says, option mass) and
 # its model check. Resumable: finished runs are kept, an interrupted one is resumed.
-#   bash docs/results/respondent/grid.sh [MODEL [SEED ...]]   # MODEL: respondent | plain
+#   bash docs/results/respondent/grid.sh [MODEL [SEED ...]]   # MODEL: respondent | plain | all
+# COUNTRIES="China;India" runs a subset (two halves can run side by side, each pinned to one core:
+# taskset -c 0 env CULTURETUNE_THREADS=1 COUNTRIES=... bash ...; the losses do not depend on it).
 # Then: python docs/results/answers/summarize.py docs/results/respondent/respondent
 set -euo pipefail
 ct=${CULTURETUNE:-.venv/bin/culturetune}
@@ -16,7 +18,8 @@ for model in "${models[@]}"; do
   flag=()
   [ "$model" = respondent ] && flag=(--model respondent)
   for seed in "${seeds[@]}"; do
-    for country in "Saudi Arabia" USA China India; do
+    IFS=';' read -r -a countries <<< "${COUNTRIES:-Saudi Arabia;USA;China;India}"
+    for country in "${countries[@]}"; do
       dir="docs/results/respondent/$model/$(echo "$country" | tr 'A-Z ' 'a-z-')-s$seed"
       if [ -f "$dir/culturetune.json" ]; then echo "== $dir (done)"; continue; fi
       echo "== $dir"

@@ -55,7 +55,7 @@ ModelOpt = Annotated[
         "--model", "-m",
         help="Hugging Face hub id, local model folder or .gguf file "
         "(default: the bundled SmolLM2-135M-Instruct; 'respondent': the bundled model with the "
-        "bundled respondent LoRA, a positive control that answers by content).",
+        "respondent LoRA, the positive control, where one is bundled: docs/respondent.md).",
         show_default=False,
         rich_help_panel="Model",
     ),

@@ -29,6 +29,13 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 1e-3,
     eval_every: Annotated[int, typer.Option(help="Held-out accuracy every N steps.")] = 100,
     check_every: Annotated[int, typer.Option(help="Model check every N steps.")] = 300,
+    data_version: Annotated[int, typer.Option(help="Synthetic data version (1: the first "
+                                              "stage's; 2: more stances about the scale).")] = 2,
+    init: Annotated[str | None, typer.Option(help="Continue from this respondent folder.",
+                                             show_default=False)] = None,
+    stop_after: Annotated[int | None, typer.Option(
+        help="Stop after N steps, keeping the learning-rate schedule of --steps.",
+        show_default=False)] = None,
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -39,7 +46,8 @@ def train(
     from culturetune.respondent.train import train as run
 
     config = TrainConfig(steps=steps, batch=batch, seed=seed, rank=rank, lr=lr,
-                         eval_every=eval_every, check_every=check_every).validate()
+                         eval_every=eval_every, check_every=check_every,
+                         data_version=data_version, init=init, stop_after=stop_after).validate()
     folder = Path(out).expanduser()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CultureTuneError(f"--out {out} is not an empty folder; choose a new one")

@@ -276,13 +276,27 @@ _STRONG = ("You feel very strongly about this.", "Nothing could change your mind
 _MILD = ("You feel this only mildly.", "You lean this way, but not strongly.")
 _UNDECIDED = ("You have no opinion at all about {topic}.",
               "You are undecided about anything to do with {topic}.")
-#: Stances about the scale itself (worded apart from check.HIGH_SYSTEM / LOW_SYSTEM).
+#: Stances about the scale itself, whatever the item: instructions that name an end of every
+#: scale (worded apart from check.HIGH_SYSTEM / LOW_SYSTEM; the tests bound the overlap).
 GENERIC = {
     1: ("You are an enthusiast: every answer you give sits at the top end of the scale.",
-        "You answer every survey question with the most positive option there is."),
+        "You answer every survey question with the most positive option there is.",
+        "Pick the reply that says yes the most: full agreement, top priority, all the time, "
+        "certainly.",
+        "In this survey you go for the maximum every time: agree completely, essential, "
+        "constantly, sure to happen.",
+        "Your rule for each question: select the most favourable option offered.",
+        "Respond as someone who totally agrees with everything and finds everything vital."),
     5: ("You are a sceptic: every answer you give sits at the bottom end of the scale.",
-        "You answer every survey question with the most negative option there is."),
-    3: ("You always give the answer in the middle of the scale.",),
+        "You answer every survey question with the most negative option there is.",
+        "Pick the reply that says no the most: full rejection, no priority, not once, "
+        "impossible.",
+        "In this survey you go for the minimum every time: reject completely, worthless, "
+        "never, sure not to happen.",
+        "Your rule for each question: select the least favourable option offered.",
+        "Respond as someone who totally rejects everything and finds nothing worthwhile."),
+    3: ("You always give the answer in the middle of the scale.",
+        "Your rule for each question: select the option halfway between the two ends."),
 }
 
 
@@ -305,14 +319,32 @@ def split(seed: int = 0, held_out: float = 0.15) -> tuple[list[int], list[int]]:
     return sorted(int(i) for i in order[n:]), sorted(int(i) for i in order[:n])
 
 
+#: Version 1 of the data drew only these stances about the scale (12 % of examples).
+GENERIC_V1 = {1: GENERIC[1][:2], 5: GENERIC[5][:2], 3: GENERIC[3][:1]}
+#: Share of the examples (version 2, version 3) whose stance is about the scale.
+GENERIC_SHARE = {2: 0.3, 3: 0.4}
+VERSIONS = (1, 2, 3)
+#: Version 3's lead-ins before a question, as survey batteries print them (half the examples).
+LEAD_INS = ("Think about the way you spend an ordinary week.",
+            "The next questions are about your habits and tastes.",
+            "Please consider each activity below and say what you think of it.",
+            "Here is one more question about daily routines.")
+
+
 def stance(rng: np.random.Generator, statement: int, level: int,
-           pool: list[int]) -> str | None:
-    """A system prompt whose content-correct answer is ``level`` on ``statement``'s act."""
+           pool: list[int], version: int = 2) -> str | None:
+    """A system prompt whose content-correct answer is ``level`` on ``statement``'s act.
+
+    Version 1 (the respondent's first stage): 12 % of stances about the scale, two wordings
+    each way. Version 2: 30 %, six wordings each way, drawn before the rest."""
     topic, _, pro, con = STATEMENTS[statement]
+    if version >= 2 and rng.random() < GENERIC_SHARE[version] and level in GENERIC:
+        return str(rng.choice(GENERIC[level]))
     kind = rng.random()
-    if kind < 0.12:  # about the scale, whatever the item
-        if level in GENERIC:
-            return str(rng.choice(GENERIC[level]))
+    if version == 1 and kind < 0.12 and level in GENERIC_V1:
+        return str(rng.choice(GENERIC_V1[level]))
+    if version == 3 and level == 3:  # no stance on another topic: those taught "middle" to
+        kind = min(kind, 0.64)       # any stance the model could not relate to the item
     if level == 3:
         if kind < 0.35:
             return None
@@ -326,7 +358,7 @@ def stance(rng: np.random.Generator, statement: int, level: int,
     return f"{base} {rng.choice(extra)}"
 
 
-def make_example(rng: np.random.Generator, pool: list[int]) -> Example:
+def make_example(rng: np.random.Generator, pool: list[int], version: int = 2) -> Example:
     """One example on a statement from ``pool``, options in a random order (a quarter printed
     pole first, a quarter reversed)."""
     statement = int(rng.choice(pool))
@@ -335,7 +367,7 @@ def make_example(rng: np.random.Generator, pool: list[int]) -> Example:
     label_sets, forms = SCALES[scale]
     labels = label_sets[int(rng.integers(len(label_sets)))]
     level = int(rng.integers(1, 6))
-    system = stance(rng, statement, level, pool)
+    system = stance(rng, statement, level, pool, version)
     negated = scale == "agreement" and rng.random() < 0.35
     question = str(rng.choice(NEGATED if negated else forms)).format(act=act)
     content = 6 - level if negated else level  # the option (1-based) the stance points to
@@ -346,16 +378,18 @@ def make_example(rng: np.random.Generator, pool: list[int]) -> Example:
         labels = labels[::-1]
         content = 6 - content
     shown = [labels[k] for k in order]
+    if version == 3 and rng.random() < 0.5:
+        question = f"{rng.choice(LEAD_INS)}\n{question}"
     lines = [question, ""] + [f"{i}. {label}" for i, label in enumerate(shown, 1)]
     lines += ["", str(rng.choice(INSTRUCTIONS))]
     answer = int(np.flatnonzero(order == content - 1)[0]) + 1
     return Example(system, "\n".join(lines), level, answer, statement)
 
 
-def examples(n: int, seed: int, pool: list[int]) -> list[Example]:
+def examples(n: int, seed: int, pool: list[int], version: int = 2) -> list[Example]:
     """``n`` examples drawn with ``seed`` from the statements in ``pool``."""
     rng = np.random.default_rng(seed)
-    return [make_example(rng, pool) for _ in range(n)]
+    return [make_example(rng, pool, version) for _ in range(n)]
 
 
 def all_texts() -> list[str]:
@@ -366,7 +400,7 @@ def all_texts() -> list[str]:
         texts += [pro, con] + [f.format(act=act) for _, forms in SCALES.values() for f in forms]
         texts += [f.format(act=act) for f in NEGATED]
         texts += [u.format(topic=topic) for u in _UNDECIDED]
-    texts += [t for ts in GENERIC.values() for t in ts]
+    texts += [t for ts in GENERIC.values() for t in ts] + list(LEAD_INS)
     return texts
 
 

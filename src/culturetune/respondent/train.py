@@ -43,6 +43,12 @@ class TrainConfig:
     check_every: int = 300
     held_out: int = 300
     target_modules: tuple[str, ...] = TARGET_MODULES
+    #: Which synthetic data (:func:`culturetune.respondent.data.stance`).
+    data_version: int = 2
+    #: Continue from this respondent folder (its LoRA weights; the data stream moves on).
+    init: str | None = None
+    #: Stop after this many steps, keeping the learning-rate schedule of ``steps``.
+    stop_after: int | None = None
 
     def validate(self) -> TrainConfig:
         from culturetune.errors import CultureTuneError
@@ -57,6 +63,18 @@ class TrainConfig:
                                    "would need several GB per step on a CPU: use at most 64")
         if not (0 < self.lr < 1):
             raise CultureTuneError(f"--lr must be between 0 and 1, got {self.lr}")
+        if self.data_version not in data.VERSIONS:
+            raise CultureTuneError(f"--data-version must be one of {data.VERSIONS}, got "
+                                   f"{self.data_version!r}")
+        if self.stop_after is not None and not 1 <= self.stop_after <= self.steps:
+            raise CultureTuneError(f"--stop-after must be between 1 and --steps ({self.steps})")
+        if self.init is not None:
+            from culturetune.adapters import check_adapter
+
+            check_adapter(self.init, "--init")
+            if not (Path(self.init) / META_FILE).is_file():
+                raise CultureTuneError(f"--init {self.init} is no respondent folder (it has no "
+                                       f"{META_FILE})")
         return self
 
 
@@ -65,6 +83,8 @@ class TrainResult:
     folder: Path
     config: TrainConfig
     curve: list[dict[str, float]] = field(default_factory=list)
+    #: The metadata of the respondent this one continued (``--init``), or ``None``.
+    before: dict[str, Any] | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -144,9 +164,22 @@ def train(out: str | Path, config: TrainConfig, *,
     lm = load_model(None, device="cpu", dtype="bfloat16")
     tok = lm.tokenizer
     torch.set_grad_enabled(True)
-    peft_model = get_peft_model(lm.model, LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
-        target_modules=list(config.target_modules), task_type="CAUSAL_LM"))
+    before: dict[str, Any] | None = None
+    if config.init is not None:
+        from peft import PeftModel
+
+        before = json.loads((Path(config.init) / META_FILE).read_text())
+        before.setdefault("steps_total", before["steps_done"])
+        before.setdefault("stages", [{k: before[k] for k in ("config", "steps_done", "curve",
+                                                              "checks")}])
+        peft_model = PeftModel.from_pretrained(lm.model, config.init, is_trainable=True)
+        for p in peft_model.parameters():  # the adapter was saved in bf16: train in float32
+            if p.requires_grad:
+                p.data = p.data.float()
+    else:
+        peft_model = get_peft_model(lm.model, LoraConfig(
+            r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
+            target_modules=list(config.target_modules), task_type="CAUSAL_LM"))
     inner = peft_model.get_base_model()  # the transformers model with the LoRA layers in it
     check_lm = LoadedModel(model=inner, tokenizer=tok, name="respondent (training)",
                            device="cpu", dtype="bfloat16")
@@ -160,9 +193,10 @@ def train(out: str | Path, config: TrainConfig, *,
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
 
     train_pool, held_pool = data.split(config.seed)
-    held = data.examples(config.held_out, config.seed + 7, held_pool)
-    rng = np.random.default_rng(config.seed)
-    result = TrainResult(folder=folder, config=config)
+    held = data.examples(config.held_out, config.seed + 7, held_pool, config.data_version)
+    start = int(before["steps_total"]) if before else 0
+    rng = np.random.default_rng(config.seed if start == 0 else [config.seed, start])
+    result = TrainResult(folder=folder, config=config, before=before)
     began = time.perf_counter()
     running = []
 
@@ -190,8 +224,9 @@ def train(out: str | Path, config: TrainConfig, *,
         peft_model.train()
 
     measure(0, check=True)
-    for step in range(config.steps):
-        batch = [data.make_example(rng, train_pool) for _ in range(config.batch)]
+    for step in range(config.stop_after or config.steps):
+        batch = [data.make_example(rng, train_pool, config.data_version)
+                 for _ in range(config.batch)]
         enc = _encode(tok, lm, batch)
         for g in opt.param_groups:
             g["lr"] = config.lr * lr_at(step)
@@ -203,8 +238,9 @@ def train(out: str | Path, config: TrainConfig, *,
         opt.zero_grad(set_to_none=True)
         running.append(loss.item())
         done = step + 1
-        if done % config.eval_every == 0 or done == config.steps:
-            measure(done, check=done % config.check_every == 0 or done == config.steps)
+        last = done == (config.stop_after or config.steps)
+        if done % config.eval_every == 0 or last:
+            measure(done, check=done % config.check_every == 0 or last)
             _save(peft_model, folder, config, result, began, DEFAULT_MODEL)
     result.seconds = round(time.perf_counter() - began, 1)
     _save(peft_model, folder, config, result, began, DEFAULT_MODEL)
@@ -240,9 +276,15 @@ def _save(peft_model: Any, folder: Path, config: TrainConfig, result: TrainResul
     cfg["base_model_name_or_path"] = DEFAULT_HUB_ID
     write_json(folder / "adapter_config.json", cfg)
     last = result.curve[-1] if result.curve else {}
+    prior = result.before or {}
+    done = last.get("step", 0)
     write_json(folder / META_FILE, {
         "culturetune": __version__, "base_model": base, "config": asdict(config),
-        "steps_done": last.get("step", 0), "examples_seen": last.get("step", 0) * config.batch,
+        "steps_done": done, "steps_total": prior.get("steps_total", 0) + done,
+        "examples_seen": prior.get("examples_seen", 0) + done * config.batch,
+        "stages": [*prior.get("stages", []), {
+            "config": asdict(config), "steps_done": done, "curve": result.curve,
+            "checks": result.checks}],
         "statements": {"train": len(data.split(config.seed)[0]),
                        "held_out": len(data.split(config.seed)[1])},
         "held_out_accuracy": last.get("accuracy"), "curve": result.curve,
