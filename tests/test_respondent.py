@@ -46,6 +46,27 @@ def test_the_answer_is_the_shown_number_of_the_content_correct_option() -> None:
     assert counts.min() > 0.15 and counts.max() < 0.25  # every shown number about as often
 
 
+def test_pairs_differ_only_in_the_stance_direction() -> None:
+    """Version 4's pairs: the same question, options and order; levels L and 6 - L; each answer
+    is the content-correct option (read back from the text), so the two point to opposite
+    options of the scale."""
+    train, _ = data.split(0)
+    rng = np.random.default_rng(4)
+    paired = 0
+    for _ in range(300):
+        a, b = data.make_pair(rng, train)
+        for ex in (a, b):
+            shown = _options(ex.user)
+            _, pole_first = _scale_of(shown)
+            negated = any(f.split("{act}")[0] in ex.user for f in data.NEGATED)
+            assert shown[ex.answer - 1] == pole_first[(6 - ex.level if negated else ex.level) - 1]
+        if a.level != 3:
+            paired += 1
+            assert a.user == b.user and a.level + b.level == 6 and a.system != b.system
+            assert a.answer != b.answer
+    assert paired > 200
+
+
 def test_stances_decide_levels_and_no_stance_is_the_middle() -> None:
     train, _ = data.split(0)
     examples = data.examples(3000, 1, train)

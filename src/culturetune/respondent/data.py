@@ -322,8 +322,9 @@ def split(seed: int = 0, held_out: float = 0.15) -> tuple[list[int], list[int]]:
 #: Version 1 of the data drew only these stances about the scale (12 % of examples).
 GENERIC_V1 = {1: GENERIC[1][:2], 5: GENERIC[5][:2], 3: GENERIC[3][:1]}
 #: Share of the examples (version 2, version 3) whose stance is about the scale.
-GENERIC_SHARE = {2: 0.3, 3: 0.4}
-VERSIONS = (1, 2, 3)
+GENERIC_SHARE = {2: 0.3, 3: 0.4, 4: 0.4}
+#: Version 4 is version 3's items in pairs that differ only in the stance's direction.
+VERSIONS = (1, 2, 3, 4)
 #: Version 3's lead-ins before a question, as survey batteries print them (half the examples).
 LEAD_INS = ("Think about the way you spend an ordinary week.",
             "The next questions are about your habits and tastes.",
@@ -343,7 +344,7 @@ def stance(rng: np.random.Generator, statement: int, level: int,
     kind = rng.random()
     if version == 1 and kind < 0.12 and level in GENERIC_V1:
         return str(rng.choice(GENERIC_V1[level]))
-    if version == 3 and level == 3:  # no stance on another topic: those taught "middle" to
+    if version >= 3 and level == 3:  # no stance on another topic: those taught "middle" to
         kind = min(kind, 0.64)       # any stance the model could not relate to the item
     if level == 3:
         if kind < 0.35:
@@ -361,6 +362,25 @@ def stance(rng: np.random.Generator, statement: int, level: int,
 def make_example(rng: np.random.Generator, pool: list[int], version: int = 2) -> Example:
     """One example on a statement from ``pool``, options in a random order (a quarter printed
     pole first, a quarter reversed)."""
+    return _make(rng, pool, version)[0]
+
+
+def make_pair(rng: np.random.Generator, pool: list[int], version: int = 4) -> list[Example]:
+    """Two examples that differ only in the stance's direction (version 4): the same question,
+    options and order, a stance one way and one the other (level ``6 - level``), so that the
+    direction is the only thing that tells their answers apart. A middle example (level 3) comes
+    with an unrelated second one."""
+    a, order, content = _make(rng, pool, version)
+    if a.level == 3:
+        return [a, _make(rng, pool, version)[0]]
+    level = 6 - a.level
+    system = stance(rng, a.statement, level, pool, version)
+    answer = int(np.flatnonzero(order == (6 - content) - 1)[0]) + 1
+    return [a, Example(system, a.user, level, answer, a.statement)]
+
+
+def _make(rng: np.random.Generator, pool: list[int],
+          version: int) -> tuple[Example, np.ndarray, int]:
     statement = int(rng.choice(pool))
     act = STATEMENTS[statement][1]
     scale = str(rng.choice(list(SCALES)))
@@ -378,12 +398,12 @@ def make_example(rng: np.random.Generator, pool: list[int], version: int = 2) ->
         labels = labels[::-1]
         content = 6 - content
     shown = [labels[k] for k in order]
-    if version == 3 and rng.random() < 0.5:
+    if version >= 3 and rng.random() < 0.5:
         question = f"{rng.choice(LEAD_INS)}\n{question}"
     lines = [question, ""] + [f"{i}. {label}" for i, label in enumerate(shown, 1)]
     lines += ["", str(rng.choice(INSTRUCTIONS))]
     answer = int(np.flatnonzero(order == content - 1)[0]) + 1
-    return Example(system, "\n".join(lines), level, answer, statement)
+    return Example(system, "\n".join(lines), level, answer, statement), order, content
 
 
 def examples(n: int, seed: int, pool: list[int], version: int = 2) -> list[Example]:

@@ -225,8 +225,13 @@ def train(out: str | Path, config: TrainConfig, *,
 
     measure(0, check=True)
     for step in range(config.stop_after or config.steps):
-        batch = [data.make_example(rng, train_pool, config.data_version)
-                 for _ in range(config.batch)]
+        if config.data_version >= 4:  # pairs that differ only in the stance's direction
+            batch = [e for _ in range((config.batch + 1) // 2)
+                     for e in data.make_pair(rng, train_pool, config.data_version)]
+            batch = batch[: config.batch]
+        else:
+            batch = [data.make_example(rng, train_pool, config.data_version)
+                     for _ in range(config.batch)]
         enc = _encode(tok, lm, batch)
         for g in opt.param_groups:
             g["lr"] = config.lr * lr_at(step)
