@@ -16,3 +16,7 @@ out=${1:-runs/respondent}
   --stop-after 300
 "$ct" respondent train --out "$out-stage3" --init "$out-stage2" --data-version 3 --steps 450 \
   --check-every 150 --stop-after 300
+# stage 4: data version 4 (version 3's items in pairs that differ only in the stance's direction),
+#          250 steps: the probe moves in the asked direction for the first time (+0.50 / +0.17).
+"$ct" respondent train --out "$out-stage4" --init "$out-stage3" --data-version 4 --steps 250 \
+  --eval-every 50 --check-every 250
