@@ -222,8 +222,7 @@ def load_model(
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    if adapter is not None:
-        adapters.check_adapter(adapter)
+    if adapter is not None:  # merge checks the folder before anything loads
         name = str(adapters.merge(check_model(name), adapter,
                                   trust_remote_code=trust_remote_code))
     name = DEFAULT_MODEL if name is None else check_model(name) or DEFAULT_MODEL
