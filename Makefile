@@ -29,8 +29,11 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest
 
+# ruff, then the layering contract in pyproject.toml ([tool.importlinter]): it fails on any
+# import that runs back up the data path, and on any import cycle.
 lint: venv
 	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/lint-imports
 
 bench: venv
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from culturetune.check import run_check
-from culturetune.models import load_model
+from culturetune.model.loading import load_model
+from culturetune.reading.check import run_check
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
-from culturetune.models import load_model
+from culturetune.model.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -94,9 +94,10 @@ def main() -> None:
 
     import torch
 
-    from culturetune.executors import RayCluster, RayExecutor, RaySettings
-    from culturetune.experiment import ExperimentConfig, measured, run_experiment
-    from culturetune.models import load_model
+    from culturetune.experiment.config import ExperimentConfig
+    from culturetune.experiment.executors import RayCluster, RayExecutor, RaySettings
+    from culturetune.experiment.grid import measured, run_experiment
+    from culturetune.model.loading import load_model
 
     cfg = ExperimentConfig(countries=args.countries, methods=args.methods, seeds=args.seeds,
                            budget=args.budget, population=args.population, data=args.data,

@@ -22,10 +22,10 @@ import time
 import torch
 
 from culturetune.cli import quiet_transformers
-from culturetune.models import load_model
-from culturetune.survey import ANSWER_MODES, Survey, run_survey
-from culturetune.targets import lookup_country
-from culturetune.vsm import parse_constants
+from culturetune.instrument.targets import lookup_country
+from culturetune.instrument.vsm import parse_constants
+from culturetune.model.loading import load_model
+from culturetune.reading.survey import ANSWER_MODES, Survey, run_survey
 
 TARGET_SURVEY_S = 5.0
 TARGET_PEAK_GB = 2.0

@@ -31,8 +31,8 @@ def worker(steps: int, threads: int | None) -> None:
     import numpy as np
     import torch
 
-    from culturetune.models import load_model
-    from culturetune.survey import Survey
+    from culturetune.model.loading import load_model
+    from culturetune.reading.survey import Survey
 
     if threads:
         torch.set_num_threads(threads)

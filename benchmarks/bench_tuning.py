@@ -31,12 +31,12 @@ import time
 import numpy as np
 import torch
 
-from culturetune.engine import generate
-from culturetune.models import load_model
-from culturetune.survey import Survey, parse_answer
-from culturetune.targets import lookup_country
-from culturetune.tuning import Objective
-from culturetune.vsm import parse_constants
+from culturetune.instrument.targets import lookup_country
+from culturetune.instrument.vsm import parse_constants
+from culturetune.model.engine import generate
+from culturetune.model.loading import load_model
+from culturetune.reading.survey import Survey, parse_answer
+from culturetune.tuning.search import Objective
 
 
 def timed(fn, *args, repeat: int = 3) -> float:
@@ -151,8 +151,8 @@ def main() -> None:
 
 def objectives(lm, soft: torch.Tensor, target, constants) -> None:
     """Step time of each objective over training views, as a ratio to the ``both`` step."""
-    from culturetune.engine import PromptScorer
-    from culturetune.survey import run_survey
+    from culturetune.model.engine import PromptScorer
+    from culturetune.reading.survey import run_survey
 
     wordings = {w: Survey(lm, w, placement="answer", orders="both")
                 for w in ("vsm2013", "paraphrase")}

@@ -58,9 +58,9 @@ def rate(fn, pop: int, device: str) -> tuple[float | None, float | None]:
 def main() -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from culturetune.engine import generate
-    from culturetune.models import LoadedModel
-    from culturetune.survey import Survey
+    from culturetune.model.engine import generate
+    from culturetune.model.loading import LoadedModel
+    from culturetune.reading.survey import Survey
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokenizer", required=True)

@@ -2,7 +2,7 @@
 next-token reading replaced by a rule that decides from the prompt's text.
 
 A respondent is a function ``pick(system, user) -> shown position (0-based)`` or ``None`` for a
-reply that names no option. :func:`install` makes every :class:`culturetune.survey.Survey`
+reply that names no option. :func:`install` makes every :class:`culturetune.reading.survey.Survey`
 answer with it: the chosen option's token gets ``mass`` of the next-token probability (the rest
 is off the options) and is the greedy first token; where ``pick`` gives ``None`` the first token
 is no option and the generated reply is ``silent_reply``.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from culturetune.survey import N_OPTIONS, Survey
+from culturetune.reading.survey import N_OPTIONS, Survey
 
 Pick = Callable[[str | None, str], int | None]
 
@@ -58,7 +58,7 @@ def install(monkeypatch, pick: Pick, mass: float | Callable[[torch.Tensor | None
     """Every Survey answers with ``pick``; ``mass`` is the probability on the chosen option (a
     function of the soft prompts ``[candidates, T, H]`` giving one mass per candidate, or a
     number)."""
-    import culturetune.survey as survey_module
+    import culturetune.reading.survey as survey_module
 
     monkeypatch.setattr(survey_module, "PromptScorer", lambda *a, **k: None)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from culturetune.adapters import check_adapter, merged_folder, respondent_adapter
 from culturetune.cli import main
-from culturetune.errors import CultureTuneError
+from culturetune.core.errors import CultureTuneError
+from culturetune.model.adapters import check_adapter, merged_folder, respondent_adapter
 
 
 def _lora_folder(tmp: Path, **config) -> Path:
@@ -56,7 +56,7 @@ def random_lora(tmp_path_factory) -> Path:
     """A LoRA on the bundled model with random (non-zero) weights, saved by PEFT."""
     from peft import LoraConfig, get_peft_model
 
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     torch.manual_seed(0)
     lm = load_model(dtype="float32")
@@ -75,7 +75,7 @@ def test_an_adapter_is_merged_by_peft_cached_and_changes_the_model(
     differ from the base model's; the merged folder is cached and reused."""
     from peft import PeftModel
 
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path / "cache"))
     merged = load_model(dtype="float32", adapter=random_lora)
@@ -100,7 +100,7 @@ def test_an_adapter_that_does_not_fit_the_base_is_a_clear_error(tmp_path, monkey
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path / "cache"))
     tiny = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64,

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 import culturetune as ct
-from culturetune import api, defaults
-from culturetune.errors import CultureTuneError
+from culturetune import api
+from culturetune.core import defaults
+from culturetune.core.errors import CultureTuneError
 
 ROOT = Path(__file__).parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"

@@ -11,18 +11,25 @@ import pytest
 import torch
 from synthetic import by_content, by_position, install
 
-from culturetune.check import MIN_PROBE_GAP, ModelCheck, check_model, poles, run_check, verdict
-from culturetune.survey import NO_ANSWER, Survey, apply_missing, run_survey, said_values
-from culturetune.targets import lookup_country
-from culturetune.validity import ViewResult, assess
-from culturetune.vsm import load_instrument, parse_constants
+from culturetune.instrument.targets import lookup_country
+from culturetune.instrument.vsm import load_instrument, parse_constants
+from culturetune.reading.check import (
+    MIN_PROBE_GAP,
+    ModelCheck,
+    check_model,
+    poles,
+    run_check,
+    verdict,
+)
+from culturetune.reading.survey import NO_ANSWER, Survey, apply_missing, run_survey, said_values
+from culturetune.reading.validity import ViewResult, assess
 
 C50 = parse_constants(None)
 
 
 @pytest.fixture(scope="module")
 def lm():
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     return load_model()
 
@@ -86,7 +93,7 @@ def test_the_check_is_cached_per_model_and_instrument(lm, monkeypatch, tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     install(monkeypatch, by_position(0))
     first = check_model(lm)
-    import culturetune.check as check_module
+    import culturetune.reading.check as check_module
 
     def fail(*a, **k):
         raise AssertionError("measured again instead of read from the cache")
@@ -152,9 +159,9 @@ def _mass_of(soft: torch.Tensor | None) -> torch.Tensor:
 
 @pytest.mark.model
 def test_objectives_aggregate_views_and_floor_the_mass(lm, monkeypatch) -> None:
-    from culturetune.targets import loss_batch
-    from culturetune.tuning import MASS_PENALTY, Objective
-    from culturetune.vsm import compute_indices_batch
+    from culturetune.instrument.targets import loss_batch
+    from culturetune.instrument.vsm import compute_indices_batch
+    from culturetune.tuning.search import MASS_PENALTY, Objective
 
     # a respondent that names a position chosen by the question, not by the options' content
     install(monkeypatch, lambda system, user: len(user) % 5, mass=_mass_of)
@@ -215,7 +222,8 @@ def test_held_needs_the_said_views_and_the_mass() -> None:
 
 @pytest.mark.model
 def test_tune_stores_the_check_and_the_said_views(lm, tmp_path) -> None:
-    from culturetune.tuning import TuneConfig, tune
+    from culturetune.tuning.config import TuneConfig
+    from culturetune.tuning.search import tune
 
     cfg = TuneConfig(target=lookup_country("China"), budget=8, population=8, seed=1,
                      objective="worst", train_instruments=["paraphrase"], min_mass=0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from culturetune import cli
 from culturetune.cli import main
-from culturetune.vsm import DIMENSIONS, compute_indices
+from culturetune.instrument.vsm import DIMENSIONS, compute_indices
 
 VARS = [f"m{i:02d}" for i in range(1, 25)]
 
@@ -229,8 +230,8 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_answer_modes_match_library() -> None:
     from culturetune.cli import options
-    from culturetune.survey import ANSWER_MODES, MISSING_RULES
-    from culturetune.tuning import OBJECTIVES, READINGS
+    from culturetune.reading.survey import ANSWER_MODES, MISSING_RULES
+    from culturetune.tuning.config import OBJECTIVES, READINGS
 
     assert cli.ANSWER_MODES == ANSWER_MODES
     assert options.MISSING_RULES == MISSING_RULES
@@ -238,8 +239,8 @@ def test_answer_modes_match_library() -> None:
 
 
 def test_print_survey_renders_missing_answers(capsys: pytest.CaptureFixture[str]) -> None:
-    from culturetune.survey import ItemResult, SurveyResult
-    from culturetune.targets import lookup_country
+    from culturetune.instrument.targets import lookup_country
+    from culturetune.reading.survey import ItemResult, SurveyResult
 
     items = [
         ItemResult(var=v, text=f"question {v} [bold]x[/bold]", probs=[0.2] * 5, mass=0.5,
@@ -358,6 +359,20 @@ def test_tune_then_use_the_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.model
+def test_tune_progress_off_a_terminal_comes_as_whole_lines(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """To a file or a pipe (here: captured), tuning says how far it is in whole lines: the
+    first before the first step, the last when the budget is spent."""
+    code, _, err = run(["tune", "--country", "China", "--budget", "8", "--population", "4",
+                        "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    assert "\r" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("tuning: ")]
+    assert lines[0] == "tuning: 0/8 evals (the first step is running)", err
+    assert re.match(r"tuning: step \d+ · 8/8 evals · best \d", lines[-1]), err
+
+
+@pytest.mark.model
 def test_bench_formulations(capsys: pytest.CaptureFixture[str]) -> None:
     base = ["bench", "--country", "China", "--data", str(FIXTURE), "--dtype", "float32"]
     code, out, err = run([*base, "--scoring", "mc", "--no-chat-template", "--json"], capsys)
@@ -367,6 +382,10 @@ def test_bench_formulations(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Answer:" in d["formulation"] and list(d["metrics"]) == ["accuracy"]
     code, out, err = run([*base, "--scoring", "loglik"], capsys)  # the old name of cloze
     assert code == 0, err
+    # stderr is no terminal here: progress comes as whole lines, never rewritten in place
+    assert "\r" not in err
+    done = [ln for ln in err.splitlines() if re.fullmatch(r"plain: (\d+)/\1", ln)]
+    assert len(done) == 1, err
     assert "cloze scoring" in out and "cloze (inside the chat template)" in out
     assert "accuracy_norm" in out and "always answering" in out
 

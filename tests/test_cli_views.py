@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from culturetune import models
 from culturetune.cli import main
+from culturetune.model import loading as models
 
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 

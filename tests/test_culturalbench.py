@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from culturetune import culturalbench as cb
+from culturetune.core.errors import CultureTuneError
 from culturetune.culturalbench import (
     ALL_COUNTRIES,
     Condition,
@@ -23,8 +24,7 @@ from culturetune.culturalbench import (
     load_culturalbench,
     run_bench,
 )
-from culturetune.errors import CultureTuneError
-from culturetune.survey import label_token_ids, persona_prompt
+from culturetune.reading.survey import label_token_ids, persona_prompt
 
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 SHARED = Path(os.environ.get("CULTURETUNE_SHARED_DATA")
@@ -492,7 +492,7 @@ def test_run_bench_rejects_bad_conditions(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.fixture(scope="module")
 def lm():
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     return load_model(dtype="float32")  # float32: batched and single runs agree to 1e-5
 
@@ -622,7 +622,7 @@ def test_hard_bench_on_fixture(lm, hard_csv: Path) -> None:
 
 
 def test_condition_accepts_the_project_soft_prompt() -> None:
-    softprompt = pytest.importorskip("culturetune.softprompt")
+    softprompt = pytest.importorskip("culturetune.tuning.softprompt")
     sp = softprompt.SoftPrompt(embeddings=torch.zeros(3, 8), placement="prefix")
     cond = Condition("tuned", soft=sp)
     assert cond.soft_tensor(SimpleNamespace(hidden_size=8, name="m")).shape == (1, 3, 8)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from culturetune.engine import PromptScorer
-from culturetune.models import load_model
-from culturetune.survey import PLACEMENTS, Survey, item_prompt, prompt_segments
-from culturetune.vsm import load_instrument
+from culturetune.instrument.vsm import load_instrument
+from culturetune.model.engine import PromptScorer
+from culturetune.model.loading import load_model
+from culturetune.reading.survey import PLACEMENTS, Survey, item_prompt, prompt_segments
 
 pytestmark = pytest.mark.model
 

@@ -15,18 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from culturetune.errors import CultureTuneError
-from culturetune.experiment import (
+from culturetune.core.errors import CultureTuneError
+from culturetune.experiment.cells import cell_path
+from culturetune.experiment.config import (
     DEFAULT_BUDGET,
     DEFAULT_COUNTRIES,
     DEFAULT_METHODS,
     QUICK_BUDGET,
     QUICK_METHODS,
     ExperimentConfig,
-    cell_path,
     quick,
-    run_experiment,
 )
+from culturetune.experiment.grid import run_experiment
+from culturetune.instrument.targets import lookup_country
+from culturetune.instrument.vsm import DIMENSIONS
 from culturetune.report import (
     accuracy_summary_table,
     accuracy_table,
@@ -45,8 +47,6 @@ from culturetune.report import (
     verdict_table,
     write_report,
 )
-from culturetune.targets import lookup_country
-from culturetune.vsm import DIMENSIONS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -338,7 +338,7 @@ def tiny(**kw) -> ExperimentConfig:
 
 @pytest.fixture(scope="module")
 def lm():
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     return load_model()
 
@@ -347,7 +347,7 @@ def lm():
 def tiny_run(lm, tmp_path_factory):
     out = tmp_path_factory.mktemp("experiment")
     messages: list[str] = []
-    results = run_experiment(lm, tiny(), out, progress=messages.append)
+    results = run_experiment(lm, tiny(), out, progress=messages.append, report=write_report)
     return out, results, messages
 
 
@@ -439,10 +439,10 @@ def test_rerun_skips_finished_cells(tiny_run, lm, monkeypatch):
     def no_tuning(*args, **kwargs):
         raise AssertionError("a finished cell was run again")
 
-    monkeypatch.setattr("culturetune.tuning.tune", no_tuning)
+    monkeypatch.setattr("culturetune.tuning.search.tune", no_tuning)
     messages: list[str] = []
     start = time.perf_counter()
-    again = run_experiment(lm, tiny(), out, progress=messages.append)
+    again = run_experiment(lm, tiny(), out, progress=messages.append, report=write_report)
     assert time.perf_counter() - start < 60
     assert {p: p.stat().st_mtime_ns for p in cells} == before
     assert all("already done" in m for m in messages if m.startswith("cell "))
@@ -454,12 +454,12 @@ def test_rerun_skips_finished_cells(tiny_run, lm, monkeypatch):
 def test_rerun_with_other_settings_is_refused(tiny_run, lm):
     out, _, _ = tiny_run
     with pytest.raises(CultureTuneError, match="other settings.*budget"):
-        run_experiment(lm, tiny(budget=24), out)
+        run_experiment(lm, tiny(budget=24), out, report=write_report)
 
 
 @pytest.mark.model
 def test_interrupted_tuning_resumes(lm, tmp_path, monkeypatch):
-    from culturetune import tuning
+    from culturetune.tuning import search as tuning
 
     calls = {"n": 0}
     real = tuning.Objective.__call__
@@ -473,10 +473,10 @@ def test_interrupted_tuning_resumes(lm, tmp_path, monkeypatch):
     cfg = tiny(countries=["China"], methods=["de"], bench_limit=2)
     monkeypatch.setattr(tuning.Objective, "__call__", stop_on_second_step)
     with pytest.raises(tuning.Interrupted, match="run the same experiment again"):
-        run_experiment(lm, cfg, tmp_path)
+        run_experiment(lm, cfg, tmp_path, report=write_report)
     assert (tmp_path / "runs" / "CHI" / "de-seed0" / tuning.CHECKPOINT).exists()
     monkeypatch.setattr(tuning.Objective, "__call__", real)
-    results = run_experiment(lm, cfg, tmp_path)
+    results = run_experiment(lm, cfg, tmp_path, report=write_report)
     (cell,) = results["cells"]
     assert cell["tuning"]["evaluations"] == 16 and len(cell["tuning"]["history"]) == 2
 
@@ -486,7 +486,7 @@ def test_quick_preset_runs(lm, tmp_path):
     # The full --quick (4 countries, about 5 minutes on 2 cores) is too slow for the test suite;
     # CI runs the same preset (seeds, methods, budget) on one country with 4 fixture questions.
     cfg = quick(countries=["China"], data=str(FIXTURE), bench_limit=4)
-    results = run_experiment(lm, cfg, tmp_path)
+    results = run_experiment(lm, cfg, tmp_path, report=write_report)
     assert {c["method"] for c in results["cells"]} == set(QUICK_METHODS)
     by = {c["method"]: c for c in results["cells"]}
     assert by["de"]["tuning"]["evaluations"] == QUICK_BUDGET
@@ -500,10 +500,10 @@ def test_quick_preset_runs(lm, tmp_path):
 @pytest.mark.model
 def test_cached_letter_scoring_agrees_with_culturalbench(lm):
     """The experiment encodes each country's questions once; it must answer as evaluate_easy."""
-    from culturetune.cells import _LetterScorer
     from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
-    from culturetune.softprompt import SoftPrompt, initial_prompt
-    from culturetune.survey import persona_prompt
+    from culturetune.experiment.cells import _LetterScorer
+    from culturetune.reading.survey import persona_prompt
+    from culturetune.tuning.softprompt import SoftPrompt, initial_prompt
 
     qs = load_culturalbench("easy", FIXTURE, countries=["China", "USA"])
     soft = SoftPrompt(initial_prompt(lm, 3, "vocab", seed=1), "answer")
@@ -516,7 +516,7 @@ def test_cached_letter_scoring_agrees_with_culturalbench(lm):
 
 
 def test_measured_drops_times_and_machine_at_any_depth() -> None:
-    from culturetune.experiment import measured
+    from culturetune.experiment.grid import measured
 
     results = {"seconds": 9.0, "machine": {"cpu": "x"}, "created": "now", "versions": {},
                "reused_cells": 3, "config": {"budget": 640},

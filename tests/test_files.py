@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from culturetune import files, runfolder
-from culturetune.errors import CultureTuneError
-from culturetune.files import WriteError, atomic_path, write_json, write_text
-from culturetune.softprompt import SoftPrompt
-from culturetune.tuning import _Record
+from culturetune.core import files
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import WriteError, atomic_path, write_json, write_text
+from culturetune.tuning.search import _Record, runfolder
+from culturetune.tuning.softprompt import SoftPrompt
 
 
 def _mode(path: Path) -> int:

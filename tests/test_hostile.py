@@ -3,7 +3,7 @@
 Each table case runs the CLI in a sandbox folder (the working directory) and asserts: exit status
 2 (130 for an interrupt), one ``error: ...`` line, no traceback, no file in the sandbox created,
 changed or removed, and (for the input checks, which come first) that no model was loaded:
-``culturetune.models.load_model`` raises if anything calls it.
+``culturetune.model.loading.load_model`` raises if anything calls it.
 
 The ``model`` tests at the end need the bundled model: limits that depend on it (context length,
 memory), extending a run with ``--resume --budget``, two processes on one folder, and SIGINT to
@@ -48,11 +48,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from culturetune import cli, models, runfolder
+from culturetune import cli
 from culturetune.cli import main
-from culturetune.errors import CultureTuneError
-from culturetune.targets import lookup_country
-from culturetune.tuning import Interrupted, TuneConfig, history_csv
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import lookup_country
+from culturetune.model import loading as models
+from culturetune.tuning.config import TuneConfig
+from culturetune.tuning.search import Interrupted, history_csv, runfolder
 
 HIDDEN = 576
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
@@ -154,7 +156,7 @@ def held(rel: str) -> Builder:
     """``rel`` locked by another process for the duration of the case."""
 
     def build(root: Path, cleanup: list) -> None:
-        code = ("import sys, time\nfrom culturetune import runfolder\n"
+        code = ("import sys, time\nfrom culturetune.tuning import runfolder\n"
                 "hold = runfolder.claim(sys.argv[1])\nhold.__enter__()\n"
                 "print('held', flush=True)\ntime.sleep(300)\n")
         proc = subprocess.Popen([sys.executable, "-c", code, str(root / rel)],
@@ -833,7 +835,7 @@ def lm():
 
 @pytest.mark.model
 def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path) -> None:
-    from culturetune.tuning import tune
+    from culturetune.tuning.search import tune
 
     def config(budget: int) -> TuneConfig:
         return TuneConfig(target=lookup_country("China"), budget=budget, population=8, seed=3)
@@ -1059,7 +1061,7 @@ def test_tune_on_a_full_disk_at_every_write_then_resume_equals_uninterrupted(
     history.csv, the three prompt files, run.json at the end): one error line naming the file,
     exit 2, nothing half-written, the last checkpoint kept; ``--resume`` once there is space
     ends with the uninterrupted run's prompt, bit for bit."""
-    from culturetune import tuning
+    from culturetune.tuning import search as tuning
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tuning, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every step

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from culturetune.errors import CultureTuneError
-from culturetune.survey import INSTRUCTION, item_prompt
-from culturetune.vsm import instrument_key, load_instrument
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.vsm import instrument_key, load_instrument
+from culturetune.reading.survey import INSTRUCTION, item_prompt
 
 
 def _bundled() -> dict:

@@ -12,8 +12,13 @@ import pytest
 import torch
 
 from culturetune.cli import main
-from culturetune.models import DEFAULT_HUB_ID, DEFAULT_MODEL, gguf_cache_folder, peft_base_model
-from culturetune.softprompt import CONFIG_FILE, META_FILE, SoftPrompt
+from culturetune.model.loading import (
+    DEFAULT_HUB_ID,
+    DEFAULT_MODEL,
+    gguf_cache_folder,
+    peft_base_model,
+)
+from culturetune.tuning.softprompt import CONFIG_FILE, META_FILE, SoftPrompt
 
 #: Largest gap allowed between PEFT's and ``culturetune survey --prompt``'s answer probabilities
 #: and option mass (float32; measured 1.3e-6 and 8.4e-6).
@@ -25,9 +30,9 @@ PEFT_SCRIPT = """
 import json, sys, torch
 from peft import AutoPeftModelForCausalLM
 from transformers import AutoTokenizer
-from culturetune.models import LoadedModel
-from culturetune.survey import item_prompt, option_token_ids
-from culturetune.vsm import load_instrument
+from culturetune.model.loading import LoadedModel
+from culturetune.reading.survey import item_prompt, option_token_ids
+from culturetune.instrument.vsm import load_instrument
 
 model = AutoPeftModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
 base = model.peft_config["default"].base_model_name_or_path
@@ -84,7 +89,7 @@ def test_saved_config_names_the_hub_id_and_culturetune_json_keeps_the_name(
 @pytest.mark.model
 def test_auto_peft_loads_a_prompt_tuned_on_a_local_folder_offline(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from culturetune.models import bundled_gguf, load_model
+    from culturetune.model.loading import bundled_gguf, load_model
 
     load_model(dtype="float32")  # makes sure the dequantized folder exists
     folder = gguf_cache_folder(bundled_gguf())  # a plain local model folder

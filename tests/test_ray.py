@@ -1,4 +1,4 @@
-"""The grid and tuning populations on Ray (issue 10; :mod:`culturetune.executors`).
+"""The grid and tuning populations on Ray (issue 10; :mod:`culturetune.experiment.executors`).
 
 Every command runs in a subprocess with one torch thread per process (the in-process reference
 and each Ray worker alike), on a local Ray instance of 2 single-CPU workers. A worker is killed
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from culturetune.experiment import measured as numbers
+from culturetune.experiment.grid import measured as numbers
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -70,8 +70,8 @@ def test_ctrl_c_on_the_driver_exits_130_and_stops_ray(tmp_path: Path,
     again, Ray shut down, no lock file left."""
     import ray
 
-    from culturetune import executors
     from culturetune.cli import main
+    from culturetune.experiment import executors
 
     def interrupted(self: Any) -> None:
         raise KeyboardInterrupt
@@ -119,7 +119,7 @@ def test_grid_on_ray_with_a_killed_worker_equals_local(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_tune_on_two_workers_equals_one(tmp_path: Path) -> None:
     """Same seed, same prompt: ``--workers 2`` (one worker killed mid-run) and ``--workers 1``,
-    in float32 (bf16 scores depend on the batch split; README, Running on Ray)."""
+    in float32 (bf16 scores depend on the batch split; docs/ray.md)."""
     from safetensors.torch import load_file
 
     base = ["tune", "--country", "China", "--budget", "16", "--population", "8", "--seed", "0",

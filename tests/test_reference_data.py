@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from culturetune.errors import CultureTuneError
-from culturetune.targets import country_table, lookup_country
-from culturetune.vsm import DIMENSIONS, load_instrument
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import country_table, lookup_country
+from culturetune.instrument.vsm import DIMENSIONS, load_instrument
 
 SHARED = Path(
     os.environ.get("CULTURETUNE_SHARED_DATA")

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from culturetune.check import HIGH_SYSTEM, LOW_SYSTEM
+from culturetune.instrument.vsm import load_instrument
+from culturetune.reading.check import HIGH_SYSTEM, LOW_SYSTEM
 from culturetune.respondent import data
-from culturetune.vsm import load_instrument
 
 WORDINGS = ("vsm2013", "paraphrase", "paraphrase2")
 
@@ -126,7 +126,7 @@ def test_the_overlap_measure_catches_a_rewording() -> None:
 
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"batch": 65}, {"lr": 2.0}, {"rank": -1}])
 def test_train_settings_are_checked(bad) -> None:
-    from culturetune.errors import CultureTuneError
+    from culturetune.core.errors import CultureTuneError
     from culturetune.respondent.train import TrainConfig
 
     with pytest.raises(CultureTuneError):
@@ -140,7 +140,7 @@ def test_training_writes_a_loadable_adapter_and_continues_from_it(tmp_path, monk
     continued run draws new data (not the first stage's again)."""
     import json
 
-    from culturetune.adapters import check_adapter
+    from culturetune.model.adapters import check_adapter
     from culturetune.respondent.train import CURVE_FILE, META_FILE, TrainConfig, train
 
     monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path / "cache"))

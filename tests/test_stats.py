@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from culturetune.stats import (
+from culturetune.core.stats import (
     Accuracy,
     Comparison,
     accuracy,

@@ -7,9 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from culturetune.errors import CultureTuneError
-from culturetune.models import PLAIN_SYSTEM, PLAIN_USER, LoadedModel, load_model
-from culturetune.survey import (
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.items import Instrument
+from culturetune.instrument.targets import lookup_country
+from culturetune.instrument.vsm import DIMENSIONS, compute_indices, load_instrument, parse_constants
+from culturetune.model.loading import PLAIN_SYSTEM, PLAIN_USER, LoadedModel, load_model
+from culturetune.reading.survey import (
     INSTRUCTION,
     Survey,
     SurveyResult,
@@ -18,14 +21,6 @@ from culturetune.survey import (
     parse_answer,
     persona_prompt,
     run_survey,
-)
-from culturetune.targets import lookup_country
-from culturetune.vsm import (
-    DIMENSIONS,
-    Instrument,
-    compute_indices,
-    load_instrument,
-    parse_constants,
 )
 
 C50 = parse_constants(None)
@@ -224,7 +219,7 @@ def test_bf16_close_to_float32(lm: LoadedModel, lm32: LoadedModel) -> None:
     lm16 = lm if lm.dtype == "bfloat16" else load_model(dtype="bfloat16")
     p16, _ = Survey(lm16, orders="shown").option_probs()
     p32, _ = Survey(lm32, orders="shown").option_probs()
-    assert float(np.abs(p16 - p32).max()) < 0.025  # README: "within about 0.02"
+    assert float(np.abs(p16 - p32).max()) < 0.025  # docs/models.md: "within about 0.02"
 
 
 # --------------------------------------------------------------------------- prompt formats

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from culturetune.errors import CultureTuneError
-from culturetune.targets import (
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import (
     Loss,
     Target,
     country_table,
@@ -21,7 +21,7 @@ from culturetune.targets import (
     loss_batch,
     parse_target,
 )
-from culturetune.vsm import DIMENSIONS
+from culturetune.instrument.vsm import DIMENSIONS
 
 # The 45 countries of CulturalBench v1 (Easy and Hard); Lebanon and Nepal are not in the table.
 # fmt: off

@@ -8,20 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from culturetune.errors import CultureTuneError
-from culturetune.models import load_model
-from culturetune.softprompt import ADAPTER_FILE, META_FILE, SoftPrompt, initial_prompt
-from culturetune.survey import Survey
-from culturetune.targets import lookup_country
-from culturetune.tuning import (
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import lookup_country
+from culturetune.model.loading import load_model
+from culturetune.reading.survey import Survey
+from culturetune.tuning.config import TuneConfig
+from culturetune.tuning.search import (
     CHECKPOINT,
     HISTORY,
     Interrupted,
     SearchSpace,
-    TuneConfig,
     make_optimizer,
     tune,
 )
+from culturetune.tuning.softprompt import ADAPTER_FILE, META_FILE, SoftPrompt, initial_prompt
 
 pytestmark = pytest.mark.model
 
@@ -72,8 +72,8 @@ def test_saved_prompt_loads_exactly(china_run, lm):
     assert set(meta["versions"]) >= {"torch", "transformers", "nevergrad", "culturetune"}
     # Applying the loaded prompt reproduces the reported loss.
     survey = Survey(lm, placement=loaded.placement)
-    from culturetune.survey import run_survey
-    from culturetune.vsm import parse_constants
+    from culturetune.instrument.vsm import parse_constants
+    from culturetune.reading.survey import run_survey
 
     again = run_survey(
         survey,
@@ -190,7 +190,7 @@ def test_corrupt_prompt_folders(tmp_path):
 def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
     from peft import PeftModel
 
-    from culturetune.survey import item_prompt, option_token_ids
+    from culturetune.reading.survey import item_prompt, option_token_ids
 
     prompt = SoftPrompt(initial_prompt(lm32, 4, "vocab", seed=5), "prefix", lm32.name)
     prompt.save(tmp_path / "prefix", lm32)
@@ -213,9 +213,9 @@ def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
 
 
 def test_objective_averages_the_survey_orders(lm):
-    from culturetune.survey import item_means
-    from culturetune.tuning import Objective
-    from culturetune.vsm import compute_indices_batch, parse_constants
+    from culturetune.instrument.vsm import compute_indices_batch, parse_constants
+    from culturetune.reading.survey import item_means
+    from culturetune.tuning.search import Objective
 
     target, c50 = lookup_country("India"), parse_constants(None)
     shown, reverse = Survey(lm, orders="shown"), Survey(lm, orders="reversed")

@@ -1,7 +1,7 @@
 """Option orders, mapping answers back to content order, calibration and the uniform baseline.
 
 The pure tests need no model. The ``model`` tests put a synthetic answerer behind a real
-:class:`~culturetune.survey.Survey` (its next-token reading replaced) so that the whole path
+:class:`~culturetune.reading.survey.Survey` (its next-token reading replaced) so that the whole path
 from prompts to indices is checked against answers whose origin is known.
 """
 
@@ -16,8 +16,18 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from culturetune.errors import CultureTuneError
-from culturetune.survey import (
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.orders import (
+    ORDER_SETS,
+    calibrate,
+    check_orders,
+    option_orders,
+    order_count,
+    to_content_order,
+)
+from culturetune.instrument.targets import lookup_country, parse_target
+from culturetune.instrument.vsm import DIMENSIONS, compute_indices_batch, parse_constants
+from culturetune.reading.survey import (
     N_OPTIONS,
     Survey,
     item_means,
@@ -26,16 +36,6 @@ from culturetune.survey import (
     uniform_indices,
     uniform_loss,
 )
-from culturetune.targets import lookup_country, parse_target
-from culturetune.views import (
-    ORDER_SETS,
-    calibrate,
-    check_orders,
-    option_orders,
-    order_count,
-    to_content_order,
-)
-from culturetune.vsm import DIMENSIONS, compute_indices_batch, parse_constants
 
 C50 = parse_constants(None)
 
@@ -141,7 +141,7 @@ def _few_items():
     """Four items of different formats (enough for the scoring paths, cheaper than 24)."""
     import dataclasses
 
-    from culturetune.vsm import load_instrument
+    from culturetune.instrument.vsm import load_instrument
 
     inst = load_instrument()
     return dataclasses.replace(inst, items=tuple(inst.item(v) for v in
@@ -150,7 +150,7 @@ def _few_items():
 
 @pytest.fixture(scope="module")
 def lm():
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     return load_model()
 
@@ -204,7 +204,7 @@ def test_generated_answers_are_mapped_back_and_averaged(lm, monkeypatch) -> None
 @pytest.mark.model
 def test_orders_in_one_batch_equal_each_order_alone(lm) -> None:
     """Averaging inside one survey equals averaging surveys of one order each (float32)."""
-    from culturetune.models import load_model
+    from culturetune.model.loading import load_model
 
     lm32 = load_model(dtype="float32")
     g = torch.Generator().manual_seed(1)
@@ -220,7 +220,7 @@ def test_orders_in_one_batch_equal_each_order_alone(lm) -> None:
 def test_large_order_sets_are_scored_in_chunks(lm, monkeypatch) -> None:
     """Surveys with more prompts than one cache holds (``--orders all``) build their caches
     chunk by chunk; the answers are the same as from one cache."""
-    import culturetune.survey as survey_mod
+    import culturetune.reading.survey as survey_mod
 
     g = torch.Generator().manual_seed(2)
     w = lm.model.get_input_embeddings().weight.float()

@@ -11,12 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from culturetune.errors import CultureTuneError
-from culturetune.vsm import (
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.items import Formula, Instrument, Item
+from culturetune.instrument.vsm import (
     DIMENSIONS,
-    Formula,
-    Instrument,
-    Item,
     ResponseScore,
     compute_indices,
     compute_indices_batch,

@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from culturetune.vsm import Instrument, load_instrument
+from culturetune.instrument.items import Instrument
+from culturetune.instrument.vsm import load_instrument
 
 WORDINGS = ("vsm2013", "paraphrase", "paraphrase2")
 MAX_SHARED = 0.5

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from culturetune.core.version import __version__
 
 #: Public name -> the module that defines it (imported on first use).
 _API = {
@@ -29,20 +29,20 @@ _API = {
     "bench": "culturetune.api",
     "run_experiment": "culturetune.api",
     "show": "culturetune.api",
-    "check_model": "culturetune.check",
-    "ModelCheck": "culturetune.check",
-    "lookup_country": "culturetune.targets",
-    "parse_target": "culturetune.targets",
-    "country_table": "culturetune.targets",
-    "Target": "culturetune.targets",
-    "SoftPrompt": "culturetune.softprompt",
-    "SurveyResult": "culturetune.survey",
-    "TuneConfig": "culturetune.tuning",
-    "TuneResult": "culturetune.tuning",
+    "check_model": "culturetune.reading.check",
+    "ModelCheck": "culturetune.reading.check",
+    "lookup_country": "culturetune.instrument.targets",
+    "parse_target": "culturetune.instrument.targets",
+    "country_table": "culturetune.instrument.targets",
+    "Target": "culturetune.instrument.targets",
+    "SoftPrompt": "culturetune.tuning.softprompt",
+    "SurveyResult": "culturetune.reading.survey",
+    "TuneConfig": "culturetune.tuning.config",
+    "TuneResult": "culturetune.tuning.search",
     "Condition": "culturetune.culturalbench",
     "BenchResult": "culturetune.culturalbench",
-    "ExperimentConfig": "culturetune.experiment",
-    "CultureTuneError": "culturetune.errors",
+    "ExperimentConfig": "culturetune.experiment.config",
+    "CultureTuneError": "culturetune.core.errors",
 }
 
 __all__ = [
@@ -71,14 +71,15 @@ __all__ = [
 
 if TYPE_CHECKING:
     from culturetune.api import bench, load_model, run_experiment, show, survey_model, tune
-    from culturetune.check import ModelCheck, check_model
+    from culturetune.core.errors import CultureTuneError
     from culturetune.culturalbench import BenchResult, Condition
-    from culturetune.errors import CultureTuneError
-    from culturetune.experiment import ExperimentConfig
-    from culturetune.softprompt import SoftPrompt
-    from culturetune.survey import SurveyResult
-    from culturetune.targets import Target, country_table, lookup_country, parse_target
-    from culturetune.tuning import TuneConfig, TuneResult
+    from culturetune.experiment.config import ExperimentConfig
+    from culturetune.instrument.targets import Target, country_table, lookup_country, parse_target
+    from culturetune.reading.check import ModelCheck, check_model
+    from culturetune.reading.survey import SurveyResult
+    from culturetune.tuning.config import TuneConfig
+    from culturetune.tuning.search import TuneResult
+    from culturetune.tuning.softprompt import SoftPrompt
 
 
 def __getattr__(name: str) -> Any:

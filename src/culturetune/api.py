@@ -1,7 +1,7 @@
 """The Python API: load a model, survey it, tune a prompt, bench it and run the experiment in a
-few lines, with the command line's defaults (:mod:`culturetune.defaults`). Each function is a
-thin layer over the library (:mod:`~culturetune.survey`, :mod:`~culturetune.tuning`,
-:mod:`~culturetune.culturalbench`, :mod:`~culturetune.experiment`) that takes keyword arguments
+few lines, with the command line's defaults (:mod:`culturetune.core.defaults`). Each function is a
+thin layer over the library (:mod:`~culturetune.reading.survey`, :mod:`~culturetune.tuning.search`,
+:mod:`~culturetune.culturalbench`, :mod:`~culturetune.experiment.grid`) that takes keyword arguments
 and returns the library's result objects; :func:`show` prints any of them as the command line
 does. Heavy imports happen inside the functions, so that ``import culturetune`` stays light.
 """
@@ -13,20 +13,20 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from culturetune import defaults
-from culturetune.errors import CultureTuneError
-from culturetune.targets import Target, lookup_country, parse_target
+from culturetune.core import defaults
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import Target, lookup_country, parse_target
 
 if TYPE_CHECKING:
     from culturetune.culturalbench import BenchResult
-    from culturetune.experiment import ExperimentConfig
-    from culturetune.models import LoadedModel
-    from culturetune.softprompt import SoftPrompt
-    from culturetune.survey import SurveyResult
-    from culturetune.tuning import Progress, TuneResult
+    from culturetune.experiment.config import ExperimentConfig
+    from culturetune.model.loading import LoadedModel
+    from culturetune.reading.survey import SurveyResult
+    from culturetune.tuning.search import Progress, TuneResult
+    from culturetune.tuning.softprompt import SoftPrompt
 
-#: What names a prompt: a prompt folder, a :class:`~culturetune.softprompt.SoftPrompt`, or the
-#: :class:`~culturetune.tuning.TuneResult` of :func:`tune`.
+#: What names a prompt: a prompt folder, a :class:`~culturetune.tuning.softprompt.SoftPrompt`, or
+#: the :class:`~culturetune.tuning.search.TuneResult` of :func:`tune`.
 PromptLike = Any
 
 
@@ -41,7 +41,7 @@ def load_model(
     """A frozen model and its tokenizer: a hub id, a local folder, a ``.gguf`` file, or (``None``)
     the bundled SmolLM2-135M-Instruct. ``threads`` sets torch's CPU threads (default: one per
     core)."""
-    from culturetune import models
+    from culturetune.model import loading as models
 
     if threads is not None:
         import torch
@@ -59,7 +59,7 @@ def _target(country: str | Target | None) -> Target | None:
 
 def _prompt(prompt: PromptLike) -> tuple[str, SoftPrompt]:
     """(name, prompt) of a prompt folder, a SoftPrompt or a tuning result."""
-    from culturetune.softprompt import SoftPrompt
+    from culturetune.tuning.softprompt import SoftPrompt
 
     if isinstance(prompt, SoftPrompt):
         return "prompt", prompt
@@ -91,8 +91,8 @@ def survey_model(
     every option order of ``orders`` and averaged in option order; ``answers="said"`` reads what
     the model says, ``missing`` is the rule for the probability off the options.
     """
-    from culturetune.survey import Survey, persona_prompt, run_survey
-    from culturetune.vsm import load_instrument, parse_constants
+    from culturetune.instrument.vsm import load_instrument, parse_constants
+    from culturetune.reading.survey import Survey, persona_prompt, run_survey
 
     if persona is not None and system is not None:
         raise CultureTuneError("persona and system both set a system prompt; give only one")
@@ -124,15 +124,15 @@ def tune(
     survey), ``.baseline`` (the plain one) and ``.validity`` (the checks on views it was not
     tuned on, and the verdict).
 
-    ``settings`` are :class:`~culturetune.tuning.TuneConfig` fields, with the command line's
+    ``settings`` are :class:`~culturetune.tuning.config.TuneConfig` fields, with the command line's
     defaults: ``optimizer="pso"``, ``budget=1280``, ``population=16``, ``tokens=5``,
     ``placement="answer"``, ``orders="both"``, ``subspace=64`` (``"full"``: the whole matrix),
     ``seed=0``, ``constants``, ``loss``, ``instrument``, ``validate_instruments``... ``out`` must be
     new or empty; ``resume=True`` continues the run saved there (``country`` may then be
     ``None``; a larger ``budget`` extends it).
     """
-    from culturetune import tuning
-    from culturetune.vsm import parse_constants
+    from culturetune.instrument.vsm import parse_constants
+    from culturetune.tuning import search as tuning
 
     known = [f.name for f in fields(tuning.TuneConfig) if f.name not in ("target", "model")]
     unknown = sorted(k for k in settings if k not in known)
@@ -208,12 +208,14 @@ def run_experiment(
 ) -> dict[str, Any]:
     """The reference study on ``lm`` (``culturetune experiment``): every (country, method, seed)
     cell, then ``results.json``, ``report.md``, ``report.html`` and figures in ``out``; returns
-    the results. ``config`` is an :class:`~culturetune.experiment.ExperimentConfig`, a dict or a
-    JSON file of its fields, or ``None`` for the defaults; ``settings`` override fields
+    the results. ``config`` is an :class:`~culturetune.experiment.config.ExperimentConfig`, a dict
+    or a JSON file of its fields, or ``None`` for the defaults; ``settings`` override fields
     (``countries=["China"]``, ``methods=["plain", "pso"]``, ``seeds=1``, ``budget=320``,
     ``data="CulturalBench-Easy.csv"``...). Finished cells in ``out`` are kept: running again
     resumes. ``progress`` receives one line per cell."""
-    from culturetune import experiment, runfolder
+    from culturetune.experiment import grid as experiment
+    from culturetune.report import write_report
+    from culturetune.tuning import runfolder
 
     if isinstance(config, experiment.ExperimentConfig):
         base = config.to_dict()
@@ -226,7 +228,7 @@ def run_experiment(
     cfg = experiment.ExperimentConfig.from_dict({**base, **settings}, "experiment settings")
     with runfolder.claim(out):
         runfolder.check_experiment(out)
-        return experiment.run_experiment(lm, cfg, out, progress=progress)
+        return experiment.run_experiment(lm, cfg, out, progress=progress, report=write_report)
 
 
 def show(result: Any) -> None:

@@ -13,10 +13,10 @@ import sys
 
 import torch
 
-from culturetune.check import HIGH_SYSTEM, LOW_SYSTEM
-from culturetune.models import load_model
-from culturetune.survey import item_prompt
-from culturetune.vsm import load_instrument
+from culturetune.instrument.vsm import load_instrument
+from culturetune.model.loading import load_model
+from culturetune.reading.check import HIGH_SYSTEM, LOW_SYSTEM
+from culturetune.reading.survey import item_prompt
 
 SYSTEMS = {"no system prompt": None, "asked to agree": HIGH_SYSTEM,
            "asked to disagree": LOW_SYSTEM,

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from culturetune import __version__
-from culturetune.errors import CultureTuneError, Interrupted
+from culturetune.core.errors import CultureTuneError, Interrupted
+from culturetune.core.version import __version__
 
 app = typer.Typer(
     name="culturetune",
@@ -133,7 +133,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _os_error(exc: OSError) -> str:
-    from culturetune.files import os_cause
+    from culturetune.core.files import os_cause
 
     where = f": {exc.filename}" if exc.filename else ""
     return f"{os_cause(exc)}{where}"

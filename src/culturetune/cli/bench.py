@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from culturetune import defaults, inputs
 from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import checked, print_json, read_prompt, status
@@ -27,11 +26,12 @@ from culturetune.cli.options import (
     ThreadsOpt,
     TrustOpt,
 )
-from culturetune.errors import CultureTuneError
+from culturetune.core import defaults, inputs
+from culturetune.core.errors import CultureTuneError
 from culturetune.report.console import bench_progress, print_bench
 
 if TYPE_CHECKING:
-    from culturetune.models import LoadedModel
+    from culturetune.model.loading import LoadedModel
 
 
 @command()
@@ -86,8 +86,8 @@ def bench(
     as_json: JsonOpt = False,
 ) -> None:
     """CulturalBench accuracy of the plain model, persona prompting and tuned prompts."""
-    from culturetune import limits
     from culturetune.culturalbench import check_scoring, conditions, load_culturalbench, run_bench
+    from culturetune.tuning import limits
 
     model, device = inputs.check_model(model), inputs.check_device(device)
     adapter = common.check_adapter(adapter)
@@ -129,9 +129,9 @@ def bench(
 
 def _longest_question(lm: LoadedModel, questions: Sequence[Any], split: str) -> int:
     """Tokens of the longest CulturalBench prompt, persona system prompt included."""
-    from culturetune import limits
     from culturetune.culturalbench import easy_prompt, hard_prompt
-    from culturetune.survey import persona_prompt
+    from culturetune.reading.survey import persona_prompt
+    from culturetune.tuning import limits
 
     if split == "easy":
         users = [easy_prompt(q) for q in questions]

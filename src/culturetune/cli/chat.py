@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from culturetune import inputs
 from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import checked, fits, print_json, read_prompt, status, system_prompt
@@ -23,7 +22,8 @@ from culturetune.cli.options import (
     ThreadsOpt,
     TrustOpt,
 )
-from culturetune.errors import CultureTuneError
+from culturetune.core import inputs
+from culturetune.core.errors import CultureTuneError
 from culturetune.report.console import say, stdout
 
 
@@ -43,9 +43,9 @@ def chat(
     as_json: JsonOpt = False,
 ) -> None:
     """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
-    from culturetune import limits
-    from culturetune.engine import generate
-    from culturetune.survey import prompt_segments
+    from culturetune.model.engine import generate
+    from culturetune.reading.survey import prompt_segments
+    from culturetune.tuning import limits
 
     model, device = inputs.check_model(model), inputs.check_device(device)
     adapter = common.check_adapter(adapter)

@@ -1,5 +1,5 @@
 """``culturetune check-model``: does a model answer the instrument by content? (order agreement,
-instruction probe, first token against text; :mod:`culturetune.check`)."""
+instruction probe, first token against text; :mod:`culturetune.reading.check`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from culturetune import inputs
 from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, status
@@ -22,6 +21,7 @@ from culturetune.cli.options import (
     ThreadsOpt,
     TrustOpt,
 )
+from culturetune.core import inputs
 from culturetune.report.console import print_model_check
 
 
@@ -40,7 +40,7 @@ def check_model(
     as_json: JsonOpt = False,
 ) -> None:
     """Check whether a model answers the survey by content before anyone tunes it."""
-    from culturetune.vsm import instrument_key, load_instrument
+    from culturetune.instrument.vsm import instrument_key, load_instrument
 
     model, device = inputs.check_model(model), inputs.check_device(device)
     adapter = common.check_adapter(adapter)
@@ -48,7 +48,7 @@ def check_model(
     load_instrument(key)  # a bad file is reported before the model loads
     lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
 
-    from culturetune.check import check_model as run
+    from culturetune.reading.check import check_model as run
 
     result = run(lm, key, refresh=refresh,
                  progress=None if as_json else lambda what: status(f"checking: {what} ..."))

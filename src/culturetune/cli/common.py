@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from culturetune.errors import CultureTuneError
-from culturetune.targets import Target, lookup_country
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import Target, lookup_country
 
 if TYPE_CHECKING:
-    from culturetune.models import LoadedModel
+    from culturetune.model.loading import LoadedModel
 
 
 def status(message: str) -> None:
@@ -72,7 +72,7 @@ def check_adapter(adapter: str | None) -> str | None:
     """``--adapter``: a PEFT LoRA folder, checked before any model loads."""
     if adapter is None:
         return None
-    from culturetune.adapters import check_adapter as check
+    from culturetune.model.adapters import check_adapter as check
 
     return str(check(adapter))
 
@@ -87,7 +87,7 @@ def load_lm(
 ) -> LoadedModel:
     """Load a model quietly, with one status line on stderr before and after (``adapter``: a
     PEFT LoRA folder merged into it)."""
-    from culturetune.models import DEFAULT_MODEL, load_model
+    from culturetune.model.loading import DEFAULT_MODEL, load_model
 
     if threads is not None:
         import torch
@@ -150,7 +150,7 @@ def busy_hint() -> None:
 
 def resolve_target(spec: str | None) -> Target | None:
     """The target named by ``--country``/``--target`` (``None`` when not given)."""
-    from culturetune.targets import parse_target
+    from culturetune.instrument.targets import parse_target
 
     return None if spec is None else parse_target(spec)
 
@@ -162,7 +162,7 @@ def system_prompt(persona: str | None, system: str | None) -> str | None:
             "--persona and --system both set a system prompt; give only one of them"
         )
     if persona is not None:
-        from culturetune.survey import persona_prompt
+        from culturetune.reading.survey import persona_prompt
 
         return persona_prompt(lookup_country(persona).name)
     return system
@@ -181,7 +181,7 @@ def resolve_orders(orders: Any, reverse_options: bool = False, default: str = "b
 
 def read_prompt(folder: str | None) -> Any:
     """A prompt folder (``None`` when not given); read before the model so errors come fast."""
-    from culturetune.softprompt import SoftPrompt
+    from culturetune.tuning.softprompt import SoftPrompt
 
     return None if folder is None else SoftPrompt.load(folder)
 
@@ -196,7 +196,7 @@ def checked(prompt: Any, lm: LoadedModel) -> Any:
 def fits(lm: LoadedModel, soft: Any, name: str | None, segments: Any, extra: int = 0) -> None:
     """Refuse a soft prompt that, with these prompts (``extra`` generated tokens after each),
     does not fit the model's context or the memory."""
-    from culturetune import limits
+    from culturetune.tuning import limits
 
     longest = max((len(a) + len(b) for a, b in zip(segments.pre, segments.post, strict=True)),
                   default=0) + extra

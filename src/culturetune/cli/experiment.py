@@ -1,5 +1,6 @@
 """``culturetune experiment`` and ``report``: the reference study end to end
-(:mod:`culturetune.experiment`), and its report rewritten from ``results.json`` without the model.
+(:mod:`culturetune.experiment.grid`), and its report rewritten from ``results.json`` without the
+model.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from culturetune import inputs
 from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, status
@@ -31,7 +31,8 @@ from culturetune.cli.options import (
     TrustOpt,
     TuneOrders,
 )
-from culturetune.errors import CultureTuneError, Interrupted
+from culturetune.core import inputs
+from culturetune.core.errors import CultureTuneError, Interrupted
 from culturetune.report.console import say, stdout
 
 
@@ -109,8 +110,10 @@ def experiment(
     as_json: JsonOpt = False,
 ) -> None:
     """The reference study end to end: countries x methods x seeds, report and figures."""
-    from culturetune import runfolder
-    from culturetune.experiment import ExperimentConfig, run_experiment
+    from culturetune.experiment.config import ExperimentConfig
+    from culturetune.experiment.grid import run_experiment
+    from culturetune.report import write_report
+    from culturetune.tuning import runfolder
 
     device = inputs.check_device(device)
     overrides: dict[str, Any] = {}
@@ -147,7 +150,7 @@ def experiment(
         runfolder.check_experiment(out)
         try:
             if adapter is not None:  # every cell and worker loads the merged folder
-                from culturetune.adapters import merge
+                from culturetune.model.loading import merge_adapter as merge
 
                 common.status(f"merging the LoRA in {adapter} into {cfg.model} ...")
                 cfg.model = str(merge(cfg.model, adapter, trust_remote_code=trust_remote_code))
@@ -155,13 +158,14 @@ def experiment(
                     ray.model = cfg.model
             if ray is None:
                 lm = common.load_lm(cfg.model, device, str(dtype), trust_remote_code, threads)
-                results = run_experiment(lm, cfg, out, progress=progress)
+                results = run_experiment(lm, cfg, out, progress=progress,
+                                         report=write_report)
             else:
-                from culturetune.executors import RayCluster, RayExecutor
+                from culturetune.experiment.executors import RayCluster, RayExecutor
 
                 with RayCluster(ray) as cluster:
                     results = run_experiment(None, cfg, out, progress=progress,
-                                             executor=RayExecutor(cluster))
+                                             executor=RayExecutor(cluster), report=write_report)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted; finished cells are kept in {out}: run the same "
                               "command again to resume") from None
@@ -176,7 +180,7 @@ def _ray_settings(ctx: typer.Context, executor: str, address: str | None, worker
                   device: str, dtype: str, trust: bool) -> Any:
     """The Ray settings of ``--executor ray`` (checked, Ray importable), else ``None``; Ray
     options given with ``--executor local`` are an error."""
-    from culturetune import executors
+    from culturetune.experiment import executors
 
     settings = executors.RaySettings(
         address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
@@ -212,8 +216,8 @@ def report(
     as_json: JsonOpt = False,
 ) -> None:
     """Rewrite an experiment's report and figures from its results.json (no model needed)."""
-    from culturetune import runfolder
     from culturetune.report import load_results
+    from culturetune.tuning import runfolder
 
     inputs.check_path(folder, "FOLDER")
     results = load_results(folder)
@@ -232,7 +236,7 @@ def _write_report_whole(results: dict[str, Any], out: Path, source: Path) -> dic
     it was written: a results file culturetune cannot render leaves nothing half-written."""
     import shutil
 
-    from culturetune.files import WriteError, error_code, os_cause, temp_folder
+    from culturetune.core.files import WriteError, error_code, os_cause, temp_folder
     from culturetune.report import write_report
 
     scratch = temp_folder(out, ".report-")

@@ -10,15 +10,15 @@ from typing import Annotated
 
 import typer
 
-from culturetune import defaults
-from culturetune.targets import LOSS_KINDS
-from culturetune.views import ORDER_SETS
+from culturetune.core import defaults
+from culturetune.instrument.orders import ORDER_SETS
+from culturetune.instrument.targets import LOSS_KINDS
 
-#: Same as ``culturetune.survey.ANSWER_MODES`` (kept here so that the CLI imports no torch;
+#: Same as ``culturetune.reading.survey.ANSWER_MODES`` (kept here so that the CLI imports no torch;
 #: a test checks that they agree).
 ANSWER_MODES: tuple[str, ...] = ("expected", "argmax", "said", "generate")
-#: Same as ``culturetune.survey.MISSING_RULES`` and ``culturetune.tuning.OBJECTIVES`` /
-#: ``READINGS`` (a test checks that they agree).
+#: Same as ``culturetune.reading.survey.MISSING_RULES`` and
+#: ``culturetune.tuning.config.OBJECTIVES`` / ``READINGS`` (a test checks that they agree).
 MISSING_RULES: tuple[str, ...] = ("renormalise", "neutral")
 OBJECTIVE_NAMES: tuple[str, ...] = ("pooled", "mean", "worst")
 READING_NAMES: tuple[str, ...] = ("expected", "said")
@@ -137,7 +137,7 @@ InstrumentOpt = Annotated[
     typer.Option(
         help="vsm2013 (official wording), paraphrase, paraphrase2 (reworded items, not "
         "official) or the path "
-        "of an instrument .json file (a translation or rewording; see the README).",
+        "of an instrument .json file (a translation or rewording; see docs/reading.md).",
     ),
 ]
 OrdersOpt = Annotated[

@@ -10,7 +10,7 @@ import typer
 from culturetune.cli.app import app, interruptible
 from culturetune.cli.common import print_json, status
 from culturetune.cli.options import JsonOpt, ThreadsOpt
-from culturetune.errors import CultureTuneError, Interrupted
+from culturetune.core.errors import CultureTuneError, Interrupted
 
 respondent_app = typer.Typer(help="The respondent: a positive control that answers by content.",
                              no_args_is_help=True)

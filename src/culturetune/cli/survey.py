@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from culturetune import inputs
 from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import (
@@ -44,10 +43,11 @@ from culturetune.cli.options import (
     ThreadsOpt,
     TrustOpt,
 )
-from culturetune.errors import CultureTuneError
+from culturetune.core import inputs
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import country_table, lookup_country
+from culturetune.instrument.vsm import parse_constants
 from culturetune.report.console import print_countries, print_score, print_survey
-from culturetune.targets import country_table, lookup_country
-from culturetune.vsm import parse_constants
 
 
 @command()
@@ -92,7 +92,7 @@ def survey(
     as_json: JsonOpt = False,
 ) -> None:
     """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
-    from culturetune.vsm import load_instrument
+    from culturetune.instrument.vsm import load_instrument
 
     model, device = inputs.check_model(model), inputs.check_device(device)
     adapter = common.check_adapter(adapter)
@@ -110,7 +110,7 @@ def survey(
                "of one order)")
     lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
 
-    from culturetune.survey import Survey, run_survey
+    from culturetune.reading.survey import Survey, run_survey
 
     soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
@@ -147,8 +147,8 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Score human VSM 2013 answers as the manual does: item means, then the formulas."""
-    from culturetune.targets import loss as compute_loss
-    from culturetune.vsm import read_responses, score_responses
+    from culturetune.instrument.targets import loss as compute_loss
+    from culturetune.instrument.vsm import read_responses, score_responses
 
     constants = parse_constants(constant)
     target = resolve_target(country)

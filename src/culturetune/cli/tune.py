@@ -1,6 +1,6 @@
 """``culturetune tune``: learn a soft prompt for a target, or resume a run. The command checks
 every option (and, with ``--resume``, the run's saved settings) before the model loads, then runs
-the library's :func:`culturetune.tuning.tune` with a progress bar on stderr.
+the library's :func:`culturetune.tuning.search.tune` with a progress bar on stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from culturetune import defaults, inputs
 from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, resolve_target
@@ -46,12 +45,14 @@ from culturetune.cli.options import (
     TrustOpt,
     TuneOrders,
 )
-from culturetune.errors import CultureTuneError, Interrupted
+from culturetune.core import defaults, inputs
+from culturetune.core.errors import CultureTuneError, Interrupted
+from culturetune.core.progress import Heartbeat
+from culturetune.instrument.vsm import instrument_key, parse_constants
 from culturetune.report.console import print_tune_result
-from culturetune.vsm import instrument_key, parse_constants
 
 if TYPE_CHECKING:
-    from culturetune.models import LoadedModel
+    from culturetune.model.loading import LoadedModel
 
 
 def parse_subspace(value: str) -> int | None:
@@ -172,10 +173,10 @@ def tune(
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
-    from culturetune import runfolder
-    from culturetune.adapters import merge
-    from culturetune.models import DEFAULT_MODEL
-    from culturetune.tuning import RUN_FILE, TuneConfig
+    from culturetune.model.loading import DEFAULT_MODEL
+    from culturetune.model.loading import merge_adapter as merge
+    from culturetune.tuning.config import TuneConfig
+    from culturetune.tuning.search import RUN_FILE, runfolder
 
     model, device = inputs.check_model(model), inputs.check_device(device)
     adapter = common.check_adapter(adapter)
@@ -258,7 +259,7 @@ def _ray_settings(workers: int, address: str | None, cpus: float, gpus: float | 
                   threads: int | None, device: str, dtype: str, trust: bool) -> Any:
     """The Ray settings of ``--workers N`` (N > 1) or ``--ray-address``, checked, with Ray
     importable; ``None`` to score in this process."""
-    from culturetune import executors
+    from culturetune.experiment import executors
 
     settings = executors.RaySettings(
         address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
@@ -277,7 +278,7 @@ def _scorer(ray: Any, model: str | None, config: Any) -> Iterator[Any]:
     if ray is None:
         yield None
         return
-    from culturetune.executors import RayCluster, RayPopulation
+    from culturetune.experiment.executors import RayCluster, RayPopulation
 
     ray.model = model
     with RayCluster(ray) as cluster:
@@ -302,8 +303,8 @@ def _given_values(ctx: typer.Context, **options: Callable[[], Any]) -> dict[str,
 def _resume_config(folder: str, asked: dict[str, Any]) -> Any:
     """The saved settings of the run in ``folder`` with the options the user typed checked
     against them (only ``--budget`` may differ); everything is read without the model."""
-    from culturetune import runfolder
-    from culturetune.tuning import TuneConfig, load_run_config
+    from culturetune.tuning.config import TuneConfig, load_run_config
+    from culturetune.tuning.search import runfolder
 
     runfolder.check_resumable(Path(folder))
     saved = load_run_config(folder).to_dict()
@@ -317,30 +318,46 @@ def _resume_config(folder: str, asked: dict[str, Any]) -> Any:
     return runfolder.resumed(Path(folder), given.validate())
 
 
+#: Seconds between progress lines when stderr is not a terminal (at most 30 s apart).
+LOG_EVERY = 15.0
+
+
 def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
                 time_limit: float | None, quiet: bool, evaluate: Any = None) -> Any:
     """Run ``tuning.tune`` with a live progress line on stderr (``evaluate``: a Ray population
     scorer, or ``None`` to score here)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from culturetune.check import check_model
-    from culturetune.tuning import tune as run_tune
+    from culturetune.reading.check import check_model
+    from culturetune.tuning.search import tune as run_tune
 
     checked = check_model(lm, config.instrument, progress=None if quiet else
                           lambda what: common.status(f"model check: {what} ..."))
     common.status(f"model check: {checked.summary()}")
     if checked.warning():
         common.status(f"warning: {checked.warning()}; it still runs")
+    def line(p: Any) -> str:
+        return (f"step {p.step} · {p.evaluations}/{p.budget} evals · best {p.best_loss:.2f} · "
+                f"mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s")
+
     console = Console(stderr=True)
+    if not quiet and not console.is_terminal:  # a file, a pipe, a CI log: whole lines
+        with Heartbeat(common.status, LOG_EVERY) as beat:
+            beat.update(f"tuning: 0/{config.budget} evals (the first step is running)",
+                        force=True)
+
+            def log(p: Any) -> None:
+                beat.update(f"tuning: {line(p)}", force=p.evaluations >= p.budget)
+
+            return run_tune(lm, config, folder, resume=resume, time_limit=time_limit,
+                            on_progress=log, evaluate=evaluate, model_check=checked)
     with Progress(TextColumn("[bold]tuning"), BarColumn(), TextColumn("{task.description}"),
                   TimeRemainingColumn(), console=console, transient=False,
                   disable=quiet) as bar:
         task = bar.add_task("starting", total=config.budget)
 
         def show(p: Any) -> None:
-            bar.update(task, completed=p.evaluations, description=(
-                f"step {p.step} · {p.evaluations}/{p.budget} evals · best {p.best_loss:.2f} · "
-                f"mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s"))
+            bar.update(task, completed=p.evaluations, description=line(p))
 
         return run_tune(lm, config, folder, resume=resume, time_limit=time_limit,
                         on_progress=show, evaluate=evaluate, model_check=checked)

@@ -6,8 +6,8 @@ JSONL / Parquet file with the same columns; both are read by ``datasets.load_dat
 through one validation function, :func:`questions_from_dataset`, which turns rows into
 :class:`Question` (Easy: options A-D and the right letter) or :class:`HardQuestion` (Hard: four
 options, each true or false). Country names go through culturetune's look-up
-(:func:`culturetune.targets.lookup_country`); Lebanon and Nepal, which Hofstede's table lacks, keep
-the dataset's names. No torch here.
+(:func:`culturetune.instrument.targets.lookup_country`); Lebanon and Nepal, which Hofstede's table
+lacks, keep the dataset's names. No torch here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturetune.errors import CultureTuneError
-from culturetune.targets import lookup_country
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import lookup_country
 
 HUB_ID = "kellycyy/CulturalBench"
 HUB_CONFIGS = {"easy": "CulturalBench-Easy", "hard": "CulturalBench-Hard"}

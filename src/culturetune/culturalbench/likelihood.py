@@ -4,8 +4,8 @@ context (lm-evaluation-harness's ``loglikelihood``).
 
 Both insert a soft prompt (``[1, tokens, hidden]``) where a prompt's text is split, and batch
 prompts of similar length together. Label probabilities go through
-:class:`~culturetune.engine.PromptScorer`; continuations run each context once and share its KV
-cache among that context's continuations.
+:class:`~culturetune.model.engine.PromptScorer`; continuations run each context once and share its
+KV cache among that context's continuations.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from culturetune.engine import PromptScorer, _forward, _make_cache, split_tokens
-from culturetune.errors import CultureTuneError
-from culturetune.models import LoadedModel
+from culturetune.core.errors import CultureTuneError
+from culturetune.model.engine import PromptScorer, _forward, _make_cache, split_tokens
+from culturetune.model.loading import LoadedModel
 
 
 def length_batches(texts: Sequence[str], size: int) -> Iterator[list[int]]:
@@ -56,7 +56,7 @@ def label_probs(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token probabilities of each label after each prompt, batched through
-    :class:`~culturetune.engine.PromptScorer`.
+    :class:`~culturetune.model.engine.PromptScorer`.
 
     Returns ``(probs, mass)``: ``[prompts, labels]`` renormalised over the labels (forms of one
     label summed) and ``[prompts]`` the total probability the model put on the labels.

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.stats import Accuracy, Comparison, accuracy, compare
 from culturetune.culturalbench.data import (
     HUB_CONFIGS,
     LETTERS,
@@ -28,9 +30,7 @@ from culturetune.culturalbench.scoring import (
     evaluate_hard,
     evaluate_mc,
 )
-from culturetune.errors import CultureTuneError
-from culturetune.models import LoadedModel
-from culturetune.stats import Accuracy, Comparison, accuracy, compare
+from culturetune.model.loading import LoadedModel
 
 #: The row of every question pooled.
 ALL_COUNTRIES = "All countries"

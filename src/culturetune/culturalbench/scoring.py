@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from culturetune.core.errors import CultureTuneError
 from culturetune.culturalbench.data import LETTERS, HardQuestion, Question
 from culturetune.culturalbench.likelihood import continuation_logprobs, label_probs
-from culturetune.errors import CultureTuneError
-from culturetune.models import PLAIN_SYSTEM, PLAIN_USER, LoadedModel
-from culturetune.survey import PLACEMENTS, label_token_ids, persona_prompt
-from culturetune.views import Order, option_orders, shown_options, to_content_order
+from culturetune.instrument.orders import Order, option_orders, shown_options, to_content_order
+from culturetune.model.loading import PLAIN_SYSTEM, PLAIN_USER, LoadedModel
+from culturetune.reading.survey import PLACEMENTS, label_token_ids, persona_prompt
 
 SCORINGS = ("letter", "mc", "cloze")
 #: Other names accepted for a scoring: ``loglik`` was the name of ``cloze`` before there were
@@ -65,9 +65,9 @@ Progress = Callable[[str, int, int], None]
 class Condition:
     """What is applied to the model: a system prompt and/or a soft prompt.
 
-    ``persona=True`` uses :func:`culturetune.survey.persona_prompt` of each question's country
-    as the system prompt. ``soft`` is a :class:`~culturetune.softprompt.SoftPrompt` (any object
-    with ``embeddings`` ``[tokens, hidden]`` and ``placement`` in prefix/system/answer).
+    ``persona=True`` uses :func:`culturetune.reading.survey.persona_prompt` of each question's
+    country as the system prompt. ``soft`` is a :class:`~culturetune.tuning.softprompt.SoftPrompt`
+    (any object with ``embeddings`` ``[tokens, hidden]`` and ``placement`` in prefix/system/answer).
     """
 
     name: str
@@ -248,8 +248,8 @@ def evaluate_easy(
     """Answer Easy questions under a condition, batched; one outcome per question.
 
     Letter scoring asks each question in every option order of ``orders``
-    (:mod:`culturetune.views`), maps each distribution over A-D back to the dataset's option
-    order and predicts the option with the highest average probability.
+    (:mod:`culturetune.instrument.orders`), maps each distribution over A-D back to the dataset's
+    option order and predicts the option with the highest average probability.
     """
     scoring = check_scoring(scoring, "easy")
     qs = list(questions)

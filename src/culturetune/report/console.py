@@ -15,12 +15,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from culturetune.targets import TABLE_SOURCE, Loss, Target
-from culturetune.vsm import DIMENSION_NAMES, DIMENSIONS
+from culturetune.core.progress import Heartbeat
+from culturetune.instrument.items import DIMENSION_NAMES
+from culturetune.instrument.targets import TABLE_SOURCE, Loss, Target
+from culturetune.instrument.vsm import DIMENSIONS
 
 if TYPE_CHECKING:
-    from culturetune.survey import SurveyResult
-    from culturetune.vsm import ResponseScore
+    from culturetune.instrument.vsm import ResponseScore
+    from culturetune.reading.survey import SurveyResult
 
 MISSING = "—"
 _TABLE_STYLE: dict[str, Any] = {
@@ -269,7 +271,7 @@ def print_countries(rows: Sequence[Target], one: bool = False) -> None:
 
 def print_model_check(check: Any) -> None:
     """The model check: its three measurements, what the model said, and the verdict."""
-    from culturetune.check import MIN_AGREEMENT, MIN_PROBE_GAP
+    from culturetune.reading.check import MIN_AGREEMENT, MIN_PROBE_GAP
 
     con = stdout()
     say(con, f"model {check.model} · instrument {check.instrument} · {check.items} items · "
@@ -409,14 +411,25 @@ def verdict_sentence(validity: Any) -> str:
 # --------------------------------------------------------------------------- CulturalBench
 
 
-def bench_progress(quiet: bool = False) -> Callable[[str, int, int], None]:
-    """A progress callback for CulturalBench: ``condition: done/total`` on stderr, one line
-    rewritten in place (nothing when ``quiet``)."""
+def bench_progress(quiet: bool = False, every: float = 10.0) -> Callable[[str, int, int], None]:
+    """A progress callback for CulturalBench: ``condition: done/total`` on stderr (nothing when
+    ``quiet``). On a terminal one line is rewritten in place; to a file or a pipe, whole lines:
+    each condition's first and last, and one at most every ``every`` seconds between."""
+    lines: dict[str, Heartbeat] = {}
+
+    def line(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
 
     def show(name: str, done: int, total: int) -> None:
-        if not quiet:
+        if quiet:
+            return
+        if sys.stderr.isatty():
             print(f"\r{name}: {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
+            return
+        first = name not in lines
+        beat = lines.setdefault(name, Heartbeat(line, every, beat=False))
+        beat.update(f"{name}: {done}/{total}", force=first or done >= total)
 
     return show
 

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturetune.errors import CultureTuneError
-from culturetune.files import read_json, write_text
-from culturetune.methods import FORMAT
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import read_json, write_text
+from culturetune.experiment.methods import FORMAT
+from culturetune.reading.validity import HELD_SHARE, MIN_GAIN
 from culturetune.report.figures import make_figures
 from culturetune.report.tables import (
     Table,
@@ -32,7 +33,6 @@ from culturetune.report.tables import (
     verdict_table,
     view_label,
 )
-from culturetune.validity import HELD_SHARE, MIN_GAIN
 
 # --------------------------------------------------------------------------- document
 
@@ -96,7 +96,7 @@ def _model_check(results: dict[str, Any]) -> list[Block]:
     check = results.get("model_check")
     if not check:
         return []
-    from culturetune.check import ModelCheck
+    from culturetune.reading.check import ModelCheck
 
     c = ModelCheck.from_dict(check)
     text = f"Model check ({c.instrument}): {c.summary()}."

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturetune.files import atomic_path
+from culturetune.core.files import atomic_path
+from culturetune.instrument.vsm import DIMENSIONS
 from culturetune.report.tables import (
     cells_of,
     countries,
@@ -22,7 +23,6 @@ from culturetune.report.tables import (
     view_label,
     view_loss,
 )
-from culturetune.vsm import DIMENSIONS
 
 
 def _figure(width: float, height: float) -> Any:

@@ -1,6 +1,7 @@
 """The numbers of an experiment report, read from a ``results.json`` dict: means over seeds,
-cells per country and method, each method's validity (:mod:`culturetune.validity`), and every
-table of the report as a :class:`Table` of strings (rendered by :mod:`culturetune.report.document`).
+cells per country and method, each method's validity (:mod:`culturetune.reading.validity`), and
+every table of the report as a :class:`Table` of strings (rendered by
+:mod:`culturetune.report.document`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from culturetune.methods import BASELINES, view_from_key, view_key
-from culturetune.validity import MIN_GAIN, ViewResult, assess, check_views
-from culturetune.vsm import DIMENSIONS
+from culturetune.experiment.methods import BASELINES, view_from_key, view_key
+from culturetune.instrument.vsm import DIMENSIONS
+from culturetune.reading.validity import MIN_GAIN, ViewResult, assess, check_views
 
 MISSING = "—"
 #: Short names of the views in tables (others show their key).
@@ -199,7 +200,7 @@ def indices_table(results: dict[str, Any], country: dict[str, Any]) -> Table:
     ]
     rows = [["target", *target, MISSING]]
     constants = results["config"].get("constants")
-    from culturetune.vsm import parse_constants
+    from culturetune.instrument.vsm import parse_constants
 
     c = parse_constants(constants)
     rows.append(["uniform", *(f"{c[d]:.1f}" for d in DIMENSIONS),
@@ -307,7 +308,7 @@ optimizer_table = method_table
 
 def validity(results: dict[str, Any], country: dict[str, Any], method: str) -> dict[str, Any]:
     """Whether a method's alignment held on the views it was not tuned on (mean over seeds):
-    see :mod:`culturetune.validity` for the rule."""
+    see :mod:`culturetune.reading.validity` for the rule."""
     cells = cells_of(results, country["code"], method)
     train = training_view(results, method)
 

@@ -4,7 +4,7 @@ Likert-type items by their content (:mod:`culturetune.respondent.data`).
 The loss is the cross-entropy of the reply (the shown number of the content-correct option,
 then the end of turn) given the chat-rendered prompt, exactly as culturetune's survey renders
 an item. Held-out statements (never trained on) measure accuracy on the way; the model check
-(:mod:`culturetune.check`, on the VSM 2013, which the data never shows) is measured at a few
+(:mod:`culturetune.reading.check`, on the VSM 2013, which the data never shows) is measured at a few
 points of the curve and at the end.
 """
 
@@ -51,7 +51,7 @@ class TrainConfig:
     stop_after: int | None = None
 
     def validate(self) -> TrainConfig:
-        from culturetune.errors import CultureTuneError
+        from culturetune.core.errors import CultureTuneError
 
         for name in ("steps", "batch", "rank", "eval_every", "check_every", "held_out"):
             value = getattr(self, name)
@@ -69,7 +69,7 @@ class TrainConfig:
         if self.stop_after is not None and not 1 <= self.stop_after <= self.steps:
             raise CultureTuneError(f"--stop-after must be between 1 and --steps ({self.steps})")
         if self.init is not None:
-            from culturetune.adapters import check_adapter
+            from culturetune.model.adapters import check_adapter
 
             check_adapter(self.init, "--init")
             if not (Path(self.init) / META_FILE).is_file():
@@ -119,7 +119,7 @@ def _encode(tok: Any, lm: Any, batch: list[data.Example]) -> dict[str, Any]:
 def _digit_ids(tok: Any) -> list[int]:
     ids = [tok.encode(str(k), add_special_tokens=False) for k in range(1, 6)]
     if any(len(i) != 1 for i in ids):
-        from culturetune.errors import CultureTuneError
+        from culturetune.core.errors import CultureTuneError
 
         raise CultureTuneError("the respondent needs a tokenizer with one token per digit 1-5")
     return [i[0] for i in ids]
@@ -154,8 +154,8 @@ def train(out: str | Path, config: TrainConfig, *,
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from culturetune.check import run_check
-    from culturetune.models import DEFAULT_MODEL, LoadedModel, load_model
+    from culturetune.model.loading import DEFAULT_MODEL, LoadedModel, load_model
+    from culturetune.reading.check import run_check
 
     config.validate()
     folder = Path(out)
@@ -254,7 +254,7 @@ def train(out: str | Path, config: TrainConfig, *,
 
 
 def _write_curve(folder: Path, result: TrainResult) -> None:
-    from culturetune.files import write_text
+    from culturetune.core.files import write_text
 
     keys = list(result.curve[0])
     lines = [",".join(keys)] + [",".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k])
@@ -268,9 +268,9 @@ def _save(peft_model: Any, folder: Path, config: TrainConfig, result: TrainResul
     metadata."""
     import torch
 
-    from culturetune import __version__
-    from culturetune.files import set_mode, write_json
-    from culturetune.models import DEFAULT_HUB_ID
+    from culturetune.core.files import set_mode, write_json
+    from culturetune.core.version import __version__
+    from culturetune.model.loading import DEFAULT_HUB_ID
 
     state = {k: v.detach().to(torch.bfloat16) for k, v in peft_model.state_dict().items()
              if "lora_" in k}

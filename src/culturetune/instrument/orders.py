@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from culturetune.errors import CultureTuneError
+from culturetune.core.errors import CultureTuneError
 
 #: Named order sets. ``shown``: as printed; ``reversed``: last option first; ``both``: the two;
 #: ``cyclic``: every cyclic shift (each option once in each position); ``all``: every permutation.

@@ -1,7 +1,7 @@
 """Checks on what a user typed or pointed at, made before any model loads.
 
 Every check raises :class:`CultureTuneError` saying what was wrong and what to do. The limits
-below (documented in the README's "Limits" section) keep a typo from asking for days of work or
+below (documented in docs/limits.md) keep a typo from asking for days of work or
 all the memory; the model-dependent limits (context length, memory) are in ``limits.py``.
 User files are read here too: a size cap, BOM-aware decoding, no binary files, JSON with
 duplicate keys or absurd nesting refused.
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from culturetune.errors import CultureTuneError
+from culturetune.core.errors import CultureTuneError
 
 MAX_BUDGET = 10_000_000
 MAX_POPULATION = 100_000
@@ -432,9 +432,8 @@ def check_prompt_values(embeddings: Any, folder: Path) -> None:
 
 
 def check_tune_settings(config: Any) -> None:
-    """Types and ranges of a ``TuneConfig`` (a hand-edited ``run.json`` included)."""
-    from culturetune.vsm import parse_constants
-
+    """Types and ranges of a ``TuneConfig`` (a hand-edited ``run.json`` included; its
+    constants are checked by ``TuneConfig.validate``)."""
     check_count(config.tokens, "--tokens", 1, MAX_PROMPT_TOKENS)
     check_count(config.budget, "--budget", 1, MAX_BUDGET)
     check_count(config.population, "--population", 1, MAX_POPULATION)
@@ -461,7 +460,6 @@ def check_tune_settings(config: Any) -> None:
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not (
             math.isfinite(scale) and scale > 0):
         raise CultureTuneError(f"setting scale must be a positive number, got {scale!r}")
-    parse_constants(config.constants)
 
 
 def check_experiment_limits(config: Any) -> None:

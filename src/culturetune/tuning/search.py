@@ -16,52 +16,40 @@ import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from culturetune import defaults, errors, inputs, limits, runfolder
-from culturetune.errors import CultureTuneError
-from culturetune.files import WriteError, atomic_path, read_json, write_json, write_text
-from culturetune.models import LoadedModel
-from culturetune.softprompt import INITS, SoftPrompt, initial_prompt
-from culturetune.survey import (
-    DEFAULT_ORDERS,
+from culturetune.core import errors, inputs
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import WriteError, atomic_path, read_json, write_json, write_text
+from culturetune.instrument.targets import Target, loss_batch
+from culturetune.instrument.vsm import (
+    compute_indices_batch,
+    load_instrument,
+)
+from culturetune.model.loading import LoadedModel
+from culturetune.reading.survey import (
     Survey,
     SurveyResult,
-    check_missing,
-    check_placement,
     run_survey,
     uniform_loss,
 )
-from culturetune.targets import Target, loss_batch
-from culturetune.validity import Validity, View, ViewResult, assess, check_views
-from culturetune.views import ORDER_SETS, SURVEY_ONLY
-from culturetune.vsm import compute_indices_batch, instrument_key, load_instrument, parse_constants
+from culturetune.reading.validity import Validity, View, ViewResult, assess, check_views
+from culturetune.tuning import limits, runfolder
+from culturetune.tuning.config import (
+    RUN_FILE,
+    TuneConfig,
+)
+from culturetune.tuning.softprompt import SoftPrompt, initial_prompt
 
-OPTIMIZERS = ("de", "cma", "pso", "random")
-#: The optimizer ``tune`` uses unless told otherwise (see culturetune.defaults).
-DEFAULT_OPTIMIZER = defaults.OPTIMIZER
-#: Option orders the objective reads answers in (:mod:`culturetune.views`): ``shown`` is the
-#: items as printed; ``both`` averages each item's answer over the printed and the reversed
-#: order, so that a prompt cannot win by favouring a position; ``cyclic`` over all five shifts.
-ORDERS = tuple(o for o in ORDER_SETS if o not in SURVEY_ONLY)
-#: How the objective aggregates its training views (each wording x each option order):
-#: ``pooled``: the loss of the answers averaged over all views; ``mean``: the mean of each view's
-#: own loss; ``worst``: the largest of them (a prompt must do well in every view alone, so that
-#: favouring a position or a wording cannot win).
-OBJECTIVES = ("pooled", "mean", "worst")
-#: What the objective reads: next-token probabilities (``expected``, with the run's ``missing``
-#: rule) or the option the greedy first token names (``said``; a non-option is the middle answer).
-READINGS = ("expected", "said")
 #: Index points added per unit of option mass lost below the ``min_mass`` floor (as a share of the
 #: floor): far more than any loss difference, so that the floor acts as a constraint.
 MASS_PENALTY = 100.0
 CHECKPOINT = "checkpoint.safetensors"
-RUN_FILE = "run.json"
 HISTORY = "history.csv"
 #: Seconds between checkpoints while a run goes on (one is also written at its end).
 CHECKPOINT_SECONDS = 10.0
@@ -69,116 +57,6 @@ CHECKPOINT_SECONDS = 10.0
 
 class Interrupted(errors.Interrupted):
     """The run stopped early (Ctrl-C); its folder holds a checkpoint to resume from."""
-
-
-@dataclass
-class TuneConfig:
-    """Everything that determines a tuning run (with the model, the seed makes it reproducible)."""
-
-    target: Target
-    model: str = ""
-    tokens: int = 5
-    placement: str = "answer"
-    init: str = "vocab"
-    init_text: str | None = None
-    subspace: int | None = 64
-    optimizer: str = DEFAULT_OPTIMIZER
-    budget: int = defaults.BUDGET
-    population: int = 16
-    seed: int = 0
-    constants: dict[str, float] = field(default_factory=lambda: parse_constants(None))
-    loss: str = "l1"
-    instrument: str = "vsm2013"
-    system: str | None = None
-    scale: float = 1.0
-    orders: str = DEFAULT_ORDERS
-    calibrate: bool = False
-    #: Wordings (bundled names or instrument files) to check the prompt on; never tuned on.
-    validate_instruments: list[str] = field(default_factory=list)
-    #: More wordings tuned on, beside ``instrument`` (each read in every order of ``orders``).
-    train_instruments: list[str] = field(
-        default_factory=lambda: list(defaults.TRAIN_INSTRUMENTS))
-    objective: str = defaults.OBJECTIVE
-    reading: str = "expected"
-    missing: str = defaults.MISSING
-    #: Option-mass floor, as a share of the plain model's mass on the training views.
-    min_mass: float | None = defaults.MIN_MASS
-
-    @property
-    def wordings(self) -> list[str]:
-        """Every wording tuned on, ``instrument`` first."""
-        return list(dict.fromkeys([self.instrument, *self.train_instruments]))
-
-    def validate(self) -> TuneConfig:
-        inputs.check_tune_settings(self)
-        check_placement(self.placement)
-        if self.optimizer not in OPTIMIZERS:
-            raise CultureTuneError(
-                f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
-            )
-        if self.init not in INITS:
-            raise CultureTuneError(f"unknown --init {self.init!r}; use one of {', '.join(INITS)}")
-        for name in ("tokens", "budget", "population"):
-            if getattr(self, name) < 1:
-                raise CultureTuneError(f"--{name} must be at least 1")
-        if self.subspace is not None and self.subspace < 1:
-            raise CultureTuneError("--subspace must be a positive dimension or 'full'")
-        if self.orders not in ORDERS:
-            extra = (" (every permutation is for survey and bench only: 120 prompt sets per "
-                     "candidate)" if self.orders in SURVEY_ONLY else "")
-            raise CultureTuneError(f"unknown --orders {self.orders!r} for tuning; use one of "
-                                   f"{', '.join(ORDERS)}{extra}")
-        self.instrument = instrument_key(self.instrument)
-        load_instrument(self.instrument)  # a bad file is reported before anything runs
-        self.validate_instruments = [instrument_key(p) for p in self.validate_instruments]
-        if [str(p).strip().lower() for p in self.train_instruments] == ["none"]:
-            self.train_instruments = []  # --train-instrument none: the official wording alone
-        self.train_instruments = [instrument_key(p) for p in self.train_instruments]
-        for path in [*self.validate_instruments, *self.train_instruments]:
-            load_instrument(path)
-        both = set(self.wordings) & set(self.validate_instruments)
-        if both:
-            raise CultureTuneError(
-                f"{', '.join(sorted(both))} is tuned on and cannot also be a held-out check; "
-                "leave it out of --validate-instrument")
-        if self.objective not in OBJECTIVES:
-            raise CultureTuneError(f"unknown --objective {self.objective!r}; use one of "
-                                   f"{', '.join(OBJECTIVES)}")
-        if self.reading not in READINGS:
-            raise CultureTuneError(f"unknown --reading {self.reading!r}; use one of "
-                                   f"{', '.join(READINGS)}")
-        if self.reading == "said" and self.calibrate:
-            raise CultureTuneError("--calibrate reweights probabilities; it does not apply to "
-                                   "--reading said")
-        self.missing = check_missing(self.missing)
-        if self.min_mass == 0:
-            self.min_mass = None  # --min-mass 0: no floor
-        if self.min_mass is not None and not 0 < self.min_mass <= 1:
-            raise CultureTuneError(f"--min-mass is a share of the plain model's option mass, "
-                                   f"from 0 (no floor) to 1 (e.g. 0.5), not {self.min_mass}")
-        if not self.target.dimensions:
-            raise CultureTuneError("the target has no scores to tune towards")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["target"] = self.target.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
-        d = dict(d)
-        d["target"] = Target.from_dict(d["target"])
-        d.setdefault("orders", "shown")  # runs made before option orders were a setting
-        d.setdefault("optimizer", "de")  # the default of those runs
-        # runs made before the objective's views, reading and mass floor were settings
-        d.setdefault("objective", "pooled")
-        d.setdefault("missing", "renormalise")
-        d.setdefault("min_mass", None)
-        d.setdefault("train_instruments", [])
-        d.setdefault("reading", "expected")
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class SearchSpace:
@@ -335,7 +213,7 @@ class TuneResult:
     status: str
     folder: Path
     validity: Validity | None = None
-    #: Does the model answer the instrument by content? (:mod:`culturetune.check`)
+    #: Does the model answer the instrument by content? (:mod:`culturetune.reading.check`)
     model_check: Any = None
 
 
@@ -424,20 +302,20 @@ def tune(
 ) -> TuneResult:
     """Run (or resume) a tuning run into ``folder`` and save the best prompt there.
 
-    ``model_check`` is the model's :class:`culturetune.check.ModelCheck` on the run's
+    ``model_check`` is the model's :class:`culturetune.reading.check.ModelCheck` on the run's
     instrument if the caller has it; otherwise it is measured (or read from its cache) before
     tuning starts, unless ``check`` is false. It is stored in ``culturetune.json``.
 
     ``evaluate`` scores each step's population in place of the local objective (e.g. split
-    over Ray workers, :mod:`culturetune.executors`); the optimizer, checkpoints and the final
-    reading stay here.
+    over Ray workers, :mod:`culturetune.experiment.executors`); the optimizer, checkpoints and the
+    final reading stay here.
 
     The folder is held for the run (another process is refused; see ``runfolder``). A new run
     needs a new or empty folder. A resumed run keeps its saved settings; ``config`` must agree
     with them except for the budget, which may grow (extending the run) or shrink down to the
     evaluations already made. Every setting is checked before the folder is written.
 
-    A file that cannot be written (a full disk) is a :class:`~culturetune.files.WriteError`
+    A file that cannot be written (a full disk) is a :class:`~culturetune.core.files.WriteError`
     that says how to go on: the checkpoint written last stays, ``run.json`` says the run stopped,
     and ``resume=True`` once there is space ends with the prompt of an uninterrupted run.
     """
@@ -502,7 +380,7 @@ def _tune(
     limits.check_tune(lm, config)
     initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)  # checks text
     if model_check is None and check:
-        from culturetune.check import check_model
+        from culturetune.reading.check import check_model
 
         model_check = check_model(lm, config.instrument)
     folder.mkdir(parents=True, exist_ok=True)
@@ -585,19 +463,6 @@ def _replay(optimizer: Any, record: _Record) -> None:
         at += n
 
 
-def load_run_config(folder: str | Path) -> TuneConfig:
-    """The settings of the run in ``folder`` (for ``--resume``), with clear errors."""
-    folder = Path(folder)
-    if not (folder / RUN_FILE).exists():
-        raise CultureTuneError(f"nothing to resume in {folder}: {RUN_FILE} is missing")
-    saved = read_json(folder / RUN_FILE)
-    try:
-        config = TuneConfig.from_dict(saved["config"]).validate()
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CultureTuneError(f"{folder / RUN_FILE} is malformed ({exc})") from exc
-    return config
-
-
 def _finish(
     lm: LoadedModel,
     config: TuneConfig,
@@ -612,7 +477,7 @@ def _finish(
     import nevergrad
     import transformers
 
-    from culturetune import __version__
+    from culturetune.core.version import __version__
 
     if len(record.loss) == 0:
         raise CultureTuneError("no evaluation was made (time limit too short?)")
@@ -665,7 +530,7 @@ def validate_prompt(
     training: tuple[SurveyResult, SurveyResult] | None = None,
     objective: Objective | None = None,
 ) -> Validity:
-    """Score a tuned prompt on the views it was not tuned on (:mod:`culturetune.validity`):
+    """Score a tuned prompt on the views it was not tuned on (:mod:`culturetune.reading.validity`):
     every bundled wording not tuned on and ``config.validate_instruments`` (order-balanced), the
     first training wording in the printed and reversed orders alone, and what the model says
     (``said``) in both orders and each alone; plain model, uniform answers and prompt on each.

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from culturetune.errors import CultureTuneError
-from culturetune.files import read_text
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import read_text
+from culturetune.instrument.items import DIMENSIONS, Instrument, bundled
 
 #: Instrument files larger than this are refused before parsing.
 MAX_BYTES = 5_000_000
@@ -48,7 +49,7 @@ class _Where:
         at = f", field {field}" if field else ""
         return CultureTuneError(
             f"instrument file {self.path}{at}: {problem} (see culturetune/data/"
-            "instrument.schema.json or the README's 'Custom instruments')"
+            "instrument.schema.json or docs/reading.md, 'Custom instruments')"
         )
 
 
@@ -61,9 +62,8 @@ def _text(where: _Where, value: Any, field: str, empty_ok: bool = False) -> str:
 
 
 def read_instrument_file(path: str | Path) -> Any:
-    """Read and check an instrument file; returns a :class:`culturetune.vsm.Instrument`."""
-    from culturetune.vsm import Instrument
-
+    """Read and check an instrument file; returns a
+    :class:`culturetune.instrument.items.Instrument`."""
     path = Path(path)
     where = _Where(path)
     if path.is_dir():
@@ -88,8 +88,6 @@ def read_instrument_file(path: str | Path) -> Any:
 
 def check_instrument_dict(data: Any, where: _Where, default_name: str) -> dict[str, Any]:
     """The checked content of an instrument file, in the form ``Instrument.from_dict`` takes."""
-    from culturetune.vsm import DIMENSIONS, load_instrument
-
     if not isinstance(data, Mapping):
         raise where.error("", f"expected a JSON object, got {type(data).__name__}")
     unknown = sorted(k for k in data if k not in TOP_KEYS)
@@ -125,7 +123,7 @@ def check_instrument_dict(data: Any, where: _Where, default_name: str) -> dict[s
             raise where.error(f"items[{i}].var", f"{it['var']!r} is also item {seen[it['var']]}")
         seen[it["var"]] = i
     if data.get("formulas") is None:
-        out["formulas"] = [f.to_dict() for f in load_instrument("vsm2013").formulas]
+        out["formulas"] = [f.to_dict() for f in bundled("vsm2013").formulas]
     else:
         out["formulas"] = _formulas(where, data["formulas"], DIMENSIONS)
     for i, f in enumerate(out["formulas"]):

@@ -1,8 +1,8 @@
 """How the work runs: in this process (``--executor local``, the default) or on Ray.
 
-What is computed lives elsewhere: one grid cell is :meth:`culturetune.cells.CellRunner.run`, one
-population's losses are :class:`culturetune.tuning.Objective`. This module only decides where
-they run:
+What is computed lives elsewhere: one grid cell is
+:meth:`culturetune.experiment.cells.CellRunner.run`, one population's losses are
+:class:`culturetune.tuning.search.Objective`. This module only decides where they run:
 
 * :class:`LocalExecutor` runs the grid's cells one after another on a loaded model.
 * :class:`RayCluster` starts a local Ray instance (no address) or joins a running cluster
@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from culturetune.errors import CultureTuneError
-from culturetune.inputs import check_count
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.inputs import check_count
 
 if TYPE_CHECKING:
-    from culturetune.experiment import ExperimentConfig
+    from culturetune.experiment.config import ExperimentConfig
 
 RAY_EXTRA = "pip install 'culturetune[ray]'"
 CRASH_ENV = "CULTURETUNE_RAY_CRASH_ONCE"
@@ -53,8 +53,8 @@ Say = Callable[[str], None]
 
 @dataclass
 class GridRun:
-    """What running a grid gives :func:`culturetune.experiment.run_experiment`: each cell's record
-    in grid order, how many were reused, and the model and machine they were measured on."""
+    """What running a grid gives :func:`culturetune.experiment.grid.run_experiment`: each cell's
+    record in grid order, how many were reused, and the model and machine they were measured on."""
 
     cells: list[dict[str, Any]]
     reused: int
@@ -70,11 +70,11 @@ class LocalExecutor:
         self.lm = lm
 
     def run_grid(self, config: ExperimentConfig, out: Path, say: Say) -> GridRun:
-        from culturetune.cells import CellRunner, CellSpec
-        from culturetune.experiment import machine_info
+        from culturetune.experiment.cells import CellRunner, CellSpec, cell_specs
+        from culturetune.experiment.config import machine_info
 
         runner = CellRunner(self.lm, config, out, say)
-        specs = config.cell_specs()
+        specs = cell_specs(config)
         records, reused = [], 0
         for i, spec in enumerate(specs, 1):
 
@@ -206,7 +206,7 @@ class _Worker:
     def __init__(self, model: dict[str, Any], threads: int, crash: str | None) -> None:
         import torch
 
-        from culturetune.models import load_model
+        from culturetune.model.loading import load_model
 
         torch.set_num_threads(threads)
         self.lm = load_model(model["name"], device=model["device"], dtype=model["dtype"],
@@ -231,7 +231,7 @@ class _Worker:
     def describe(self) -> dict[str, Any]:
         import socket
 
-        from culturetune.experiment import machine_info
+        from culturetune.experiment.config import machine_info
 
         return {"name": self.lm.name, "dtype": self.lm.dtype, "device": self.lm.device,
                 "machine": machine_info(self.lm), "host": socket.gethostname(), "pid": os.getpid()}
@@ -251,8 +251,8 @@ class _Worker:
         complete, a tuning checkpoint to resume); returns the record and the run folder."""
         import json
 
-        from culturetune.cells import CellRunner, CellSpec, run_path
-        from culturetune.experiment import ExperimentConfig
+        from culturetune.experiment.cells import CellRunner, CellSpec, run_path
+        from culturetune.experiment.config import ExperimentConfig
 
         out = self.scratch / "out"
         shutil.rmtree(out, ignore_errors=True)
@@ -289,7 +289,8 @@ class _Worker:
         """Losses of a share of one step's candidates (``tuning.Objective``, as locally)."""
         import json
 
-        from culturetune.tuning import TuneConfig, make_objective
+        from culturetune.tuning.config import TuneConfig
+        from culturetune.tuning.search import make_objective
 
         key = json.dumps(config, sort_keys=True, default=str)
         if self.objective is None or self.objective[0] != key:
@@ -537,10 +538,10 @@ class RayExecutor:
         self.cluster = cluster
 
     def run_grid(self, config: ExperimentConfig, out: Path, say: Say) -> GridRun:
-        from culturetune.cells import CellRunner, run_path
-        from culturetune.files import atomic_path, write_json
+        from culturetune.core.files import atomic_path, write_json
+        from culturetune.experiment.cells import CellRunner, cell_specs, run_path
 
-        specs = config.cell_specs()
+        specs = cell_specs(config)
         pool = self.cluster.pool(len(specs))
         say(f"starting {len(pool.actors)} Ray workers (each loads the model) ...")
         info = pool.describe()

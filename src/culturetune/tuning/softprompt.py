@@ -3,8 +3,8 @@
 A tuned prompt is a folder: ``adapter_model.safetensors`` (tensor ``prompt_embeddings``,
 ``[virtual tokens, hidden]``) and ``adapter_config.json`` in PEFT's prompt-tuning format, so that
 PEFT can load a ``prefix``-placed prompt (its base model named as PEFT's Auto classes can load it:
-see :func:`culturetune.models.peft_base_model`), plus ``culturetune.json`` with everything else
-(the model as culturetune names it among them).
+see :func:`culturetune.model.loading.peft_base_model`), plus ``culturetune.json`` with everything
+else (the model as culturetune names it among them).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
-from culturetune import inputs
-from culturetune.errors import CultureTuneError
-from culturetune.files import read_json, write_files
-from culturetune.models import LoadedModel, peft_base_model
-from culturetune.survey import check_placement
+from culturetune.core import inputs
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import read_json, write_files
+from culturetune.model.loading import LoadedModel, peft_base_model
+from culturetune.reading.survey import check_placement
 
 INITS = ("random", "text", "vocab")
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -63,7 +63,7 @@ class SoftPrompt:
 
     def save(self, folder: str | Path, lm: LoadedModel | None = None) -> Path:
         """Write the PEFT-compatible adapter files and ``culturetune.json``: all three or, where
-        one cannot be written (:class:`~culturetune.files.WriteError`), none."""
+        one cannot be written (:class:`~culturetune.core.files.WriteError`), none."""
         from peft import PromptTuningConfig
         from safetensors.torch import save_file
 

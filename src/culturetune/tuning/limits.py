@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from culturetune.errors import CultureTuneError
+from culturetune.core.errors import CultureTuneError
 
 if TYPE_CHECKING:
-    from culturetune.models import LoadedModel
-    from culturetune.tuning import TuneConfig
+    from culturetune.model.loading import LoadedModel
+    from culturetune.tuning.config import TuneConfig
 
 #: ``Survey``'s rows per forward pass (candidates × items).
 ROWS_PER_PASS = 512
@@ -157,9 +157,9 @@ def tune_bytes(lm: LoadedModel, config: TuneConfig, tokens: int, longest: int,
 def survey_messages(config: TuneConfig) -> list[str]:
     """The user messages of the survey a tuning run administers: every item in every option
     order of the objective (and the content-free questions when it calibrates)."""
-    from culturetune.survey import CONTENT_FREE, N_OPTIONS, item_prompt
-    from culturetune.views import option_orders
-    from culturetune.vsm import load_instrument
+    from culturetune.instrument.orders import option_orders
+    from culturetune.instrument.vsm import load_instrument
+    from culturetune.reading.survey import CONTENT_FREE, N_OPTIONS, item_prompt
 
     orders = option_orders(getattr(config, "orders", "shown"), N_OPTIONS)
     users = []

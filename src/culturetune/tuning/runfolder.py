@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from culturetune.errors import CultureTuneError
-from culturetune.files import os_cause, set_mode
-from culturetune.inputs import check_path, exists, is_dir, is_file
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import os_cause, set_mode
+from culturetune.core.inputs import check_path, exists, is_dir, is_file
 
 if TYPE_CHECKING:
-    from culturetune.tuning import TuneConfig
+    from culturetune.tuning.config import TuneConfig
 
 LOCK_FILE = ".culturetune.lock"
-RUN_FILE = "run.json"  # same as tuning.RUN_FILE (tuning imports this module)
+RUN_FILE = "run.json"  # same as tuning.config.RUN_FILE
 CHECKPOINT = "checkpoint.safetensors"
 HISTORY = "history.csv"
 EXPERIMENT_MARKERS = ("cells", "runs", "results.json")
@@ -304,7 +304,7 @@ def recorded_evaluations(folder: Path) -> int:
 
 def check_resumable(folder: Path) -> None:
     """Everything ``--resume`` reads, checked without the model: settings, checkpoint, history."""
-    from culturetune.tuning import load_run_config
+    from culturetune.tuning.config import load_run_config
 
     load_run_config(folder)
     record = read_checkpoint(folder)
@@ -356,7 +356,7 @@ def _show(value: Any) -> str:
 def resumed(folder: Path, given: TuneConfig | None = None) -> TuneConfig:
     """The saved settings of the run in ``folder``, with ``given``'s budget (checked against the
     evaluations made). Any other difference from ``given`` is refused."""
-    from culturetune.tuning import load_run_config
+    from culturetune.tuning.config import load_run_config
 
     saved = load_run_config(folder)
     if given is None:

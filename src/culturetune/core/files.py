@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from culturetune.errors import CultureTuneError
+from culturetune.core.errors import CultureTuneError
 
 #: What an operating-system error number means for a file being written.
 CAUSES = {
@@ -177,7 +177,7 @@ def temp_folder(parent: str | Path, prefix: str) -> Path:
 def read_text(path: str | Path, what: str) -> str:
     """A user's text file (see ``inputs.read_user_text``); ``what`` names it in the error, e.g.
     "config file"."""
-    from culturetune.inputs import read_user_text
+    from culturetune.core.inputs import read_user_text
 
     return read_user_text(path, what)
 

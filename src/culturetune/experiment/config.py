@@ -1,67 +1,38 @@
-"""The reference study end to end: the grid of (country × method × seed) cells, resumable, then
-the results file and the report.
-
-Methods are the plain model, persona prompting (a system prompt naming the country) and soft
-prompts tuned by each derivative-free optimizer on an objective: ``pso`` is PSO on the experiment's
-option orders (order-balanced by default), ``pso-shown`` PSO on the items as printed, ``pso-cal``
-on calibrated answers (grammar: ``<optimizer>[-<orders>][-cal]``, :mod:`culturetune.methods`).
-Every cell is read in the same set of *views* (:mod:`culturetune.validity`): the official items in
-each option-order set and the paraphrased items (written for culturetune, not the official
-instrument), so that every method is judged on views it was not tuned on; plus CulturalBench
-accuracy on the country's questions with order-debiased letters (Wilson interval, exact McNemar
-test against the plain model).
-
-This module holds the settings (:class:`ExperimentConfig`, its grid of cells) and
-:func:`run_experiment`, which runs every cell through a :class:`culturetune.cells.CellRunner`
-(what one cell measures) and writes what the report reads. Each finished cell is its own JSON
-file, so an interrupted experiment resumes where it stopped::
-
-    out/cells/<code>/<method>.json            plain, persona (deterministic: one cell each)
-    out/cells/<code>/<method>-seed<k>.json    tuned methods
-    out/runs/<code>/<method>-seed<k>/         tuning runs (checkpoints; resumed when interrupted)
-    out/results.json  out/report.md  out/report.html  out/figures/*.png
-"""
+"""The experiment's settings: :class:`ExperimentConfig` (countries, methods, seeds, budgets,
+views, CulturalBench split), checked before any model loads, its cells, and what a run records
+about the machine and the library versions."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from culturetune import defaults
-from culturetune.cells import CellRunner, CellSpec, Progress, cell_path
-from culturetune.errors import CultureTuneError
-from culturetune.files import WriteError, read_text, write_json
-from culturetune.inputs import check_experiment_limits, loads_json
-from culturetune.methods import (
+from culturetune.core import defaults
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import read_text
+from culturetune.core.inputs import check_experiment_limits, loads_json
+from culturetune.experiment.methods import (
     BASELINES,
     DEFAULT_METHODS,
-    FORMAT,
-    HEADLINE,
     JUDGE_VIEWS,
-    METHOD_EXAMPLES,
     METHOD_ORDERS,
-    OPTIMIZERS,
     MethodSpec,
     parse_method,
-    view_key,
 )
-from culturetune.report import write_report
-from culturetune.targets import Target, lookup_country
-from culturetune.validity import View, check_views
-from culturetune.views import check_orders
-from culturetune.vsm import DIMENSIONS, instrument_key, load_instrument, parse_constants
+from culturetune.instrument.orders import check_orders
+from culturetune.instrument.targets import Target, lookup_country
+from culturetune.instrument.vsm import instrument_key, load_instrument, parse_constants
+from culturetune.reading.validity import View, check_views
 
 SPLITS: tuple[str, ...] = ("easy", "hard")
 #: The reference study's four countries (arXiv 2503.16094).
 DEFAULT_COUNTRIES: tuple[str, ...] = ("Saudi Arabia", "U.S.A.", "China", "India")
-#: Evaluations per tuning run (README, "The experiment", for the time it takes).
+#: Evaluations per tuning run (docs/experiment.md, for the time it takes).
 DEFAULT_BUDGET = 640
 #: ``quick()``: 4 countries × (plain, persona, pso, de) × 1 seed, 320 evaluations per run.
 QUICK_BUDGET = 320
@@ -138,7 +109,7 @@ class ExperimentConfig:
 
     def validate(self) -> ExperimentConfig:
         """Check every setting; raises :class:`CultureTuneError` saying what to change."""
-        from culturetune.survey import check_placement
+        from culturetune.reading.survey import check_placement
 
         self.countries = _names(self.countries, "countries")
         codes = [lookup_country(c).code for c in self.countries]
@@ -199,7 +170,7 @@ class ExperimentConfig:
     @property
     def views(self) -> list[View]:
         """Every view a cell is read in: the judge views, each tuned method's training view and
-        its checks (:func:`culturetune.validity.check_views`), and the user's wordings."""
+        its checks (:func:`culturetune.reading.validity.check_views`), and the user's wordings."""
         out = list(JUDGE_VIEWS)
         out += [View(p, "both") for p in self.validate_instruments]
         for spec in self.specs:
@@ -217,11 +188,6 @@ class ExperimentConfig:
                 seeds: Sequence[int | None] = [None] if method in BASELINES else range(self.seeds)
                 out += [(target, method, s) for s in seeds]
         return out
-
-    def cell_specs(self) -> list[CellSpec]:
-        """The cells of :meth:`cells` as :class:`~culturetune.cells.CellSpec` (what a
-        :class:`~culturetune.cells.CellRunner` measures)."""
-        return [CellSpec.of(target, method, seed) for target, method, seed in self.cells()]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -292,7 +258,7 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from culturetune import __version__
+    from culturetune.core.version import __version__
 
     return {
         "culturetune": __version__,
@@ -304,142 +270,3 @@ def versions() -> dict[str, str]:
     }
 
 
-def _tuned_wordings() -> list[str]:
-    """The wordings a tuned cell is tuned on: the official items and the default extra ones."""
-    return list(dict.fromkeys(["vsm2013", *defaults.TRAIN_INSTRUMENTS]))
-
-
-def _country_entry(target: Target, bench: Any) -> dict[str, Any]:
-    qs, note = bench.questions_for(target)
-    return {
-        "name": target.name,
-        "code": target.code,
-        "target": dict(target.scores),
-        "estimated": list(target.estimated),
-        "source": target.source,
-        "n_questions": len(qs),
-        "bench_note": note,
-    }
-
-
-def run_experiment(
-    lm: Any,
-    config: ExperimentConfig,
-    out_dir: str | Path,
-    progress: Progress | None = None,
-    executor: Any = None,
-) -> dict[str, Any]:
-    """Run every cell not already finished in ``out_dir``, then write ``results.json``,
-    ``report.md``, ``report.html`` and figures there. Returns the results dict.
-
-    ``executor`` runs the cells (:mod:`culturetune.executors`): by default one after another in
-    this process on ``lm``; a :class:`~culturetune.executors.RayExecutor` runs them on Ray
-    workers that load the model themselves (``lm`` may then be ``None``)."""
-    from culturetune.executors import LocalExecutor
-
-    config.validate()
-    out = Path(out_dir)
-    say = progress or (lambda message: None)
-    began = time.perf_counter()
-    if executor is None:
-        if lm is None:
-            raise CultureTuneError("run_experiment needs a loaded model or an executor")
-        executor = LocalExecutor(lm)
-    model_check = None
-    if lm is not None:
-        from culturetune.check import check_model
-
-        model_check = check_model(lm, "vsm2013")
-        say(f"model check: {model_check.summary()}")
-        if model_check.warning():
-            say(f"warning: {model_check.warning()}; the experiment still runs")
-    try:
-        grid = executor.run_grid(config, out, say)
-        runner, records = grid.runner, grid.cells
-        results = {
-            "format": FORMAT,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "config": config.to_dict(),
-            "model": grid.model,
-            "machine": grid.machine,
-            "versions": versions(),
-            "model_check": None if model_check is None else model_check.to_dict(),
-            "instruments": {"vsm2013": "VSM 2013 (official items)", "paraphrase": PARAPHRASE_NOTE,
-                            "paraphrase2": PARAPHRASE_NOTE.replace("paraphrased",
-                                                                   "paraphrased (again)"),
-                            **{p: "user's instrument file" for p in config.validate_instruments}},
-            "views": [{"key": view_key(v), "name": v.name, "instrument": v.instrument,
-                       "orders": v.orders, "calibrate": v.calibrate, "reading": v.reading}
-                      for v in runner.views],
-            "headline": view_key(HEADLINE),
-            "specs": {s.name: {"optimizer": s.optimizer, "orders": s.orders,
-                               "calibrate": s.calibrate,
-                               "training_view": s.training_view and view_key(s.training_view),
-                               "wordings": _tuned_wordings() if s.tuned else []}
-                      for s in config.specs},
-            "bench": {
-                "split": config.bench_split,
-                "source": runner.bench.source,
-                "limit": config.bench_limit,
-                "scoring": "letter" if config.bench_split == "easy" else "true/false",
-                "orders": config.bench_orders if config.bench_split == "easy" else None,
-            },
-            "countries": [_country_entry(t, runner.bench) for t in config.targets],
-            "methods": list(config.methods),
-            "dimensions": list(DIMENSIONS),
-            "cells": records,
-            "reused_cells": grid.reused,
-            "seconds": round(time.perf_counter() - began, 3),
-        }
-        write_json(out / "results.json", results)
-        say(f"writing the report in {out} ...")
-        write_report(results, out)
-    except WriteError as exc:
-        raise exc.then(f"run the same experiment again (same output folder): the finished cells "
-                       f"and tuning checkpoints in {out} are kept") from exc
-    return results
-
-
-#: Keys (at any depth of a results dict) that say when, where and how long, not what was
-#: measured: two runs of one grid with the same settings agree on everything else.
-UNTIMED = frozenset({"seconds", "created", "machine", "versions", "reused_cells",
-                     # the model's check, made where the driver holds the model (not on Ray)
-                     "model_check"})
-
-
-def measured(results: Any) -> Any:
-    """Everything a results dict computed, without its :data:`UNTIMED` keys (to compare runs)."""
-    if isinstance(results, dict):
-        return {k: measured(v) for k, v in results.items() if k not in UNTIMED}
-    if isinstance(results, list):
-        return [measured(v) for v in results]
-    return results
-
-
-#: Names importable from here; the method and view definitions live in culturetune.methods and
-#: the cell measurement in culturetune.cells (both re-exported for callers of this module).
-__all__ = [
-    "BASELINES",
-    "DEFAULT_BUDGET",
-    "DEFAULT_COUNTRIES",
-    "DEFAULT_METHODS",
-    "FORMAT",
-    "HEADLINE",
-    "JUDGE_VIEWS",
-    "METHOD_EXAMPLES",
-    "METHOD_ORDERS",
-    "OPTIMIZERS",
-    "QUICK_BUDGET",
-    "QUICK_METHODS",
-    "UNTIMED",
-    "CellRunner",
-    "CellSpec",
-    "ExperimentConfig",
-    "MethodSpec",
-    "parse_method",
-    "view_key",
-    "cell_path",
-    "measured",
-    "quick",
-    "run_experiment",
-]

@@ -3,10 +3,10 @@
 Each item becomes one chat turn listing the five options as numbers; the answer is read from the
 next-token distribution restricted to the option tokens "1".."5" and renormalised (the mass the
 model put on them before renormalising is kept and reported). The items are asked in every option
-order of an order set (:mod:`culturetune.views`); each order's distribution is mapped back to
-option-content order, optionally calibrated against content-free items, and averaged over the
-orders before the item mean is taken. All items of all orders, and all candidate soft prompts of
-an optimizer step, go through :class:`~culturetune.engine.PromptScorer` in one batch.
+order of an order set (:mod:`culturetune.instrument.orders`); each order's distribution is mapped
+back to option-content order, optionally calibrated against content-free items, and averaged over
+the orders before the item mean is taken. All items of all orders, and all candidate soft prompts of
+an optimizer step, go through :class:`~culturetune.model.engine.PromptScorer` in one batch.
 """
 
 from __future__ import annotations
@@ -19,22 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from culturetune import defaults
-from culturetune.engine import PromptScorer, Segments, generate, split_tokens
-from culturetune.errors import CultureTuneError
-from culturetune.models import LoadedModel
-from culturetune.targets import Loss, Target, loss
-from culturetune.views import (
+from culturetune.core import defaults
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.items import Instrument, Item
+from culturetune.instrument.orders import (
     Order,
     check_orders,
     option_orders,
     shown_options,
     to_content_order,
 )
-from culturetune.views import (
+from culturetune.instrument.orders import (
     calibrate as calibrate_probs,
 )
-from culturetune.vsm import DIMENSIONS, Instrument, Item, compute_indices, load_instrument
+from culturetune.instrument.targets import Loss, Target, loss
+from culturetune.instrument.vsm import DIMENSIONS, compute_indices, load_instrument
+from culturetune.model.engine import PromptScorer, Segments, generate, split_tokens
+from culturetune.model.loading import LoadedModel
 
 ANSWER_MODES = ("expected", "argmax", "said", "generate")
 #: What the ``expected`` reading does with the probability that is not on the answer options:
@@ -48,7 +49,7 @@ NO_ANSWER = -1
 PLACEMENTS = ("answer", "system", "prefix")
 N_OPTIONS = 5
 INSTRUCTION = "Answer with the number of one option only (1-5)."
-#: Option orders a survey reads answers in unless told otherwise (see culturetune.defaults).
+#: Option orders a survey reads answers in unless told otherwise (see culturetune.core.defaults).
 DEFAULT_ORDERS = defaults.ORDERS
 
 #: Friendlier names for persona prompts than the table's own.
@@ -163,9 +164,9 @@ class Survey:
     """The instrument set up on one model: prompts encoded once, answers for many soft prompts.
 
     Every item is asked in every order of ``orders`` (a name from
-    :data:`culturetune.views.ORDER_SETS`); with ``calibrate`` each order's distribution is also
-    divided by the one the model gives content-free items of the same format (see
-    :func:`culturetune.views.calibrate`). Answers come back in option-content order.
+    :data:`culturetune.instrument.orders.ORDER_SETS`); with ``calibrate`` each order's distribution
+    is also divided by the one the model gives content-free items of the same format (see
+    :func:`culturetune.instrument.orders.calibrate`). Answers come back in option-content order.
     """
 
     def __init__(

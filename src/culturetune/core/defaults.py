@@ -1,4 +1,4 @@
-"""The defaults a user gets, in one place, each chosen by a measurement (README, "Why these
+"""The defaults a user gets, in one place, each chosen by a measurement (docs/tuning.md, "Why these
 defaults"). Torch-free, so that the command line can show them without loading a model."""
 
 #: Option orders every survey reads answers in and every tuning run is scored on: printed and
@@ -21,15 +21,16 @@ BUDGET = 640
 #: cannot score. ("both" would pair A with D and B with C, which is not balanced for argmax.)
 BENCH_ORDERS = "cyclic"
 #: The ``expected`` reading's rule for the probability not on the answer options (survey,
-#: tuning, the experiment): see culturetune.survey.MISSING_RULES. ``neutral`` kept the option mass
-#: when tuned on (0.50 vs 0.11) but turns differences in option mass between items into index
-#: differences: the plain model read ``neutral`` is further from uniform answers (China 28.1 vs
-#: 26.5 order-balanced) although it answers by position alone. Silence is handled by the mass
-#: floor and the said checks instead (README, "Why these defaults").
+#: tuning, the experiment): see culturetune.reading.survey.MISSING_RULES. ``neutral`` kept the
+#: option mass when tuned on (0.50 vs 0.11) but turns differences in option mass between items into
+#: index differences: the plain model read ``neutral`` is further from uniform answers (China 28.1
+#: vs 26.5 order-balanced) although it answers by position alone. Silence is handled by the mass
+#: floor and the said checks instead (docs/tuning.md, "Why these defaults").
 MISSING = "renormalise"
-#: How a tuning run's objective aggregates its training views (culturetune.tuning.OBJECTIVES):
-#: the worst single view, so that a prompt cannot win by favouring one option order or one
-#: wording (measured beside pooled and mean: README, "Why these defaults").
+#: How a tuning run's objective aggregates its training views
+#: (culturetune.tuning.config.OBJECTIVES): the worst single view, so that a prompt cannot win by
+#: favouring one option order or one wording (measured beside pooled and mean: docs/tuning.md, "Why
+#: these defaults").
 OBJECTIVE = "worst"
 #: The option-mass floor of a tuning run, as a share of the plain model's mass (None: none):
 #: without it every objective won by pushing probability off the answer options.

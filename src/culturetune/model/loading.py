@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from culturetune.errors import CultureTuneError
-from culturetune.inputs import check_device, check_gguf, check_model
+from culturetune.core.cache import cache_dir
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.inputs import check_device, check_gguf, check_model
+from culturetune.model import adapters
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 #: The Hugging Face hub repository the bundled default model was quantized from (what a saved
@@ -31,7 +33,7 @@ _DTYPES = {
     "fp16": "float16",
 }
 
-#: Prompt format for models without a chat template (documented in the README). Where the
+#: Prompt format for models without a chat template (documented in docs/reading.md). Where the
 #: tokenizer splits a leading space off (``" 1"`` -> ``" ", "1"``) the prompt ends with that
 #: space, so that the answer itself is the next token.
 PLAIN_SYSTEM = "{system}\n\n"
@@ -117,14 +119,6 @@ def _last_turn_start(head: str) -> int:
     return 0
 
 
-def cache_dir() -> Path:
-    """Where culturetune keeps dequantized models (``$CULTURETUNE_CACHE`` overrides)."""
-    root = os.environ.get("CULTURETUNE_CACHE")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "culturetune"
-
-
 def gguf_cache_folder(gguf: Path) -> Path:
     """The model folder holding a GGUF file's dequantized weights once it has been loaded."""
     return cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}-{_fingerprint(gguf)}"
@@ -138,8 +132,6 @@ def peft_base_model(name: str) -> str:
     if name == DEFAULT_MODEL:
         return DEFAULT_HUB_ID
     if name == "respondent":
-        from culturetune import adapters
-
         return str(adapters.merged_folder(DEFAULT_MODEL, adapters.respondent_adapter()).resolve())
     local = Path(name).expanduser()
     if name.endswith(".gguf") and local.is_file():
@@ -213,17 +205,15 @@ def load_model(
 ) -> LoadedModel:
     """Load a frozen causal LM and its tokenizer, in eval mode with gradients off.
 
-    ``adapter``: a PEFT LoRA folder merged into the model (:mod:`culturetune.adapters`); the
+    ``adapter``: a PEFT LoRA folder merged into the model (:mod:`culturetune.model.adapters`); the
     loaded model is then named by its merged, cached folder. ``name="respondent"`` is the bundled
     default model with the bundled respondent adapter."""
     import torch
 
-    from culturetune import adapters
-
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     if adapter is not None:  # merge checks the folder before anything loads
-        name = str(adapters.merge(check_model(name), adapter,
+        name = str(merge_adapter(check_model(name), adapter,
                                   trust_remote_code=trust_remote_code))
     name = DEFAULT_MODEL if name is None else check_model(name) or DEFAULT_MODEL
     source = ""
@@ -236,7 +226,7 @@ def load_model(
                     "trained so far does not answer by content (docs/respondent.md). Train one "
                     "with `culturetune respondent train --out DIR` and load it with "
                     "--adapter DIR")
-            source = str(adapters.merge(None, bundled))
+            source = str(merge_adapter(None, bundled))
             model, tok = _load_hf(source, dt, dev, False)
         elif name == DEFAULT_MODEL:
             gguf = bundled_gguf()
@@ -322,7 +312,7 @@ def _load_cached_gguf(gguf: Path, dtype: str, device: str):
 def _save_cache(model: object, tok: object, cached: Path) -> None:
     """Save dequantized weights as ``cached``, whole or not at all: written into a temporary
     folder beside it, then renamed. A failure to write (a full disk) is a ``WriteError``."""
-    from culturetune.files import temp_folder, write_failure
+    from culturetune.core.files import temp_folder, write_failure
 
     tmp = temp_folder(cached.parent, ".tmp-")
     try:
@@ -352,3 +342,31 @@ def _fingerprint(path: Path, chunk: int = 2**20) -> str:
             fh.seek(at)
             digest.update(fh.read(chunk))
     return digest.hexdigest()[:12]
+
+
+def merge_adapter(
+    base: str | None, adapter: str | Path, *, trust_remote_code: bool = False
+) -> Path:
+    """The folder of ``base`` (``None``: the bundled default) with ``adapter`` merged in, made
+    (once, in float32 on the CPU) with PEFT's loading code and cached."""
+    import torch
+
+    path = adapters.check_adapter(adapter)
+    base = base or DEFAULT_MODEL
+    cached = adapters.merged_folder(base, path)
+    if (cached / "config.json").exists():
+        return cached
+    from peft import PeftModel
+
+    lm = load_model(None if base == DEFAULT_MODEL else base, device="cpu", dtype="float32",
+                    trust_remote_code=trust_remote_code)
+    try:
+        with torch.no_grad():
+            model = PeftModel.from_pretrained(lm.model, str(path)).merge_and_unload()
+    except Exception as exc:  # noqa: BLE001 - PEFT's errors on a mismatched adapter vary
+        raise CultureTuneError(
+            f"the adapter in {path} does not fit {base} ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no details'}); "
+            "give the base model it was trained on (its adapter_config.json names it)") from exc
+    _save_cache(model, lm.tokenizer, cached)
+    return cached

@@ -17,7 +17,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from culturetune.errors import CultureTuneError
+from culturetune.core.cache import cache_dir
+from culturetune.core.errors import CultureTuneError
 
 RESPONDENT = "respondent"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -72,38 +73,8 @@ def fingerprint(adapter: Path) -> str:
 
 def merged_folder(base: str, adapter: Path) -> Path:
     """Where the merged weights of ``base`` + ``adapter`` are cached."""
-    from culturetune.models import cache_dir
-
     slug = "".join(c if c.isalnum() else "-" for c in Path(base).name or base).strip("-")[:40]
     return cache_dir() / "models" / f"merged-{slug}-{fingerprint(adapter)}"
 
 
-def merge(base: str | None, adapter: str | Path, *, trust_remote_code: bool = False) -> Path:
-    """The folder of ``base`` (``None``: the bundled default) with ``adapter`` merged in, made
-    (once, in float32 on the CPU) with PEFT's loading code and cached."""
-    import torch
-
-    from culturetune.models import DEFAULT_MODEL, _save_cache, load_model
-
-    path = check_adapter(adapter)
-    base = base or DEFAULT_MODEL
-    cached = merged_folder(base, path)
-    if (cached / "config.json").exists():
-        return cached
-    from peft import PeftModel
-
-    lm = load_model(None if base == DEFAULT_MODEL else base, device="cpu", dtype="float32",
-                    trust_remote_code=trust_remote_code)
-    try:
-        with torch.no_grad():
-            model = PeftModel.from_pretrained(lm.model, str(path)).merge_and_unload()
-    except Exception as exc:  # noqa: BLE001 - PEFT's errors on a mismatched adapter vary
-        raise CultureTuneError(
-            f"the adapter in {path} does not fit {base} ({type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no details'}); "
-            "give the base model it was trained on (its adapter_config.json names it)") from exc
-    _save_cache(model, lm.tokenizer, cached)
-    return cached
-
-
-__all__ = ["RESPONDENT", "check_adapter", "merge", "merged_folder", "respondent_adapter"]
+__all__ = ["RESPONDENT", "check_adapter", "merged_folder", "respondent_adapter"]

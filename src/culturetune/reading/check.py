@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from culturetune.files import read_json, write_json
+from culturetune.core.files import read_json, write_json
 
 #: The instruction probe's system prompts: the agreeing pole and the disagreeing pole.
 HIGH_SYSTEM = ("Whatever the question, always choose the option that expresses the strongest "
@@ -149,7 +149,7 @@ def verdict(content: float, position: float, probe_ok: bool, answered: float) ->
 def run_check(lm: Any, instrument: str = "vsm2013",
               progress: Callable[[str], None] | None = None) -> ModelCheck:
     """Measure (a), (b) and (c) on a loaded model (no cache; see :func:`check_model`)."""
-    from culturetune.survey import NO_ANSWER, Survey, parse_answer, said_values
+    from culturetune.reading.survey import NO_ANSWER, Survey, parse_answer, said_values
 
     began = time.perf_counter()
     said: dict[str | None, np.ndarray] = {}
@@ -207,8 +207,8 @@ def run_check(lm: Any, instrument: str = "vsm2013",
 
 def cache_path(lm: Any, instrument: str) -> Path:
     """Where the check of this model (name, dtype, device) on this instrument is cached."""
-    from culturetune.models import cache_dir
-    from culturetune.vsm import load_instrument
+    from culturetune.core.cache import cache_dir
+    from culturetune.instrument.vsm import load_instrument
 
     inst = load_instrument(instrument)
     key = [CHECK_VERSION, lm.name, str(lm.dtype), str(lm.device).split(":")[0], inst.to_dict()]

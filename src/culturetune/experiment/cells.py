@@ -1,8 +1,8 @@
 """One cell of an experiment: what a (country, method, seed) cell measures, on one loaded model.
 
 A :class:`CellSpec` names a cell; a :class:`CellRunner` measures cells of one experiment
-(:class:`~culturetune.experiment.ExperimentConfig`) on one model and writes each finished cell
-to its own JSON file under the output folder::
+(:class:`~culturetune.experiment.config.ExperimentConfig`) on one model and writes each finished
+cell to its own JSON file under the output folder::
 
     out/cells/<code>/<method>.json            plain, persona (deterministic: one cell each)
     out/cells/<code>/<method>-seed<k>.json    tuned methods
@@ -25,15 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from culturetune.errors import CultureTuneError
-from culturetune.files import read_json, write_json
-from culturetune.methods import FORMAT, HEADLINE, MethodSpec, parse_method, view_key
-from culturetune.targets import Target, lookup_country
-from culturetune.validity import View
-from culturetune.vsm import parse_constants
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import read_json, write_json
+from culturetune.core.progress import Heartbeat
+from culturetune.experiment.methods import FORMAT, HEADLINE, MethodSpec, parse_method, view_key
+from culturetune.instrument.targets import Target, lookup_country
+from culturetune.instrument.vsm import parse_constants
+from culturetune.reading.validity import View
 
 if TYPE_CHECKING:
-    from culturetune.experiment import ExperimentConfig
+    from culturetune.experiment.config import ExperimentConfig
+
+#: Seconds between a tuning cell's progress lines (so at most this long without one).
+TICK_SECONDS = 15.0
 
 Progress = Callable[[str], None]
 
@@ -89,6 +93,12 @@ class CellSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellSpec:
         return cls(d["country"], d["method"], d.get("seed"))
+
+
+def cell_specs(config: ExperimentConfig) -> list[CellSpec]:
+    """The cells of ``config.cells()`` as :class:`CellSpec` (what a :class:`CellRunner`
+    measures)."""
+    return [CellSpec.of(target, method, seed) for target, method, seed in config.cells()]
 
 
 def cell_settings(
@@ -152,14 +162,14 @@ class _Surveys:
     def __init__(self, lm: Any, placement: str, constants: dict[str, float],
                  missing: str | None = None) -> None:
         self.lm, self.placement, self.constants = lm, placement, constants
-        from culturetune import defaults
+        from culturetune.core import defaults
 
         self.missing = missing or defaults.MISSING
         self.cache: dict[tuple[tuple[str, str, bool], str | None], Any] = {}
 
     def get(self, view: View, system: str | None) -> Any:
         """The survey of a view's wording and orders (shared by its readings)."""
-        from culturetune.survey import Survey
+        from culturetune.reading.survey import Survey
 
         key = ((view.instrument, view.orders, view.calibrate), system)
         if key not in self.cache:
@@ -178,7 +188,7 @@ class _Surveys:
     ) -> dict[str, dict[str, Any]]:
         """Indices, loss and option mass in each view (``said`` views: with the share of replies
         that name an option); each survey is read once for all of its views' readings."""
-        from culturetune.survey import run_survey
+        from culturetune.reading.survey import run_survey
 
         out, reads = {}, {}
         for view in views:
@@ -215,9 +225,9 @@ class _LetterScorer:
             label_groups,
             length_batches,
         )
-        from culturetune.engine import PromptScorer, split_tokens
-        from culturetune.survey import label_token_ids
-        from culturetune.views import option_orders
+        from culturetune.instrument.orders import option_orders
+        from culturetune.model.engine import PromptScorer, split_tokens
+        from culturetune.reading.survey import label_token_ids
 
         self.questions = list(questions)
         self.orders = option_orders(orders, len(LETTERS))
@@ -236,7 +246,7 @@ class _LetterScorer:
         import torch
 
         from culturetune.culturalbench import LETTERS, label_logprobs
-        from culturetune.views import to_content_order
+        from culturetune.instrument.orders import to_content_order
 
         per_label = torch.empty(self.n_texts, len(self.groups))
         batch = None if soft is None else soft[None]
@@ -299,7 +309,7 @@ class _Bench:
 
     def _evaluate(self, qs: list[Any], system: str | None, soft: Any) -> list[bool]:
         from culturetune.culturalbench import Condition, evaluate_easy, evaluate_hard
-        from culturetune.softprompt import SoftPrompt
+        from culturetune.tuning.softprompt import SoftPrompt
 
         prompt = None if soft is None else SoftPrompt(soft, self.placement)
         cond = Condition("condition", system=system, soft=prompt)
@@ -311,7 +321,7 @@ class _Bench:
         self, target: Target, correct: list[bool], plain: list[bool] | None
     ) -> dict[str, Any]:
         """Accuracy with its Wilson interval, per-question outcomes and McNemar vs plain."""
-        from culturetune.stats import accuracy, compare
+        from culturetune.core.stats import accuracy, compare
 
         qs, note = self.questions_for(target)
         acc = accuracy(correct)
@@ -378,7 +388,7 @@ class CellRunner:
         """The plain model's losses in every view and its bench outcomes (computed once)."""
         key = str(target.code)
         if key not in self.plain:
-            from culturetune.survey import uniform_loss
+            from culturetune.reading.survey import uniform_loss
 
             views = self.surveys.measure(target, None, None, self.views)
             correct = self.bench.correct(target, None, None)
@@ -395,7 +405,7 @@ class CellRunner:
     def measure(self, spec: CellSpec) -> dict[str, Any]:
         """Measure one cell (tuning its prompt first where the method is an optimizer); nothing
         is written but the tuning run's folder."""
-        from culturetune.survey import persona_prompt
+        from culturetune.reading.survey import persona_prompt
 
         target, method, seed = spec.target, spec.method, spec.seed
         began = time.perf_counter()
@@ -448,12 +458,12 @@ class CellRunner:
         missing = self.missing_views(cell)
         if not missing:
             return cell
-        from culturetune.survey import persona_prompt
+        from culturetune.reading.survey import persona_prompt
 
         target = spec.target
         soft = None
         if cell.get("tuning"):
-            from culturetune.softprompt import SoftPrompt
+            from culturetune.tuning.softprompt import SoftPrompt
 
             soft = SoftPrompt.load(self.out / cell["tuning"]["folder"]).embeddings
         system = persona_prompt(target.name) if cell["method"] == "persona" else None
@@ -469,7 +479,8 @@ class CellRunner:
     def _tune(
         self, target: Target, spec: MethodSpec, seed: int, label: str
     ) -> tuple[Any, dict[str, Any]]:
-        from culturetune.tuning import RUN_FILE, Interrupted, TuneConfig, tune
+        from culturetune.tuning.config import TuneConfig
+        from culturetune.tuning.search import RUN_FILE, Interrupted, tune
 
         cfg = TuneConfig(
             target=target,
@@ -490,9 +501,10 @@ class CellRunner:
         if resume:
             _check_run(folder / RUN_FILE, cfg)
         try:
-            result = tune(
-                self.lm, cfg, folder, resume=resume, on_progress=self._ticker(label, cfg.budget)
-            )
+            with Heartbeat(self.say, TICK_SECONDS) as beat:
+                beat.update(f"  {label}: 0/{cfg.budget} evaluations (the first step is running)")
+                result = tune(self.lm, cfg, folder, resume=resume,
+                              on_progress=self._ticker(label, cfg.budget, beat))
         except Interrupted:
             raise Interrupted(
                 f"interrupted in cell {label}; finished cells and the tuning checkpoint are kept "
@@ -514,16 +526,13 @@ class CellRunner:
         }
         return result.prompt.embeddings, tuning
 
-    def _ticker(self, label: str, budget: int) -> Callable[[Any], None]:
-        last = [time.perf_counter()]
+    def _ticker(self, label: str, budget: int, beat: Heartbeat) -> Callable[[Any], None]:
+        """A tuning run's progress as whole lines: at most one every :data:`TICK_SECONDS`, the
+        last one always, and the heartbeat's repeat while one step takes longer."""
 
         def tick(p: Any) -> None:
-            if time.perf_counter() - last[0] >= 15 or p.evaluations >= budget:
-                last[0] = time.perf_counter()
-                self.say(
-                    f"  {label}: {p.evaluations}/{budget} evaluations, best loss "
-                    f"{p.best_loss:.2f} ({p.seconds:.0f} s)"
-                )
+            beat.update(f"  {label}: {p.evaluations}/{budget} evaluations, best loss "
+                        f"{p.best_loss:.2f} ({p.seconds:.0f} s)", force=p.evaluations >= budget)
 
         return tick
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from culturetune.errors import CultureTuneError
-from culturetune.inputs import check_score, is_file, loads_json, read_user_text
-from culturetune.vsm import DIMENSIONS, to_number
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.inputs import check_score, is_file, loads_json, read_user_text
+from culturetune.instrument.vsm import DIMENSIONS, to_number
 
 TABLE_SOURCE = "Hofstede's six-dimension country scores, dataset of 2015-08-16 (geerthofstede.com)"
 LOSS_KINDS: tuple[str, ...] = ("l1", "l2")

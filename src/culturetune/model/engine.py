@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from culturetune.models import LoadedModel
+from culturetune.model.loading import LoadedModel
 
 
 @dataclass

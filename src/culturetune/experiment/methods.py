@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from culturetune import defaults
-from culturetune.errors import CultureTuneError
-from culturetune.validity import View
+from culturetune.core import defaults
+from culturetune.core.errors import CultureTuneError
+from culturetune.reading.validity import View
 
 #: The ``format`` of an experiment's ``results.json`` (and of each saved cell's settings).
 FORMAT = "culturetune-experiment/2"

@@ -1,0 +1,1 @@
+"""Shared ground: errors, file writing, input checks, defaults, statistics."""

@@ -1,0 +1,1 @@
+"""The reference study: its configuration, methods, cells, executors and grid."""

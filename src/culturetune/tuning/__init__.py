@@ -1,0 +1,1 @@
+"""Learning a soft prompt: settings, search, memory limits and the run folder."""

@@ -1,0 +1,160 @@
+"""A tuning run's settings (:class:`TuneConfig`), checked before anything loads, and how a run
+folder's ``run.json`` gives them back for ``--resume``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from culturetune.core import defaults, inputs
+from culturetune.core.errors import CultureTuneError
+from culturetune.core.files import read_json
+from culturetune.instrument.orders import ORDER_SETS, SURVEY_ONLY
+from culturetune.instrument.targets import Target
+from culturetune.instrument.vsm import instrument_key, load_instrument, parse_constants
+from culturetune.reading.survey import DEFAULT_ORDERS, check_missing, check_placement
+from culturetune.tuning.softprompt import INITS
+
+RUN_FILE = "run.json"
+OPTIMIZERS = ("de", "cma", "pso", "random")
+#: The optimizer ``tune`` uses unless told otherwise (see culturetune.core.defaults).
+DEFAULT_OPTIMIZER = defaults.OPTIMIZER
+#: Option orders the objective reads answers in (:mod:`culturetune.instrument.orders`): ``shown``
+#: is the items as printed; ``both`` averages each item's answer over the printed and the reversed
+#: order, so that a prompt cannot win by favouring a position; ``cyclic`` over all five shifts.
+ORDERS = tuple(o for o in ORDER_SETS if o not in SURVEY_ONLY)
+#: How the objective aggregates its training views (each wording x each option order):
+#: ``pooled``: the loss of the answers averaged over all views; ``mean``: the mean of each view's
+#: own loss; ``worst``: the largest of them (a prompt must do well in every view alone, so that
+#: favouring a position or a wording cannot win).
+OBJECTIVES = ("pooled", "mean", "worst")
+#: What the objective reads: next-token probabilities (``expected``, with the run's ``missing``
+#: rule) or the option the greedy first token names (``said``; a non-option is the middle answer).
+READINGS = ("expected", "said")
+
+@dataclass
+class TuneConfig:
+    """Everything that determines a tuning run (with the model, the seed makes it reproducible)."""
+
+    target: Target
+    model: str = ""
+    tokens: int = 5
+    placement: str = "answer"
+    init: str = "vocab"
+    init_text: str | None = None
+    subspace: int | None = 64
+    optimizer: str = DEFAULT_OPTIMIZER
+    budget: int = defaults.BUDGET
+    population: int = 16
+    seed: int = 0
+    constants: dict[str, float] = field(default_factory=lambda: parse_constants(None))
+    loss: str = "l1"
+    instrument: str = "vsm2013"
+    system: str | None = None
+    scale: float = 1.0
+    orders: str = DEFAULT_ORDERS
+    calibrate: bool = False
+    #: Wordings (bundled names or instrument files) to check the prompt on; never tuned on.
+    validate_instruments: list[str] = field(default_factory=list)
+    #: More wordings tuned on, beside ``instrument`` (each read in every order of ``orders``).
+    train_instruments: list[str] = field(
+        default_factory=lambda: list(defaults.TRAIN_INSTRUMENTS))
+    objective: str = defaults.OBJECTIVE
+    reading: str = "expected"
+    missing: str = defaults.MISSING
+    #: Option-mass floor, as a share of the plain model's mass on the training views.
+    min_mass: float | None = defaults.MIN_MASS
+
+    @property
+    def wordings(self) -> list[str]:
+        """Every wording tuned on, ``instrument`` first."""
+        return list(dict.fromkeys([self.instrument, *self.train_instruments]))
+
+    def validate(self) -> TuneConfig:
+        inputs.check_tune_settings(self)
+        parse_constants(self.constants)
+        check_placement(self.placement)
+        if self.optimizer not in OPTIMIZERS:
+            raise CultureTuneError(
+                f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.init not in INITS:
+            raise CultureTuneError(f"unknown --init {self.init!r}; use one of {', '.join(INITS)}")
+        for name in ("tokens", "budget", "population"):
+            if getattr(self, name) < 1:
+                raise CultureTuneError(f"--{name} must be at least 1")
+        if self.subspace is not None and self.subspace < 1:
+            raise CultureTuneError("--subspace must be a positive dimension or 'full'")
+        if self.orders not in ORDERS:
+            extra = (" (every permutation is for survey and bench only: 120 prompt sets per "
+                     "candidate)" if self.orders in SURVEY_ONLY else "")
+            raise CultureTuneError(f"unknown --orders {self.orders!r} for tuning; use one of "
+                                   f"{', '.join(ORDERS)}{extra}")
+        self.instrument = instrument_key(self.instrument)
+        load_instrument(self.instrument)  # a bad file is reported before anything runs
+        self.validate_instruments = [instrument_key(p) for p in self.validate_instruments]
+        if [str(p).strip().lower() for p in self.train_instruments] == ["none"]:
+            self.train_instruments = []  # --train-instrument none: the official wording alone
+        self.train_instruments = [instrument_key(p) for p in self.train_instruments]
+        for path in [*self.validate_instruments, *self.train_instruments]:
+            load_instrument(path)
+        both = set(self.wordings) & set(self.validate_instruments)
+        if both:
+            raise CultureTuneError(
+                f"{', '.join(sorted(both))} is tuned on and cannot also be a held-out check; "
+                "leave it out of --validate-instrument")
+        if self.objective not in OBJECTIVES:
+            raise CultureTuneError(f"unknown --objective {self.objective!r}; use one of "
+                                   f"{', '.join(OBJECTIVES)}")
+        if self.reading not in READINGS:
+            raise CultureTuneError(f"unknown --reading {self.reading!r}; use one of "
+                                   f"{', '.join(READINGS)}")
+        if self.reading == "said" and self.calibrate:
+            raise CultureTuneError("--calibrate reweights probabilities; it does not apply to "
+                                   "--reading said")
+        self.missing = check_missing(self.missing)
+        if self.min_mass == 0:
+            self.min_mass = None  # --min-mass 0: no floor
+        if self.min_mass is not None and not 0 < self.min_mass <= 1:
+            raise CultureTuneError(f"--min-mass is a share of the plain model's option mass, "
+                                   f"from 0 (no floor) to 1 (e.g. 0.5), not {self.min_mass}")
+        if not self.target.dimensions:
+            raise CultureTuneError("the target has no scores to tune towards")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target"] = self.target.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
+        d = dict(d)
+        d["target"] = Target.from_dict(d["target"])
+        d.setdefault("orders", "shown")  # runs made before option orders were a setting
+        d.setdefault("optimizer", "de")  # the default of those runs
+        # runs made before the objective's views, reading and mass floor were settings
+        d.setdefault("objective", "pooled")
+        d.setdefault("missing", "renormalise")
+        d.setdefault("min_mass", None)
+        d.setdefault("train_instruments", [])
+        d.setdefault("reading", "expected")
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+
+def load_run_config(folder: str | Path) -> TuneConfig:
+    """The settings of the run in ``folder`` (for ``--resume``), with clear errors."""
+    folder = Path(folder)
+    if not (folder / RUN_FILE).exists():
+        raise CultureTuneError(f"nothing to resume in {folder}: {RUN_FILE} is missing")
+    saved = read_json(folder / RUN_FILE)
+    try:
+        config = TuneConfig.from_dict(saved["config"]).validate()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CultureTuneError(f"{folder / RUN_FILE} is malformed ({exc})") from exc
+    return config
+
+
