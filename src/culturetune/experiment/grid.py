@@ -1,5 +1,6 @@
 """The reference study end to end: the grid of (country × method × seed) cells, resumable, then
-the results file and the report.
+the results file (the report is written by the caller's ``report``: the report layer sits above
+this one).
 
 Methods are the plain model, persona prompting (a system prompt naming the country) and soft
 prompts tuned by each derivative-free optimizer on an objective: ``pso`` is PSO on the experiment's

@@ -4,7 +4,10 @@ An adapter folder is PEFT's LoRA format (``adapter_config.json`` + ``adapter_mod
 pickled ``.bin`` weights are refused). It is loaded by PEFT's own code
 (``PeftModel.from_pretrained``), merged into the base weights (``merge_and_unload``) and the
 merged model cached as safetensors under ``~/.cache/culturetune/models/``, like a dequantized
-GGUF file, so later loads are plain model loads. Every culturetune command then reads the merged
+GGUF file, so later loads are plain model loads. This module checks the folder and says where
+its merge is cached; the merge itself is :func:`culturetune.model.loading.merge_adapter`, which
+loads the base model (so that loading sits above this module, not beside it). Every culturetune
+command then reads the merged
 model like any other local model folder.
 
 ``--model respondent`` is the bundled default model with the bundled respondent adapter
