@@ -7,8 +7,7 @@ merged model cached as safetensors under ``~/.cache/culturetune/models/``, like 
 GGUF file, so later loads are plain model loads. This module checks the folder and says where
 its merge is cached; the merge itself is :func:`culturetune.model.loading.merge_adapter`, which
 loads the base model (so that loading sits above this module, not beside it). Every culturetune
-command then reads the merged
-model like any other local model folder.
+command then reads the merged model like any other local model folder.
 
 ``--model respondent`` is the bundled default model with the bundled respondent adapter
 (:mod:`culturetune.respondent`): a positive control that answers Likert items by content.
