@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 
 def status(message: str) -> None:
-    """A progress line for humans on stderr (stdout stays clean for ``--json``)."""
-    print(message, file=sys.stderr, flush=True)
+    """A progress line for humans on stderr (stdout stays clean for ``--json``), written in one
+    call so that a line from the progress heartbeat's thread never splits another."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 def print_json(data: Any) -> None:

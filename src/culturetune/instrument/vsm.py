@@ -21,7 +21,6 @@ import numpy as np
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_text
 from culturetune.instrument.items import (
-    _INSTRUMENT_FILES,
     DEFAULT_CONSTANT,
     DIMENSIONS,
     INSTRUMENTS,
@@ -37,7 +36,7 @@ def load_instrument(name: str | Path = "vsm2013") -> Instrument:
     user's instrument file (a path to a ``.json`` file in the schema of
     ``data/instrument.schema.json``). Bundled ones are loaded once and cached."""
     key = str(name).strip().lower()
-    if key in _INSTRUMENT_FILES:
+    if key in INSTRUMENTS:
         return bundled(key)
     path = Path(str(name)).expanduser()
     if path.suffix.lower() == ".json" or path.exists() or "/" in str(name):
@@ -51,7 +50,7 @@ def load_instrument(name: str | Path = "vsm2013") -> Instrument:
 def instrument_key(name: str | Path) -> str:
     """How runs record an instrument: the bundled name, or the file's absolute path."""
     key = str(name).strip().lower()
-    return key if key in _INSTRUMENT_FILES else str(Path(str(name)).expanduser().resolve())
+    return key if key in INSTRUMENTS else str(Path(str(name)).expanduser().resolve())
 
 
 def _instrument(instrument: Instrument | str | None) -> Instrument:

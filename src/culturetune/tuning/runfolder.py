@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from culturetune.tuning.config import TuneConfig
 
 LOCK_FILE = ".culturetune.lock"
-RUN_FILE = "run.json"  # same as tuning.config.RUN_FILE
+#: Same as ``tuning.config.RUN_FILE`` (kept here too: this module loads no torch, and config does).
+RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.safetensors"
 HISTORY = "history.csv"
 EXPERIMENT_MARKERS = ("cells", "runs", "results.json")

@@ -40,17 +40,13 @@ from culturetune.reading.survey import (
 )
 from culturetune.reading.validity import Validity, View, ViewResult, assess, check_views
 from culturetune.tuning import limits, runfolder
-from culturetune.tuning.config import (
-    RUN_FILE,
-    TuneConfig,
-)
+from culturetune.tuning.config import RUN_FILE, TuneConfig
+from culturetune.tuning.runfolder import CHECKPOINT, HISTORY
 from culturetune.tuning.softprompt import SoftPrompt, initial_prompt
 
 #: Index points added per unit of option mass lost below the ``min_mass`` floor (as a share of the
 #: floor): far more than any loss difference, so that the floor acts as a constraint.
 MASS_PENALTY = 100.0
-CHECKPOINT = "checkpoint.safetensors"
-HISTORY = "history.csv"
 #: Seconds between checkpoints while a run goes on (one is also written at its end).
 CHECKPOINT_SECONDS = 10.0
 
