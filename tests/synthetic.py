@@ -3,9 +3,9 @@ next-token reading replaced by a rule that decides from the prompt's text.
 
 A respondent is a function ``pick(system, user) -> shown position (0-based)`` or ``None`` for a
 reply that names no option. :func:`install` makes every :class:`culturetune.reading.survey.Survey`
-answer with it: the chosen option's token gets ``mass`` of the next-token probability (the rest
-is off the options) and is the greedy first token; where ``pick`` gives ``None`` the first token
-is no option and the generated reply is ``silent_reply``.
+answer with it, in every answer format: the chosen option gets ``mass`` of the probability (the
+rest is off the options) and is what the greedy reply spells; where ``pick`` gives ``None`` the
+reply spells no option and the generated reply is ``silent_reply``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
-from culturetune.reading.survey import N_OPTIONS, Survey
+from culturetune.reading.survey import N_OPTIONS, NO_ANSWER, Survey
 
 Pick = Callable[[str | None, str], int | None]
 
@@ -27,8 +28,18 @@ LOW = ("of very little or no importance", "never", "no, never", "very poor", "no
 
 
 def shown_labels(user: str) -> list[str]:
-    """The option labels of a survey question, in the order shown."""
-    return [m.group(1) for m in re.finditer(r"^\d\. (.*)$", user, flags=re.M)]
+    """The option labels of a survey question, in the order shown, in any answer format: the
+    lines of the block between the question and the instruction, without "1. " or "A. "."""
+    blocks = user.split("\n\n")
+    lines = blocks[-2].splitlines() if len(blocks) >= 3 else []
+    return [re.sub(r"^(?:\d|[A-E])\. ", "", line) for line in lines]
+
+
+def answer_format(user: str) -> str:
+    """The format a survey question is asked in: number, letter or words."""
+    first = user.split("\n\n")[-2].splitlines()[0] if user.count("\n\n") >= 2 else ""
+    return "number" if re.match(r"^\d\. ", first) else "letter" if re.match(
+        r"^[A-E]\. ", first) else "words"
 
 
 def by_position(position: int = 0) -> Pick:
@@ -53,36 +64,42 @@ def by_content(follows_instructions: bool = True) -> Pick:
     return pick
 
 
+def by_format(pick: Pick, formats: tuple[str, ...] = ("words",), otherwise: int = 0) -> Pick:
+    """Answers with ``pick`` in the given formats and names the option shown at ``otherwise``
+    in the others (a model that answers by content only when asked for the option's words)."""
+    return lambda system, user: (pick(system, user) if answer_format(user) in formats
+                                 else otherwise)
+
+
 def install(monkeypatch, pick: Pick, mass: float | Callable[[torch.Tensor | None], torch.Tensor]
             = 0.6, silent_reply: str = "I am not sure.") -> None:
     """Every Survey answers with ``pick``; ``mass`` is the probability on the chosen option (a
     function of the soft prompts ``[candidates, T, H]`` giving one mass per candidate, or a
-    number)."""
-    import culturetune.reading.survey as survey_module
+    number); its greedy reply spells the chosen option (in any answer format)."""
 
-    monkeypatch.setattr(survey_module, "PromptScorer", lambda *a, **k: None)
-
-    def scores(survey: Survey, soft: torch.Tensor | None, flat: list[int]):
+    def scores(survey: Survey, soft: torch.Tensor | None):
         cands = 1 if soft is None else soft.shape[0]
-        per = len(survey.option_ids[0])
         m = (torch.full((cands,), float(mass)) if not callable(mass) else mass(soft))
-        lp = torch.full((cands, survey.n_prompts, N_OPTIONS, per), -40.0)
-        top = torch.zeros(cands, survey.n_prompts, dtype=torch.long)  # token 0: no option
+        lp = torch.full((cands, survey.n_prompts, N_OPTIONS), -40.0)
+        said = np.full((cands, survey.n_prompts), NO_ANSWER, dtype=np.int64)
         for k, user in enumerate(survey.users):
             j = pick(survey.system, user)
             if j is None:
                 continue
-            lp[:, k, j, 0] = torch.log(m)
-            top[:, k] = survey.option_ids[j][0]
-        return lp.view(cands, survey.n_prompts, -1), top
+            lp[:, k, j] = torch.log(m)
+            said[:, k] = j
+        return lp, said
 
-    def generate(survey: Survey, soft=None, max_new_tokens: int = 8, which=None) -> list[str]:
+    def generate(survey: Survey, soft=None, max_new_tokens: int | None = None,
+                 which=None) -> list[str]:
         rows = range(len(survey.users)) if which is None else which
         out = []
         for k in rows:
             j = pick(survey.system, survey.users[k])
             labels = shown_labels(survey.users[k])
-            out.append(silent_reply if j is None else f"{j + 1}. {labels[j]}")
+            fmt = answer_format(survey.users[k])
+            mark = {"number": f"{(j or 0) + 1}. ", "letter": f"{'ABCDE'[j or 0]}. "}.get(fmt, "")
+            out.append(silent_reply if j is None else f"{mark}{labels[j]}")
         return out
 
     monkeypatch.setattr(Survey, "_scores", scores)

@@ -60,16 +60,55 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
         (["tune", "--country", "China", "--train-instrument", "paraphrase",
           "--validate-instrument", "paraphrase"], "cannot also be a held-out check"),
         (["tune", "--country", "China", "--reading", "said", "--calibrate"], "--reading said"),
+        (["survey", "--format", "emoji"], "emoji"),
+        (["check-model", "--format", "auto"], "auto"),
+        (["tune", "--country", "China", "--format", "words", "--instrument", "same.json"],
+         "have the same words"),
+        (["survey", "--format", "words", "--instrument", "prefix.json"], "is the start of"),
+        (["experiment", "--format", "words", "--validate-instrument", "same.json"],
+         "have the same words"),
+        (["check-model", "--format", "words", "--instrument", "long.json"], "characters"),
+        (["survey", "--format", "letter", "--instrument", "german.json"],
+         '"instructions": {"letter"'),
+        (["tune", "--country", "China", "--target-from-system", "Disagree always."],
+         "give only one"),
+        (["tune", "--target-from-system", "  "], "--target-from-system is empty"),
     ],
 )
 def test_bad_reading_options_are_clean_errors(no_model, tmp_path, monkeypatch, capsys, args,
                                                needle) -> None:
     monkeypatch.chdir(tmp_path)
+    files = _instrument_files(tmp_path)
     code, _, err = run(args, capsys)
     assert code == 2, err
     assert err.startswith("error: ") and "Traceback" not in err
     assert needle in err, err
-    assert not list(tmp_path.iterdir())  # nothing written
+    assert sorted(tmp_path.iterdir()) == files  # nothing written
+
+
+def _instrument_files(folder: Path) -> list[Path]:
+    """Instruments the words or letter format cannot take: two options with the same words, an
+    option that starts another, an option too long, a translation's own number instruction."""
+    from culturetune.instrument.vsm import load_instrument
+
+    base = load_instrument().to_dict()
+
+    def variant(name: str, options: list[str] | None = None, **extra: object) -> Path:
+        data = json.loads(json.dumps(base))
+        data["name"] = name
+        if options is not None:
+            data["items"][3]["options"] = options
+        data.update(extra)
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(data), encoding="utf-8")
+        return path
+
+    return sorted([
+        variant("same", ["very good", "good", "Good!", "poor", "very poor"]),
+        variant("prefix", ["good", "good enough", "fair", "poor", "very poor"]),
+        variant("long", ["good " * 60, "b", "c", "d", "e"]),
+        variant("german", instruction="Antworten Sie nur mit der Nummer (1-5)."),
+    ])
 
 
 def test_a_bad_instrument_file_names_the_field(no_model, tmp_path, monkeypatch, capsys) -> None:
@@ -145,9 +184,18 @@ def test_bench_reads_letters_in_every_cyclic_order(capsys) -> None:
 def test_check_model_and_the_said_reading_on_the_bundled_model(capsys) -> None:
     code, out, err = run(["check-model", "--json"], capsys)
     assert code == 0, err
-    check = json.loads(out)
+    checks = json.loads(out)
+    assert set(checks["formats"]) == {"number", "letter", "words"}
+    assert checks["answers_by_content_in"] is None
+    check = checks["formats"]["number"]
     assert check["verdict"] == "answers by position" and not check["answers_by_content"]
     assert check["said"]["printed"] == check["said"]["reversed"] == [1] * 24
+    assert checks["formats"]["letter"]["verdict"] == "answers by position"
+    assert checks["formats"]["words"]["verdict"] == "does not answer"  # it chats
+    code, out, err = run(["check-model"], capsys)  # now from the cache: one table
+    assert code == 0, err
+    assert "answers by content in NO format" in out
+    assert all(f in out for f in ("number", "letter", "words"))
     code, out, err = run(["survey", "--answers", "said", "--country", "China", "--json"], capsys)
     assert code == 0, err
     said = json.loads(out)

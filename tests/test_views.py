@@ -124,15 +124,13 @@ def test_uniform_answers_give_the_constants() -> None:
 
 
 def _position_only(survey: Survey, position: int) -> None:
-    """Replace the survey's next-token reading: the model always names the option shown at
-    ``position``, whatever the question (real questions and content-free ones alike)."""
-    def scores(soft: torch.Tensor | None, flat: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace the survey's reading: the model always names the option shown at ``position``,
+    whatever the question (real questions and content-free ones alike)."""
+    def scores(soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
         cands = 1 if soft is None else soft.shape[0]
-        per = len(survey.option_ids[0])
-        lp = torch.full((cands, survey.n_prompts, N_OPTIONS, per), -30.0)
-        lp[:, :, position, 0] = math.log(0.6)  # 0.6 of the mass on the options
-        top = torch.full((cands, survey.n_prompts), survey.option_ids[position][0])
-        return lp.view(cands, survey.n_prompts, -1), top
+        lp = torch.full((cands, survey.n_prompts, N_OPTIONS), -30.0)
+        lp[:, :, position] = math.log(0.6)  # 0.6 of the mass on the options
+        return lp, np.full((cands, survey.n_prompts), position)
 
     survey._scores = scores  # type: ignore[method-assign]
 
@@ -220,17 +218,17 @@ def test_orders_in_one_batch_equal_each_order_alone(lm) -> None:
 def test_large_order_sets_are_scored_in_chunks(lm, monkeypatch) -> None:
     """Surveys with more prompts than one cache holds (``--orders all``) build their caches
     chunk by chunk; the answers are the same as from one cache."""
-    import culturetune.reading.survey as survey_mod
+    import culturetune.model.scoring as scoring
 
     g = torch.Generator().manual_seed(2)
     w = lm.model.get_input_embeddings().weight.float()
     soft = w[torch.randint(0, w.shape[0], (2, 3), generator=g)]
     inst = _few_items()
     whole = Survey(lm, inst, orders="cyclic")
-    assert whole.scorer is not None
-    monkeypatch.setattr(survey_mod, "MAX_CACHED_PROMPTS", 8)
+    assert whole.scorer.keep and len(whole.scorer.blocks) == 1
+    monkeypatch.setattr(scoring, "MAX_CACHED_PROMPTS", 8)
     chunked = Survey(lm, inst, orders="cyclic")
-    assert chunked.scorer is None and len(chunked._chunks) == 3  # 4 items x 5 orders
+    assert not chunked.scorer.keep and len(chunked.scorer.blocks) == 3  # 4 items x 5 orders
     np.testing.assert_allclose(chunked.option_probs(soft)[0], whole.option_probs(soft)[0],
                                atol=0.03)  # bf16: batch shapes differ
     assert list(itertools.islice(option_orders("all", 5), 1)) == [(0, 1, 2, 3, 4)]

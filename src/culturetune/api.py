@@ -82,6 +82,7 @@ def survey_model(
     answers: str = "expected",
     loss: str = "l1",
     missing: str = defaults.MISSING,
+    format: str = defaults.FORMAT,
 ) -> SurveyResult:
     """Give the model the 24 VSM 2013 items and score its answers (``culturetune survey``).
 
@@ -89,7 +90,9 @@ def survey_model(
     it the result has the gaps, the loss and the uniform answer's loss. ``persona`` (a country)
     or ``system`` sets the system prompt; ``prompt`` applies a tuned prompt. Answers are read in
     every option order of ``orders`` and averaged in option order; ``answers="said"`` reads what
-    the model says, ``missing`` is the rule for the probability off the options.
+    the model says, ``missing`` is the rule for the probability off the options. ``format``:
+    ``number``, ``letter``, ``words`` or ``auto`` (the format in which the model check says the
+    model answers by content, measured where not cached; else ``number``).
     """
     from culturetune.instrument.vsm import load_instrument, parse_constants
     from culturetune.reading.survey import Survey, persona_prompt, run_survey
@@ -102,8 +105,14 @@ def survey_model(
     name, soft = (None, None) if prompt is None else _prompt(prompt)
     if soft is not None:
         soft.check_model(lm)
+    from culturetune.instrument.formats import check_format
+    from culturetune.instrument.vsm import instrument_key
+    from culturetune.reading.check import choose_format
+
+    fmt = choose_format(lm, check_format(format), instrument_key(instrument)).format
     sv = Survey(lm, load_instrument(instrument), system=system, orders=orders,
-                calibrate=calibrate, placement=soft.placement if soft is not None else "answer")
+                calibrate=calibrate, placement=soft.placement if soft is not None else "answer",
+                format=fmt)
     return run_survey(sv, answers=answers, soft=None if soft is None else soft.embeddings,
                       constants=parse_constants(constants), target=target, loss_kind=loss,
                       prompt_name=name, missing=missing)
@@ -125,9 +134,10 @@ def tune(
     tuned on, and the verdict).
 
     ``settings`` are :class:`~culturetune.tuning.config.TuneConfig` fields, with the command line's
-    defaults: ``optimizer="pso"``, ``budget=1280``, ``population=16``, ``tokens=5``,
+    defaults: ``optimizer="pso"``, ``budget=640``, ``population=16``, ``tokens=5``,
     ``placement="answer"``, ``orders="both"``, ``subspace=64`` (``"full"``: the whole matrix),
-    ``seed=0``, ``constants``, ``loss``, ``instrument``, ``validate_instruments``... ``out`` must be
+    ``seed=0``, ``format="auto"``, ``constants``, ``loss``, ``instrument``,
+    ``validate_instruments``... ``out`` must be
     new or empty; ``resume=True`` continues the run saved there (``country`` may then be
     ``None``; a larger ``budget`` extends it).
     """
@@ -149,11 +159,16 @@ def tune(
             settings["target"] = _target(country)
         for key, value in settings.items():
             setattr(config, key, value)
-    elif country is None:
-        raise CultureTuneError("say which culture to tune for: a country or scores "
-                               "(or resume=True to continue the run in out)")
+    elif country is None and settings.get("target_system") is None:
+        raise CultureTuneError("say which culture to tune for: a country or scores, or "
+                               "target_system=TEXT to plant one (or resume=True to continue "
+                               "the run in out)")
+    elif country is not None and settings.get("target_system") is not None:
+        raise CultureTuneError("give a country or target_system, not both")
     else:
-        config = tuning.TuneConfig(target=_target(country), **settings)
+        target = (_target(country) if country is not None else
+                  Target("planted", None, {}, "measured when the run starts"))
+        config = tuning.TuneConfig(target=target, **settings)
     return tuning.tune(lm, config, out, resume=resume, time_limit=time_limit,
                        on_progress=progress)
 

@@ -204,3 +204,29 @@ def fits(lm: LoadedModel, soft: Any, name: str | None, segments: Any, extra: int
                   default=0) + extra
     limits.check_prompt(lm, soft.tokens, longest, len(segments),
                         f"prompt {name} ({soft.tokens} virtual tokens)")
+
+
+def check_format(fmt: Any, instruments: list[str]) -> str:
+    """``--format``, checked against the instruments before any model loads (``auto`` is
+    resolved once the model is loaded: :func:`answer_format`)."""
+    from culturetune.instrument.formats import check_format as check
+    from culturetune.instrument.vsm import load_instrument
+    from culturetune.reading.prompts import check_instrument_format
+
+    fmt = check(str(fmt))
+    if fmt != "auto":
+        for name in instruments:
+            check_instrument_format(load_instrument(name), fmt)
+    return fmt
+
+
+def answer_format(lm: LoadedModel, requested: str, instrument: str, quiet: bool = False) -> Any:
+    """The format to read in (a ``FormatChoice``): ``auto`` from the model check in every format
+    (measured where not cached, with progress lines), said in one status line."""
+    from culturetune.reading.check import choose_format
+
+    choice = choose_format(lm, requested, instrument, progress=None if quiet else
+                           lambda what: status(f"model check: {what} ..."))
+    if requested == "auto":
+        status(f"format: {choice.format} ({choice.reason})")
+    return choice

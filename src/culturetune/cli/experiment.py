@@ -22,6 +22,7 @@ from culturetune.cli.options import (
     Dtype,
     DtypeOpt,
     Executor,
+    FormatName,
     GpusPerWorkerOpt,
     JsonOpt,
     ModelOpt,
@@ -66,6 +67,13 @@ def experiment(
         OrderSet | None,
         typer.Option("--bench-orders", help="Option orders of CulturalBench letter scoring "
                      "(default: cyclic).", case_sensitive=False, show_default=False),
+    ] = None,
+    format: Annotated[
+        FormatName | None,
+        typer.Option("--format", help="Answer format of every cell: number, letter, words, or "
+                     "auto (default): the format in which `culturetune check-model` says the "
+                     "model answers by content, else number. Each cell is also read in the "
+                     "other formats.", case_sensitive=False, show_default=False),
     ] = None,
     validate_instrument: Annotated[
         list[str] | None,
@@ -126,7 +134,8 @@ def experiment(
     for key, value in (("seeds", seeds), ("budget", budget), ("data", data),
                        ("bench_limit", bench_limit), ("model", model),
                        ("orders", orders and str(orders)), ("calibrate", calibrate),
-                       ("bench_orders", bench_orders and str(bench_orders))):
+                       ("bench_orders", bench_orders and str(bench_orders)),
+                       ("format", format and str(format))):
         if value is not None:
             overrides[key] = value
     if config is not None and quick:

@@ -45,6 +45,10 @@ ReadingName = StrEnum("ReadingName", {n: n for n in READING_NAMES})
 DEFAULT_MISSING = Missing(defaults.MISSING)
 DEFAULT_OBJECTIVE = ObjectiveName(defaults.OBJECTIVE)
 Split = StrEnum("Split", {n: n for n in ("easy", "hard")})
+#: Same as ``culturetune.instrument.formats.FORMAT_CHOICES``.
+FORMAT_NAMES: tuple[str, ...] = ("number", "letter", "words", "auto")
+FormatName = StrEnum("FormatName", {n: n for n in FORMAT_NAMES})
+DEFAULT_FORMAT = FormatName(defaults.FORMAT)
 Scoring = StrEnum("Scoring", {n: n for n in ("letter", "mc", "cloze", "loglik")})
 
 # --------------------------------------------------------------------------- shared options
@@ -220,6 +224,20 @@ MissingOpt = Annotated[
         help="expected reading: what the probability not on the answer options counts as. "
         "renormalise: read the options' share alone; neutral: count the rest as the middle "
         "answer (3), so that silence reads as no opinion.",
+        case_sensitive=False,
+        rich_help_panel="Reading answers",
+    ),
+]
+
+FormatOpt = Annotated[
+    FormatName,
+    typer.Option(
+        "--format",
+        help="How the model is asked to answer: number (options numbered 1-5, answered by "
+        "the number), letter (A-E), words (options listed as words, answered by the option's "
+        "own words, scored as the whole reply), or auto: the format in which `culturetune "
+        "check-model` says the model answers by content (checked first where not cached), "
+        "else number.",
         case_sensitive=False,
         rich_help_panel="Reading answers",
     ),

@@ -21,6 +21,7 @@ from culturetune.cli.common import (
     system_prompt,
 )
 from culturetune.cli.options import (
+    DEFAULT_FORMAT,
     DEFAULT_MISSING,
     AdapterOpt,
     Answers,
@@ -29,6 +30,7 @@ from culturetune.cli.options import (
     DeviceOpt,
     Dtype,
     DtypeOpt,
+    FormatOpt,
     InstrumentOpt,
     JsonOpt,
     LossKind,
@@ -81,6 +83,7 @@ def survey(
     ] = False,
     calibrate: CalibrateOpt = False,
     missing: MissingOpt = DEFAULT_MISSING,
+    format: FormatOpt = DEFAULT_FORMAT,
     instrument: InstrumentOpt = "vsm2013",
     prompt: PromptOpt = None,
     constant: ConstantOpt = None,
@@ -92,7 +95,7 @@ def survey(
     as_json: JsonOpt = False,
 ) -> None:
     """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
-    from culturetune.instrument.vsm import load_instrument
+    from culturetune.instrument.vsm import instrument_key, load_instrument
 
     model, device = inputs.check_model(model), inputs.check_device(device)
     adapter = common.check_adapter(adapter)
@@ -104,6 +107,7 @@ def survey(
         raise CultureTuneError("--calibrate reweights next-token probabilities; it does not "
                                f"apply to --answers {answers} (use expected or argmax)")
     inst = load_instrument(instrument)
+    fmt = common.check_format(format, [instrument])
     soft = read_prompt(prompt)
     if order_set == "all":
         status("--orders all asks every item in all 120 option orders (about 120x the time "
@@ -113,11 +117,13 @@ def survey(
     from culturetune.reading.survey import Survey, run_survey
 
     soft = checked(soft, lm)
+    choice = common.answer_format(lm, fmt, instrument_key(instrument), quiet=as_json)
     placement = soft.placement if soft is not None else "answer"
     sv = Survey(lm, inst, system=sys_prompt, orders=order_set, calibrate=calibrate,
-                placement=placement)
+                placement=placement, format=choice.format)
     if soft is not None:
-        extra = 8 if str(answers) in ("generate", "said") else 0
+        extra = (0 if str(answers) not in ("generate", "said")
+                 else 24 if choice.format == "words" else 8)
         fits(lm, soft, prompt, sv.segments, extra)
     result = run_survey(
         sv, answers=str(answers), soft=None if soft is None else soft.embeddings,
@@ -126,7 +132,8 @@ def survey(
     )
     if as_json:
         data = result.to_dict()
-        data.update(persona=persona, device=lm.device, dtype=lm.dtype)
+        data.update(persona=persona, device=lm.device, dtype=lm.dtype,
+                    format_choice=choice.to_dict())
         print_json(data)
     else:
         print_survey(result, persona=persona)

@@ -17,6 +17,7 @@ from culturetune.cli import common
 from culturetune.cli.app import command
 from culturetune.cli.common import print_json, resolve_target
 from culturetune.cli.options import (
+    DEFAULT_FORMAT,
     DEFAULT_MISSING,
     DEFAULT_OBJECTIVE,
     DEFAULT_OPTIMIZER,
@@ -28,6 +29,7 @@ from culturetune.cli.options import (
     DeviceOpt,
     Dtype,
     DtypeOpt,
+    FormatOpt,
     GpusPerWorkerOpt,
     Init,
     JsonOpt,
@@ -48,6 +50,7 @@ from culturetune.cli.options import (
 from culturetune.core import defaults, inputs
 from culturetune.core.errors import CultureTuneError, Interrupted
 from culturetune.core.progress import Heartbeat
+from culturetune.instrument.targets import Target
 from culturetune.instrument.vsm import instrument_key, parse_constants
 from culturetune.report.console import print_tune_result
 
@@ -73,6 +76,13 @@ def parse_subspace(value: str) -> int | None:
 def tune(
     ctx: typer.Context,
     country: TargetOpt = None,
+    target_from_system: Annotated[
+        str | None,
+        typer.Option("--target-from-system", help="A planted target (a positive control): the "
+                     "model's own indices under this system prompt, read as the run reads "
+                     "(its instrument, orders and format); the run then tunes toward them "
+                     "without it.", show_default=False, rich_help_panel="Scoring"),
+    ] = None,
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     tokens: Annotated[int, typer.Option(help="Virtual tokens in the soft prompt.")] = 5,
@@ -138,6 +148,7 @@ def tune(
                      case_sensitive=False, rich_help_panel="Objective"),
     ] = ReadingName.expected,
     missing: MissingOpt = DEFAULT_MISSING,
+    format: FormatOpt = DEFAULT_FORMAT,
     min_mass: Annotated[
         float | None,
         typer.Option("--min-mass", help="Option-mass floor: candidates that leave less than "
@@ -186,14 +197,17 @@ def tune(
     time_limit = inputs.check_time_limit(time_limit)
     ray = _ray_settings(workers, ray_address, cpus_per_worker, gpus_per_worker, threads, device,
                         str(dtype), trust_remote_code)
-    if resume is None and country is None:
+    if country is not None and target_from_system is not None:
+        raise CultureTuneError("--country names a target and --target-from-system plants one; "
+                               "give only one of them")
+    if resume is None and country is None and target_from_system is None:
         raise CultureTuneError("say which culture to tune for: --country NAME (or --target "
                                "PDI=..,IDV=..), or --resume DIR to continue a run")
     settings = dict(
         tokens=tokens, placement=str(placement), init=str(init), init_text=init_text,
         optimizer=str(optimizer), budget=budget, population=population, seed=seed,
         loss=str(loss), orders=str(orders), calibrate=calibrate, objective=str(objective),
-        reading=str(reading), missing=str(missing), min_mass=min_mass,
+        reading=str(reading), missing=str(missing), min_mass=min_mass, format=str(format),
     )
     if resume is not None:
         folder = str(runfolder.check_run(resume))
@@ -201,13 +215,15 @@ def tune(
             raise CultureTuneError("--resume continues the run in its own folder; leave --out "
                                    "out (or give the same folder)")
     else:
-        target = resolve_target(country)
+        target = (resolve_target(country) if country is not None else
+                  Target("planted", None, {}, "measured when the run starts"))
         config = TuneConfig(
             target=target, subspace=parse_subspace(subspace),
             constants=parse_constants(constant), instrument=instrument,
             validate_instruments=list(validate_instrument or []),
             train_instruments=(list(train_instrument) if train_instrument
-                               else list(defaults.TRAIN_INSTRUMENTS)), **settings,
+                               else list(defaults.TRAIN_INSTRUMENTS)),
+            target_system=target_from_system, **settings,
         ).validate()
         slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
         slug = slug.strip("-").lower()[:60] or "custom"
@@ -331,8 +347,10 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
     from culturetune.reading.check import check_model
     from culturetune.tuning.search import tune as run_tune
 
-    checked = check_model(lm, config.instrument, progress=None if quiet else
-                          lambda what: common.status(f"model check: {what} ..."))
+    if config.format == "auto":  # resolved here, so that Ray workers get the format too
+        config.format = common.answer_format(lm, "auto", config.instrument, quiet).format
+    checked = check_model(lm, config.instrument, format=config.format, progress=None if quiet
+                          else lambda what: common.status(f"model check: {what} ..."))
     common.status(f"model check: {checked.summary()}")
     if checked.warning():
         common.status(f"warning: {checked.warning()}; it still runs")

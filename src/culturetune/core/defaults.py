@@ -39,3 +39,8 @@ MIN_MASS: float | None = 0.5
 #: paraphrase, so that the official sentences alone cannot be learned; the second paraphrase
 #: stays held out.
 TRAIN_INSTRUMENTS: tuple[str, ...] = ("paraphrase",)
+#: The answer format of ``survey``, ``tune`` and ``experiment``: ``auto`` reads in the format in
+#: which the cached model check says the model answers by content (culturetune.reading.check), else
+#: in ``number``. Models answer by position in one format and by content in another (the bundled
+#: SmolLM2-135M in none; Qwen2.5-Coder-1.5B-Instruct in ``words``): docs/reading.md.
+FORMAT = "auto"

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_json, write_json
 from culturetune.core.progress import Heartbeat
-from culturetune.experiment.methods import FORMAT, HEADLINE, MethodSpec, parse_method, view_key
+from culturetune.experiment.methods import (
+    FORMAT,
+    MethodSpec,
+    headline_view,
+    parse_method,
+    view_key,
+)
 from culturetune.instrument.targets import Target, lookup_country
 from culturetune.instrument.vsm import parse_constants
 from culturetune.reading.validity import View
@@ -117,8 +123,9 @@ def cell_settings(
         "bench_orders": config.bench_orders,
         "method": method,
         "seed": seed,
+        "answer_format": config.read_format,
     }
-    spec = parse_method(method, config.orders, config.calibrate)
+    spec = parse_method(method, config.orders, config.calibrate, config.read_format)
     if spec.tuned:
         s.update(
             optimizer=spec.optimizer,
@@ -165,17 +172,17 @@ class _Surveys:
         from culturetune.core import defaults
 
         self.missing = missing or defaults.MISSING
-        self.cache: dict[tuple[tuple[str, str, bool], str | None], Any] = {}
+        self.cache: dict[tuple[tuple[str, str, bool, str], str | None], Any] = {}
 
     def get(self, view: View, system: str | None) -> Any:
         """The survey of a view's wording and orders (shared by its readings)."""
         from culturetune.reading.survey import Survey
 
-        key = ((view.instrument, view.orders, view.calibrate), system)
+        key = ((view.instrument, view.orders, view.calibrate, view.format), system)
         if key not in self.cache:
             self.cache[key] = Survey(
                 self.lm, view.instrument, system=system, placement=self.placement,
-                orders=view.orders, calibrate=view.calibrate,
+                orders=view.orders, calibrate=view.calibrate, format=view.format,
             )
         return self.cache[key]
 
@@ -409,7 +416,8 @@ class CellRunner:
 
         target, method, seed = spec.target, spec.method, spec.seed
         began = time.perf_counter()
-        mspec = parse_method(method, self.config.orders, self.config.calibrate)
+        mspec = parse_method(method, self.config.orders, self.config.calibrate,
+                             self.config.read_format)
         ref = self.reference(target)
         system = persona_prompt(target.name) if method == "persona" else None
         soft, tuning = None, None
@@ -424,7 +432,7 @@ class CellRunner:
                 self.surveys.forget(system)
         correct = ref["correct"] if method == "plain" else self.bench.correct(target, system, soft)
         plain_correct = None if method == "plain" else ref["correct"]
-        headline = views[view_key(HEADLINE)]
+        headline = views[view_key(headline_view(self.config.read_format))]
         cell: dict[str, Any] = {
             "country": target.name,
             "code": target.code,
@@ -495,6 +503,7 @@ class CellRunner:
             population=self.config.population,
             seed=seed,
             constants=self.constants,
+            format=self.config.read_format,
         )
         folder = run_path(self.out, target, spec.name, seed)
         resume = (folder / RUN_FILE).exists()

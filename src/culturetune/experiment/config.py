@@ -19,14 +19,16 @@ from culturetune.core.inputs import check_experiment_limits, loads_json
 from culturetune.experiment.methods import (
     BASELINES,
     DEFAULT_METHODS,
-    JUDGE_VIEWS,
     METHOD_ORDERS,
     MethodSpec,
+    judge_views,
     parse_method,
 )
+from culturetune.instrument.formats import FORMATS, check_format
 from culturetune.instrument.orders import check_orders
 from culturetune.instrument.targets import Target, lookup_country
 from culturetune.instrument.vsm import instrument_key, load_instrument, parse_constants
+from culturetune.reading.prompts import check_instrument_format
 from culturetune.reading.validity import View, check_views
 
 SPLITS: tuple[str, ...] = ("easy", "hard")
@@ -93,6 +95,12 @@ class ExperimentConfig:
     bench_orders: str = defaults.BENCH_ORDERS
     #: More held-out wordings (instrument .json files) every cell is read in.
     validate_instruments: list[str] = field(default_factory=list)
+    #: The answer format (culturetune.instrument.formats); ``auto`` is resolved from the model
+    #: check when the experiment starts (results.json keeps what it resolved to).
+    format: str = defaults.FORMAT
+    #: The other formats every cell is also read in (the official items, order-balanced);
+    #: ``None``: every other format the model can take (set when the experiment starts).
+    other_formats: list[str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("countries", "methods", "validate_instruments"):
@@ -152,8 +160,27 @@ class ExperimentConfig:
             raise CultureTuneError(f"model must be a name or path, got {self.model!r}")
         if self.data is not None:
             self.data = str(self.data)
+        self.format = check_format(self.format)
+        if self.format != "auto":
+            for path in ["vsm2013", "paraphrase", "paraphrase2", *self.validate_instruments]:
+                check_instrument_format(load_instrument(path), self.format)
+        if self.other_formats is not None:
+            if isinstance(self.other_formats, str):
+                self.other_formats = [self.other_formats]
+            self.other_formats = [check_format(f, FORMATS) for f in self.other_formats]
         check_experiment_limits(self)
         return self
+
+    @property
+    def read_format(self) -> str:
+        """The format cells are read in (``number`` until ``auto`` is resolved)."""
+        return "number" if self.format == "auto" else self.format
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        """The other formats every cell is also read in."""
+        pool = FORMATS if self.other_formats is None else self.other_formats
+        return tuple(f for f in pool if f != self.read_format)
 
     @property
     def targets(self) -> list[Target]:
@@ -161,7 +188,8 @@ class ExperimentConfig:
 
     @property
     def specs(self) -> list[MethodSpec]:
-        return [parse_method(m, self.orders, self.calibrate) for m in self.methods]
+        return [parse_method(m, self.orders, self.calibrate, self.read_format)
+                for m in self.methods]
 
     @property
     def tuned_methods(self) -> list[str]:
@@ -171,12 +199,13 @@ class ExperimentConfig:
     def views(self) -> list[View]:
         """Every view a cell is read in: the judge views, each tuned method's training view and
         its checks (:func:`culturetune.reading.validity.check_views`), and the user's wordings."""
-        out = list(JUDGE_VIEWS)
-        out += [View(p, "both") for p in self.validate_instruments]
+        out = judge_views(self.read_format, self.others)
+        out += [View(p, "both", format=self.read_format) for p in self.validate_instruments]
         for spec in self.specs:
             if spec.tuned:
                 train = spec.training_view
-                out += [train, *(v for _, v in check_views(train, self.validate_instruments))]
+                out += [train, *(v for _, v in check_views(train, self.validate_instruments,
+                                                           (), self.others))]
         return list(dict.fromkeys(out))
 
     def cells(self) -> list[tuple[Target, str, int | None]]:

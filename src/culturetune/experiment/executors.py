@@ -609,10 +609,14 @@ class RayPopulation:
     worker, each scored with the local objective; losses concatenated in candidate order."""
 
     def __init__(self, pool: WorkerPool, config: Any) -> None:
-        self.pool, self.config = pool, config.to_dict()
+        # The settings are read at the first step: the run resolves ``--format auto`` first.
+        self.pool, self._config, self.config = pool, config, None
 
     def __call__(self, prompts: Any) -> Any:
         import numpy as np
+
+        if self.config is None:
+            self.config = self._config.to_dict()
 
         n = int(prompts.shape[0])
         shares = [s for s in np.array_split(np.arange(n), min(n, len(self.pool.actors)))

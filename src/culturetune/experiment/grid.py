@@ -39,7 +39,7 @@ from culturetune.experiment.cells import Progress
 from culturetune.experiment.config import PARAPHRASE_NOTE, ExperimentConfig, versions
 from culturetune.experiment.methods import (
     FORMAT,
-    HEADLINE,
+    headline_view,
     view_key,
 )
 from culturetune.instrument.targets import Target
@@ -92,12 +92,28 @@ def run_experiment(
         executor = LocalExecutor(lm)
     model_check = None
     if lm is not None:
-        from culturetune.reading.check import check_model
+        from culturetune.instrument.formats import FORMATS
+        from culturetune.instrument.vsm import load_instrument
+        from culturetune.reading.check import check_model, choose_format
+        from culturetune.reading.prompts import format_problem
 
-        model_check = check_model(lm, "vsm2013")
+        if config.format == "auto":
+            choice = choose_format(lm, "auto", "vsm2013",
+                                   progress=lambda what: say(f"model check: {what} ..."))
+            config.format = choice.format
+            say(f"format: {choice.format} ({choice.reason})")
+        if config.other_formats is None:  # the formats this model can be asked in at all
+            inst = load_instrument("vsm2013")
+            config.other_formats = [f for f in FORMATS if f != config.format
+                                    and format_problem(lm, inst, f) is None]
+        model_check = check_model(lm, "vsm2013", format=config.format)
         say(f"model check: {model_check.summary()}")
         if model_check.warning():
             say(f"warning: {model_check.warning()}; the experiment still runs")
+    elif config.format == "auto":
+        raise CultureTuneError("--format auto needs the model check, made where the model is "
+                               "loaded; on Ray give the format (--format number, letter or "
+                               "words)")
     try:
         grid = executor.run_grid(config, out, say)
         runner, records = grid.runner, grid.cells
@@ -114,9 +130,11 @@ def run_experiment(
                                                                    "paraphrased (again)"),
                             **{p: "user's instrument file" for p in config.validate_instruments}},
             "views": [{"key": view_key(v), "name": v.name, "instrument": v.instrument,
-                       "orders": v.orders, "calibrate": v.calibrate, "reading": v.reading}
+                       "orders": v.orders, "calibrate": v.calibrate, "reading": v.reading,
+                       "format": v.format}
                       for v in runner.views],
-            "headline": view_key(HEADLINE),
+            "headline": view_key(headline_view(config.read_format)),
+            "answer_format": config.read_format,
             "specs": {s.name: {"optimizer": s.optimizer, "orders": s.orders,
                                "calibrate": s.calibrate,
                                "training_view": s.training_view and view_key(s.training_view),

@@ -6,7 +6,7 @@ reads ``results.json``), so that neither imports the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from culturetune.core import defaults
 from culturetune.core.errors import CultureTuneError
@@ -27,7 +27,8 @@ DEFAULT_METHODS: tuple[str, ...] = BASELINES + OPTIMIZERS
 METHOD_EXAMPLES = "pso, de, pso-shown, pso-cyclic, pso-cal, de-both"
 #: Views every cell is read in, whatever its method was tuned on: the official items in each
 #: order set, the two paraphrases (held-out wordings) order-balanced, and what the model says
-#: (``said``) to the official items in both orders and in each alone.
+#: (``said``) to the official items in both orders and in each alone; all in the experiment's
+#: answer format (:func:`judge_views` adds the official items in each other format).
 JUDGE_VIEWS: tuple[View, ...] = (
     View("vsm2013", "shown"), View("vsm2013", "reversed"), View("vsm2013", "both"),
     View("vsm2013", "cyclic"), View("paraphrase", "both"), View("paraphrase", "cyclic"),
@@ -35,8 +36,24 @@ JUDGE_VIEWS: tuple[View, ...] = (
     View("vsm2013", "shown", reading="said"), View("vsm2013", "reversed", reading="said"),
 )
 #: The view the loss tables lead with: the official items, order-balanced (culturetune's default
-#: reading).
+#: reading), in the experiment's format.
 HEADLINE = View("vsm2013", "both")
+
+
+def in_format(view: View, fmt: str) -> View:
+    """The same view asked in another answer format."""
+    return replace(view, format=fmt)
+
+
+def headline_view(fmt: str = "number") -> View:
+    return in_format(HEADLINE, fmt)
+
+
+def judge_views(fmt: str = "number", others: tuple[str, ...] = ()) -> list[View]:
+    """:data:`JUDGE_VIEWS` in ``fmt``, and the official items order-balanced in each of
+    ``others`` (the other answer formats)."""
+    return ([in_format(v, fmt) for v in JUDGE_VIEWS]
+            + [in_format(HEADLINE, f) for f in others if f != fmt])
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class MethodSpec:
     optimizer: str | None = None
     orders: str | None = None
     calibrate: bool = False
+    #: The answer format it is read (and tuned) in.
+    format: str = "number"
 
     @property
     def tuned(self) -> bool:
@@ -54,15 +73,18 @@ class MethodSpec:
 
     @property
     def training_view(self) -> View | None:
-        return View("vsm2013", self.orders, self.calibrate) if self.tuned else None
+        return (View("vsm2013", self.orders, self.calibrate, format=self.format) if self.tuned
+                else None)
 
 
-def parse_method(name: str, orders: str = defaults.ORDERS, calibrate: bool = False) -> MethodSpec:
+def parse_method(name: str, orders: str = defaults.ORDERS, calibrate: bool = False,
+                 format: str = "number") -> MethodSpec:
     """``plain``, ``persona`` or ``<optimizer>[-<orders>][-cal]`` (``pso``, ``pso-cyclic-cal``);
-    an optimizer without orders is tuned on ``orders`` (and ``calibrate``) of the experiment."""
+    an optimizer without orders is tuned on ``orders`` (and ``calibrate``) of the experiment,
+    in its answer ``format``."""
     key = str(name).strip().lower()
     if key in BASELINES:
-        return MethodSpec(key)
+        return MethodSpec(key, format=format)
     parts = key.split("-")
     opt, rest = parts[0], parts[1:]
     cal = calibrate
@@ -74,13 +96,18 @@ def parse_method(name: str, orders: str = defaults.ORDERS, calibrate: bool = Fal
             f"optimizer {'/'.join(OPTIMIZERS)} and orders {'/'.join(METHOD_ORDERS)} (e.g. "
             f"{METHOD_EXAMPLES})"
         )
-    return MethodSpec(key, opt, rest[0] if rest else orders, cal)
+    return MethodSpec(key, opt, rest[0] if rest else orders, cal, format)
+
+
+_FORMAT_KEYS = ("letter", "words")
 
 
 def view_key(view: View) -> str:
     """How a view is named in results: ``vsm2013:both``, ``paraphrase:cyclic:cal``,
-    ``vsm2013:shown:said``, a file's path with its orders."""
+    ``vsm2013:shown:said``, ``vsm2013:both:words`` (a format other than number), a file's path
+    with its orders."""
     return (f"{view.instrument}:{view.orders}" + (":cal" if view.calibrate else "")
+            + (f":{view.format}" if view.format != "number" else "")
             + (":said" if view.reading == "said" else ""))
 
 
@@ -90,7 +117,10 @@ def view_from_key(key: str) -> View:
     said = parts[-1] == "said"
     if said:
         parts = parts[:-1]
+    fmt = parts[-1] if parts[-1] in _FORMAT_KEYS else "number"
+    if fmt != "number":
+        parts = parts[:-1]
     cal = parts[-1] == "cal"
     if cal:
         parts = parts[:-1]
-    return View(":".join(parts[:-1]), parts[-1], cal, "said" if said else "expected")
+    return View(":".join(parts[:-1]), parts[-1], cal, "said" if said else "expected", fmt)

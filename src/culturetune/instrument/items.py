@@ -108,6 +108,9 @@ class Instrument:
     language: str | None = None
     instruction: str | None = None
     content_free: tuple[str, ...] | None = None
+    #: The instruction of each answer format (``{"words": ...}``), for a wording in another
+    #: language; ``instruction`` is the number format's.
+    instructions: Mapping[str, str] | None = None
 
     @property
     def vars(self) -> tuple[str, ...]:
@@ -143,6 +146,8 @@ class Instrument:
                 d[key] = getattr(self, key)
         if self.content_free is not None:
             d["content_free"] = list(self.content_free)
+        if self.instructions:
+            d["instructions"] = dict(self.instructions)
         return d
 
     @classmethod
@@ -158,6 +163,8 @@ class Instrument:
                 language=d.get("language"),
                 instruction=d.get("instruction"),
                 content_free=None if cf is None else tuple(str(x) for x in cf),
+                instructions=(None if not d.get("instructions") else
+                              {str(k): str(v) for k, v in d["instructions"].items()}),
             )
         except (KeyError, TypeError) as e:
             raise CultureTuneError(f"malformed instrument: missing or bad field {e!r}") from None

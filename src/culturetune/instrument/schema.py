@@ -28,7 +28,10 @@ TOP_KEYS = {
     "formulas": "optional list of six formulas (default: the VSM 2013's)",
     "source": "optional text: where the wording comes from",
     "language": "optional text: the language of the wording, e.g. 'de'",
-    "instruction": "optional text: the answer instruction ending every item's prompt",
+    "instruction": "optional text: the answer instruction ending every item's prompt (the "
+                   "number format's)",
+    "instructions": "optional object: the instruction of each answer format (number, letter, "
+                    "words), for a wording in another language",
     "content_free": "optional list of texts: content-free questions for --calibrate",
     "title": "optional text",
     "label": "optional text",
@@ -106,6 +109,16 @@ def check_instrument_dict(data: Any, where: _Where, default_name: str) -> dict[s
             value = _text(where, data[key], key, empty_ok=key == "source")
             if key in ("source", "language", "instruction"):
                 out[key] = value
+    own = data.get("instructions")
+    if own is not None:
+        if not isinstance(own, dict) or not own:
+            raise where.error("instructions", "expected an object such as {\"words\": \"...\"}")
+        for fmt, text in own.items():
+            if fmt not in ("number", "letter", "words"):
+                raise where.error(f"instructions.{fmt}", "unknown answer format; use number, "
+                                  "letter or words")
+            _text(where, text, f"instructions.{fmt}")
+        out["instructions"] = dict(own)
     cf = data.get("content_free")
     if cf is not None:
         if not isinstance(cf, list) or not cf:

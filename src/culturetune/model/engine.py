@@ -12,9 +12,15 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from culturetune.core.errors import CultureTuneError
 from culturetune.model.loading import LoadedModel
+from culturetune.model.replies import ReplySet
+
+#: Bytes of float32 logits one read of the output layer may hold at once (rows x reads x vocab).
+LOGIT_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -78,9 +84,13 @@ class PromptScorer:
         max_rows: int = 512,
         shared_attention: bool = True,
         attention_dtype: torch.dtype | None = None,
+        replies: ReplySet | None = None,
     ) -> None:
         self.lm = lm
         self.segments = segments
+        if replies is not None and len(replies) != len(segments):
+            raise ValueError("replies must have one trie per prompt")
+        self.replies = replies
         self.max_rows = max_rows
         model = lm.model
         self.device = torch.device(lm.device)
@@ -130,6 +140,10 @@ class PromptScorer:
         self.attention_dtype = attention_dtype or (
             torch.float32 if self.device.type == "cpu" else self.dtype)
         self.kv_attn: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.node_embeds = None
+        self._trees: dict[int, torch.Tensor] = {}
+        if replies is not None and replies.n_internal:
+            self.node_embeds = self.embed(replies.input_ids.to(self.device))
 
     @property
     def hidden_size(self) -> int:
@@ -233,6 +247,149 @@ class PromptScorer:
         return (logp if token_ids is None else logp[:, token_ids]), top
 
 
+    # ------------------------------------------------------------------ replies as sequences
+
+    def reply_scores(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
+        """Each option's log-probability as the reply ``[candidates, prompts, options]`` (its
+        forms' token sequences after the prompt, summed over forms) and the option the greedy
+        reply spells ``[candidates, prompts]`` (:data:`culturetune.model.replies.OFF` where it
+        leaves every option), for the tries given as ``replies``: one forward pass per chunk of
+        candidates, every option's tokens under a tree mask."""
+        if self.replies is None:
+            raise ValueError("this scorer was built without replies")
+        if soft is None:
+            soft = torch.zeros(1, 0, self.hidden_size)
+        soft = soft.to(self.device, self.dtype)
+        n = len(self.segments)
+        per = max(1, self.max_rows // max(n, 1))
+        outs = [self._reply_chunk(soft[i : i + per]) for i in range(0, soft.shape[0], per)]
+        node_logp = torch.cat([o[0] for o in outs], 0)
+        top = np.concatenate([o[1] for o in outs], 0)
+        return self.replies.option_logprobs(node_logp), self.replies.greedy(top)
+
+    def _reply_chunk(self, soft: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """Node log-probabilities ``[p, n, nodes]`` and the most likely token at every read
+        ``[p, n, 1 + internal nodes]`` for a chunk of ``p`` candidates."""
+        p, t, _ = soft.shape
+        n, hidden = len(self.segments), self.hidden_size
+        if self.node_embeds is None:  # every option one token: read the prompt's end only
+            if t == 0 and self.post_embeds is None:
+                root = self.pre_last.repeat(p, 1)
+            else:
+                parts = [soft.repeat_interleave(n, 0)] if t else []
+                if self.post_embeds is not None:
+                    parts.append(self.post_embeds.repeat(p, 1, 1))
+                embeds = torch.cat(parts, 1)
+                pos = self.pre_len.repeat(p)[:, None] + torch.arange(
+                    embeds.shape[1], device=self.device)[None, :]
+                out = self._forward_rows(embeds, pos, p, t)
+                last = (t + self.post_len - 1).repeat(p)
+                root = out.last_hidden_state[torch.arange(p * n, device=self.device), last]
+            reads = root.view(p, n, 1, hidden)
+        else:
+            reads = self._tree_reads(soft)
+        return self._read_nodes(reads)
+
+    def _tree_reads(self, soft: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``[p, n, 1 + N, hidden]`` at the prompt's end and at each internal
+        node, the nodes run after the candidates' tokens under a tree mask."""
+        p, t, _ = soft.shape
+        n, hidden = len(self.segments), self.hidden_size
+        replies = self.replies
+        lq = 0 if self.post_embeds is None else self.post_embeds.shape[1]
+        parts = [soft.repeat_interleave(n, 0)] if t else []
+        if self.post_embeds is not None:
+            parts.append(self.post_embeds.repeat(p, 1, 1))
+        parts.append(self.node_embeds.repeat(p, 1, 1))
+        embeds = torch.cat(parts, 1)
+        head = self.pre_len[:, None] + torch.arange(t + lq, device=self.device)[None, :]
+        depth = replies.input_depth.to(self.device)
+        nodes = (self.pre_len + t + self.post_len)[:, None] + depth
+        pos = torch.cat([head, nodes], 1).repeat(p, 1)
+        out = self._tree_forward(embeds, pos, t)
+        h = out.last_hidden_state.view(p, n, -1, hidden)
+        if t + lq == 0:
+            root = self.pre_last[None].expand(p, -1, -1)
+        else:
+            root = h[:, torch.arange(n, device=self.device), t + self.post_len - 1]
+        return torch.cat([root[:, :, None], h[:, :, t + lq :]], 2)
+
+    def _tree_bias(self, t: int) -> torch.Tensor:
+        """``[n, S, S]`` additive mask over each row's own tokens (soft prompt, the part after
+        it, the trie's internal nodes): causal before the nodes; a node sees the soft prompt,
+        the prompt's own tokens after it and its ancestors (itself included)."""
+        if t in self._trees:
+            return self._trees[t]
+        replies, n = self.replies, len(self.segments)
+        lq = 0 if self.post_embeds is None else self.post_embeds.shape[1]
+        big = replies.n_internal
+        size = t + lq + big
+        allowed = torch.ones(size, size, dtype=torch.bool, device=self.device).tril()
+        allowed = allowed[None].repeat(n, 1, 1)
+        first = t + lq
+        allowed[:, first:, :] = False
+        allowed[:, first:, :t] = True
+        if lq:
+            seen = torch.arange(lq, device=self.device)[None, :] < self.post_len[:, None]
+            allowed[:, first:, t:first] = seen[:, None, :]
+        eye = torch.eye(big, dtype=torch.bool, device=self.device)[None]
+        valid = replies.input_valid.to(self.device)[:, :, None]
+        allowed[:, first:, first:] = replies.ancestor.to(self.device) | (eye & ~valid)
+        bias = torch.zeros(n, size, size, dtype=self.attention_dtype, device=self.device)
+        self._trees[t] = bias.masked_fill_(~allowed, float("-inf"))
+        return self._trees[t]
+
+    def _tree_forward(self, embeds: torch.Tensor, pos: torch.Tensor, t: int) -> object:
+        config = self.lm.model.config
+        n = len(self.segments)
+        if self.kv_attn is None:
+            dt = self.attention_dtype
+            if self.kv is not None:
+                self.kv_attn = [(k.to(dt), v.to(dt)) for k, v in self.kv]
+            else:  # nothing before the soft prompt: an empty shared prefix
+                heads = int(config.num_attention_heads)
+                kvh = int(getattr(config, "num_key_value_heads", None) or heads)
+                d = int(getattr(config, "head_dim", None) or self.hidden_size // heads)
+                empty = torch.zeros(n, kvh, 0, d, dtype=dt, device=self.device)
+                self.kv_attn = [(empty, empty)] * int(config.num_hidden_layers)
+        ctx = _SharedPrefix(self.kv_attn, self.pre_mask.bool(), n)
+        ctx.tree = self._tree_bias(t)
+        before = config._attn_implementation
+        config._attn_implementation = SHARED_PREFIX_ATTENTION
+        try:
+            out = self.decoder(
+                inputs_embeds=embeds, position_ids=pos, use_cache=False, shared_prefix=ctx
+            )
+        finally:
+            config._attn_implementation = before
+        if ctx.calls != len(self.kv_attn):
+            raise CultureTuneError(
+                f"{self.lm.name}: its architecture does not run attention through transformers' "
+                "attention interface, which the words format needs to score every option's "
+                "tokens in one pass; use --format number or letter")
+        return out
+
+    def _read_nodes(self, reads: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """Log-probability of every trie node at its parent's read, and the most likely token
+        at every read, from hidden states ``[p, n, R, hidden]`` (the output layer in chunks)."""
+        p, n, r, hidden = reads.shape
+        vocab = int(self.head.weight.shape[0])
+        slot = self.replies.read_slot.to(self.device).repeat(p, 1)  # [rows, K]
+        flat = slot * vocab + self.replies.read_token.to(self.device).repeat(p, 1)
+        h = reads.reshape(p * n, r, hidden)
+        step = max(1, LOGIT_BYTES // (r * vocab * 4))
+        node, top = [], []
+        for a in range(0, p * n, step):
+            logits = self.head(h[a : a + step]).float()  # [rows, R, V]
+            lse = torch.logsumexp(logits, -1)
+            top.append(logits.argmax(-1))
+            node.append(logits.view(logits.shape[0], -1).gather(1, flat[a : a + step])
+                        - lse.gather(1, slot[a : a + step]))
+            del logits
+        node_logp = torch.cat(node).view(p, n, -1)
+        return node_logp.cpu(), torch.cat(top).view(p, n, r).cpu().numpy()
+
+
 def _make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> object:
     from transformers import DynamicCache
 
@@ -309,8 +466,13 @@ class _SharedPrefix:
         # Additive biases, built once per forward and shared by all layers.
         self.pre_bias = torch.where(mask, zero, ninf)[None, :, None, None, None, :]
         self.own_bias: torch.Tensor | None = None
+        #: ``[prompts, t, t]`` additive bias among each row's own tokens (a tree mask) in place
+        #: of the causal one.
+        self.tree: torch.Tensor | None = None
 
     def causal(self, t: int, device: torch.device) -> torch.Tensor:
+        if self.tree is not None:
+            return self.tree[None, :, None, None]
         if self.own_bias is None or self.own_bias.shape[-1] != t:
             upper = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)
             self.own_bias = torch.zeros(t, t, dtype=self.pre_bias.dtype, device=device)
@@ -353,9 +515,10 @@ def shared_prefix_attention(
     qo = (query * scale).view(p, n, kvh, g, t, d)
     s_own = qo @ k.transpose(-1, -2) + ctx.causal(t, query.device)  # [p, n, kvh, g, t, t]
     w = torch.softmax(torch.cat([s_pre, s_own], -1), -1)
-    w_pre = w[..., :length].permute(1, 2, 0, 3, 4, 5).reshape(n, kvh, -1, length)
-    out = (w_pre @ vp).view(n, kvh, p, g, t, d).permute(2, 0, 1, 3, 4, 5)
-    out = out + w[..., length:] @ v
+    out = w[..., length:] @ v
+    if length:  # an empty prefix (nothing before the soft prompt) adds nothing
+        w_pre = w[..., :length].permute(1, 2, 0, 3, 4, 5).reshape(n, kvh, -1, length)
+        out = out + (w_pre @ vp).view(n, kvh, p, g, t, d).permute(2, 0, 1, 3, 4, 5)
     return out.reshape(rows, heads, t, d).transpose(1, 2).to(out_dtype).contiguous(), None
 
 

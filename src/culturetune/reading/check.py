@@ -12,12 +12,19 @@ first token, or its greedy reply where that token is no option):
     importance, highest frequency) and one asking for the most-disagreeing option, do the answers
     move apart in the asked direction, in each order alone, by at least ``MIN_PROBE_GAP`` points
     on the 1-5 scale;
-(c) **first token against text**: on how many items the most likely option token is the option
-    the greedy reply names (Wang et al. 2024, "My Answer is C").
+(c) **most likely option against the reply**: on how many items the option with the most
+    probability is the option the greedy reply names (Wang et al. 2024, "My Answer is C").
+
+Each is measured in an answer format (:mod:`culturetune.instrument.formats`): numbered options
+answered by a number, lettered by a letter, or listed as words answered by the option's words.
+A model can answer by position in one format and by content in another, so the check measures
+every format and names the one in which the model answers by content, if any (``--format auto``
+reads in that one).
 
 Verdicts: *answers by content* ((a) and (b) pass), *answers by position*, *does not follow
 instructions* (content agrees across orders but the probe fails), *answers inconsistently*,
-*does not answer* (most replies name no option). Results are cached per model and instrument.
+*does not answer* (most replies name no option). Results are cached per model, instrument and
+format.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from culturetune.core.files import read_json, write_json
+from culturetune.instrument.formats import DEFAULT_FORMAT, FORMATS
 
 #: The instruction probe's system prompts: the agreeing pole and the disagreeing pole.
 HIGH_SYSTEM = ("Whatever the question, always choose the option that expresses the strongest "
@@ -53,7 +61,8 @@ MIN_ANSWERED = 0.5
 VERDICTS = ("answers by content", "answers by position", "does not follow instructions",
             "answers inconsistently", "does not answer")
 #: Bump when what the check measures changes (cached checks of older versions are redone).
-CHECK_VERSION = 1
+#: 2: answer formats; (c) compares the most likely option with the said reply.
+CHECK_VERSION = 2
 #: Words that mark an option as the agreeing / important / frequent pole of its scale.
 _HIGH_POLE = ("utmost", "always", "strongly agree", "very good", "very proud")
 
@@ -85,19 +94,23 @@ class ModelCheck:
     order_gap: float
     #: (b) per order: mean pole score (1 = agreeing pole) asked high / low, and their gap.
     probe: dict[str, dict[str, float]]
-    #: (c) items where the most likely option token is the option the greedy reply names.
+    #: (c) items where the most likely option is the option the greedy reply names.
     first_token_match: float
     #: Share of replies (items x orders, no system prompt) that name an option.
     answered: float
-    #: What the plain model said in each order: option numbers as shown (None: no option).
+    #: What the plain model said in each order: option positions as shown, 1 = the first
+    #: listed (None: no option).
     said: dict[str, list[int | None]] = field(default_factory=dict)
-    replies: dict[str, list[str]] = field(default_factory=dict)
+    #: The generated reply where the greedy path spelled no option (None where it did).
+    replies: dict[str, list[str | None]] = field(default_factory=dict)
     rule: str = (f"answers by content: at least {MIN_AGREEMENT:.0%} of items get the same option "
                  f"content in printed and reversed order, and the instruction probe moves the "
                  f"answers at least {MIN_PROBE_GAP:g} point apart in the asked direction in "
                  "each order alone")
     seconds: float = 0.0
     version: int = CHECK_VERSION
+    #: The answer format the model was asked in (:data:`culturetune.instrument.formats.FORMATS`).
+    format: str = DEFAULT_FORMAT
 
     @property
     def answers_by_content(self) -> bool:
@@ -119,7 +132,7 @@ class ModelCheck:
     def summary(self) -> str:
         """One line: the verdict with its numbers."""
         gaps = ", ".join(f"{k} {v['gap']:+.2f}" for k, v in self.probe.items())
-        return (f"{self.verdict}: same option content in both orders on "
+        return (f"{self.format} format: {self.verdict}: same option content in both orders on "
                 f"{self.content_agreement:.0%} of items (same position "
                 f"{self.position_agreement:.0%}); "
                 f"instruction probe gap {gaps} (needs {MIN_PROBE_GAP:g}); first token = reply "
@@ -129,8 +142,9 @@ class ModelCheck:
         """What a tuning run on this model measures, where the model fails the check."""
         if self.answers_by_content:
             return None
-        return (f"this model {self.verdict} on {self.instrument} (culturetune check-model): any "
-                "gain from tuning will measure the answer format, not values")
+        return (f"this model {self.verdict} on {self.instrument} in the {self.format} format "
+                "(culturetune check-model): any gain from tuning will measure the answer format, "
+                "not values")
 
 
 def verdict(content: float, position: float, probe_ok: bool, answered: float) -> str:
@@ -147,23 +161,27 @@ def verdict(content: float, position: float, probe_ok: bool, answered: float) ->
 
 
 def run_check(lm: Any, instrument: str = "vsm2013",
-              progress: Callable[[str], None] | None = None) -> ModelCheck:
-    """Measure (a), (b) and (c) on a loaded model (no cache; see :func:`check_model`)."""
-    from culturetune.reading.survey import NO_ANSWER, Survey, parse_answer, said_values
+              progress: Callable[[str], None] | None = None,
+              format: str = DEFAULT_FORMAT) -> ModelCheck:
+    """Measure (a), (b) and (c) in one answer format on a loaded model (no cache; see
+    :func:`check_model`)."""
+    from culturetune.reading.survey import NO_ANSWER, Survey, said_values
 
     began = time.perf_counter()
     said: dict[str | None, np.ndarray] = {}
     plain = None
     for system in (None, HIGH_SYSTEM, LOW_SYSTEM):
         if progress:
-            progress({None: "plain", HIGH_SYSTEM: "asked to agree",
-                      LOW_SYSTEM: "asked to disagree"}[system])
-        survey = Survey(lm, instrument, system=system, orders="both")
+            progress(f"{format} format, " + {None: "plain", HIGH_SYSTEM: "asked to agree",
+                                             LOW_SYSTEM: "asked to disagree"}[system])
+        survey = Survey(lm, instrument, system=system, orders="both", format=format)
         reading = survey.read()
-        said[system] = survey.said(reading)[0]  # [2 orders, items], content indices
+        s, replies = survey.said(reading)  # [2 orders, items], content indices
+        said[system] = s
         if system is None:
-            plain = survey, reading
-    survey, reading = plain
+            plain = survey, reading, replies
+        del survey  # its prefix caches are not needed again
+    survey, reading, replies = plain
     inst = survey.instrument
     n = len(inst.items)
     s = said[None]
@@ -183,35 +201,35 @@ def run_check(lm: Any, instrument: str = "vsm2013",
         high = float(pole_score(said_values(said[HIGH_SYSTEM][o])).mean())
         low = float(pole_score(said_values(said[LOW_SYSTEM][o])).mean())
         probe[name] = {"asked_high": high, "asked_low": low, "gap": low - high}
-    # (c) first token against the text of the greedy reply, no system prompt, both orders.
-    replies = survey.generate()
-    parsed = np.array([(parse_answer(t, survey.orders[k // n]) or 0) - 1
-                       for k, t in enumerate(replies)]).reshape(2, n)
+    # (c) the most likely option against what the reply says, no system prompt, both orders.
     top_option = reading.by_order[0].argmax(-1)  # [orders, items], content order
-    match = float((top_option == parsed).mean())
+    match = float((top_option == s).mean())
     shown = {
         name: [None if v == NO_ANSWER else int(np.argsort(order)[v]) + 1 for v in s[o]]
         for o, (name, order) in enumerate(zip(("printed", "reversed"), survey.orders,
                                               strict=True))
     }
+    texts = [replies.get(k) for k in range(2 * n)]
     probe_ok = all(p["gap"] >= MIN_PROBE_GAP for p in probe.values())
     return ModelCheck(
         model=lm.name, instrument=inst.name,
         verdict=verdict(content, position, probe_ok, answered), items=n,
         content_agreement=content, position_agreement=position, order_gap=order_gap,
         probe=probe, first_token_match=match, answered=answered, said=shown,
-        replies={"printed": replies[:n], "reversed": replies[n:]},
-        seconds=round(time.perf_counter() - began, 2),
+        replies={"printed": texts[:n], "reversed": texts[n:]},
+        seconds=round(time.perf_counter() - began, 2), format=format,
     )
 
 
-def cache_path(lm: Any, instrument: str) -> Path:
-    """Where the check of this model (name, dtype, device) on this instrument is cached."""
+def cache_path(lm: Any, instrument: str, format: str = DEFAULT_FORMAT) -> Path:
+    """Where the check of this model (name, dtype, device) on this instrument in this answer
+    format is cached."""
     from culturetune.core.cache import cache_dir
     from culturetune.instrument.vsm import load_instrument
 
     inst = load_instrument(instrument)
-    key = [CHECK_VERSION, lm.name, str(lm.dtype), str(lm.device).split(":")[0], inst.to_dict()]
+    key = [CHECK_VERSION, lm.name, str(lm.dtype), str(lm.device).split(":")[0], inst.to_dict(),
+           format]
     if getattr(lm, "source", ""):  # the respondent: which adapter (its hash) is merged
         key.append(lm.source)
     key = json.dumps(key, sort_keys=True, default=str)
@@ -220,17 +238,19 @@ def cache_path(lm: Any, instrument: str) -> Path:
 
 
 def check_model(lm: Any, instrument: str = "vsm2013", *, refresh: bool = False,
-                progress: Callable[[str], None] | None = None) -> ModelCheck:
-    """The model check, from the cache where this model and instrument were checked before."""
-    path = cache_path(lm, instrument)
+                progress: Callable[[str], None] | None = None,
+                format: str = DEFAULT_FORMAT) -> ModelCheck:
+    """The model check in one format, from the cache where this model, instrument and format
+    were checked before."""
+    path = cache_path(lm, instrument, format)
     if path.exists() and not refresh:
         try:
             d = read_json(path)
-            if d.get("version") == CHECK_VERSION:
+            if d.get("version") == CHECK_VERSION and d.get("format", DEFAULT_FORMAT) == format:
                 return ModelCheck.from_dict(d)
         except Exception:  # noqa: BLE001 - a broken cache entry is measured again
             pass
-    result = run_check(lm, instrument, progress)
+    result = run_check(lm, instrument, progress, format)
     try:
         write_json(path, result.to_dict())
     except Exception:  # noqa: BLE001 - the cache is an optimisation; the check still stands
@@ -238,5 +258,67 @@ def check_model(lm: Any, instrument: str = "vsm2013", *, refresh: bool = False,
     return result
 
 
-__all__ = ["HIGH_SYSTEM", "LOW_SYSTEM", "MIN_AGREEMENT", "MIN_PROBE_GAP", "ModelCheck",
-           "VERDICTS", "check_model", "poles", "run_check", "verdict"]
+def cached_check(lm: Any, instrument: str, format: str) -> ModelCheck | None:
+    """The cached check in one format, or ``None`` where it was not measured."""
+    path = cache_path(lm, instrument, format)
+    try:
+        d = read_json(path) if path.exists() else None
+    except Exception:  # noqa: BLE001 - a broken cache entry counts as none
+        return None
+    if not d or d.get("version") != CHECK_VERSION or d.get("format") != format:
+        return None
+    return ModelCheck.from_dict(d)
+
+
+def check_formats(lm: Any, instrument: str = "vsm2013", *, formats: Sequence[str] = FORMATS,
+                  refresh: bool = False,
+                  progress: Callable[[str], None] | None = None) -> dict[str, ModelCheck]:
+    """The model check in every answer format (each cached on its own)."""
+    return {f: check_model(lm, instrument, refresh=refresh, progress=progress, format=f)
+            for f in formats}
+
+
+def content_format(checks: dict[str, ModelCheck]) -> str | None:
+    """The first format (in :data:`FORMATS` order: the cheapest first) in which the model
+    answers by content, or ``None``."""
+    for f in FORMATS:
+        if f in checks and checks[f].answers_by_content:
+            return f
+    return None
+
+
+@dataclass
+class FormatChoice:
+    """What ``--format auto`` read in, and why."""
+
+    format: str
+    reason: str
+    check: ModelCheck | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "reason": self.reason}
+
+
+def choose_format(lm: Any, requested: str, instrument: str = "vsm2013", *,
+                  checks: dict[str, ModelCheck] | None = None, refresh: bool = False,
+                  progress: Callable[[str], None] | None = None) -> FormatChoice:
+    """The format a command reads in: ``requested`` unless it is ``auto`` (with its cached check,
+    if any); ``auto`` takes the format in which the model check says the model answers by content
+    (measuring the check in every format where it is not cached), else ``number``."""
+    if requested != "auto":
+        check = (checks or {}).get(requested) or cached_check(lm, instrument, requested)
+        return FormatChoice(requested, "asked for", check)
+    checks = checks or check_formats(lm, instrument, refresh=refresh, progress=progress)
+    chosen = content_format(checks)
+    if chosen is not None:
+        return FormatChoice(chosen, f"--format auto: the model check says this model answers "
+                            f"by content in the {chosen} format", checks[chosen])
+    said = "; ".join(f"{f}: {c.verdict}" for f, c in checks.items())
+    return FormatChoice(DEFAULT_FORMAT, "--format auto: the model answers by content in no "
+                        f"format ({said}), so it is read in the number format",
+                        checks.get(DEFAULT_FORMAT))
+
+
+__all__ = ["HIGH_SYSTEM", "LOW_SYSTEM", "MIN_AGREEMENT", "MIN_PROBE_GAP", "FormatChoice",
+           "ModelCheck", "VERDICTS", "cached_check", "check_formats", "check_model",
+           "choose_format", "content_format", "poles", "run_check", "verdict"]

@@ -21,7 +21,8 @@ import torch
 
 from culturetune.core import defaults
 from culturetune.core.errors import CultureTuneError
-from culturetune.instrument.items import Instrument, Item
+from culturetune.instrument import formats
+from culturetune.instrument.items import Instrument
 from culturetune.instrument.orders import (
     Order,
     check_orders,
@@ -34,8 +35,26 @@ from culturetune.instrument.orders import (
 )
 from culturetune.instrument.targets import Loss, Target, loss
 from culturetune.instrument.vsm import DIMENSIONS, compute_indices, load_instrument
-from culturetune.model.engine import PromptScorer, Segments, generate, split_tokens
+from culturetune.model.engine import Segments, generate
 from culturetune.model.loading import LoadedModel
+from culturetune.model.replies import OFF, ReplySet
+from culturetune.model.scoring import ReplyScorer
+from culturetune.reading.prompts import (
+    CONTENT_FREE,
+    INSTRUCTION,
+    N_OPTIONS,
+    PLACEMENTS,
+    check_chat_template,
+    check_instrument_format,
+    check_placement,
+    format_instruction,
+    item_prompt,
+    label_token_ids,
+    option_token_ids,
+    persona_prompt,
+    prompt_segments,
+    word_token_ids,
+)
 
 ANSWER_MODES = ("expected", "argmax", "said", "generate")
 #: What the ``expected`` reading does with the probability that is not on the answer options:
@@ -45,128 +64,24 @@ ANSWER_MODES = ("expected", "argmax", "said", "generate")
 MISSING_RULES = ("renormalise", "neutral")
 #: A ``said`` answer that is not an option: the greedy reply named no option (counted, and read
 #: as the middle answer in losses, never dropped).
-NO_ANSWER = -1
-PLACEMENTS = ("answer", "system", "prefix")
-N_OPTIONS = 5
-INSTRUCTION = "Answer with the number of one option only (1-5)."
+NO_ANSWER = OFF
 #: Option orders a survey reads answers in unless told otherwise (see culturetune.core.defaults).
 DEFAULT_ORDERS = defaults.ORDERS
-
-#: Friendlier names for persona prompts than the table's own.
-_PERSONA_NAMES = {
-    "U.S.A.": "the United States",
-    "Great Britain": "the United Kingdom",
-    "Korea South": "South Korea",
-    "Czech Rep": "the Czech Republic",
-    "Dominican Rep": "the Dominican Republic",
-    "Netherlands": "the Netherlands",
-    "Philippines": "the Philippines",
-}
-
-
-def persona_prompt(country: str) -> str:
-    """The system prompt of persona prompting: the model is asked to be a person from a country."""
-    name = _PERSONA_NAMES.get(country, country)
-    return f"You are a person from {name}. Answer as a typical person from {name} would."
-
-
-#: Question texts with no content, for contextual calibration (Zhao et al. 2021).
-CONTENT_FREE = ("N/A", "", "[MASK]")
-_CIRCLE = re.compile(r"\s*\(please [^)]*\)\s*:?")
-
-
-def item_prompt(
-    item: Item, order: Order | None = None, instruction: str | None = None,
-    text: str | None = None,
-) -> str:
-    """The user message for one item, its options listed in ``order`` (shown position j holds
-    option ``order[j]``, numbered j + 1). The lead-in's "(please circle ...)" phrase, meant for
-    paper, is left out. ``text`` replaces the question (content-free prompts)."""
-    labels = list(item.options) if order is None else shown_options(item.options, order)
-    stem = _CIRCLE.sub("", item.stem or "").strip()
-    question = item.text if text is None else text
-    lines = [stem, question] if stem else [question]
-    lines.append("")
-    lines += [f"{i}. {label}" for i, label in enumerate(labels, 1)]
-    lines += ["", instruction or INSTRUCTION]
-    return "\n".join(lines)
-
-
 #: Surface forms of each option: the bare digit and, where it is one token, the digit after a
 #: space (tokenizers that split ``" 1"`` would otherwise put their answer mass elsewhere).
-OPTION_FORMS = tuple((str(k), f" {k}") for k in range(1, N_OPTIONS + 1))
-
-
-def label_token_ids(
-    tokenizer: Any, forms: Sequence[Sequence[str]], hint: str = ""
-) -> list[list[int]]:
-    """Token ids of each label's surface forms (e.g. ``"A"`` and ``" A"``).
-
-    Variant j of the forms is used only where it is one token for every label (so that no label
-    gains from having more forms); at least one variant must be, and all ids must be distinct.
-    """
-    encoded = [[tokenizer.encode(f, add_special_tokens=False) for f in label] for label in forms]
-    usable = [j for j in range(len(forms[0])) if all(len(e[j]) == 1 for e in encoded)]
-    if not usable:
-        shown = "; ".join(
-            f"{label[0]!r} -> {tokenizer.convert_ids_to_tokens(enc[0])}"
-            for label, enc in zip(forms, encoded, strict=True) if len(enc[0]) != 1
-        )
-        raise CultureTuneError(
-            f"this tokenizer does not encode the answer labels as single tokens: {shown}. "
-            "culturetune reads answers from one next-token distribution" + (hint and f"; {hint}")
-        )
-    ids = [[enc[j][0] for j in usable] for enc in encoded]
-    flat = [i for x in ids for i in x]
-    if len(set(flat)) != len(flat):
-        named = {f[0]: i for f, i in zip(forms, ids, strict=True)}
-        raise CultureTuneError(
-            f"answer labels {[f[0] for f in forms]} are not distinct tokens in this tokenizer "
-            f"({named}); they must be distinct" + (hint and f"; {hint}")
-        )
-    return ids
-
-
-def option_token_ids(tokenizer: Any) -> list[list[int]]:
-    """Token ids of the five answer options (each with its surface forms)."""
-    return label_token_ids(
-        tokenizer, OPTION_FORMS, "use a model whose tokenizer has 1-5 as single tokens, "
-        "or --answers generate")
-
-
-def check_placement(placement: str) -> str:
-    if placement not in PLACEMENTS:
-        raise CultureTuneError(
-            f"unknown placement {placement!r}; use one of {', '.join(PLACEMENTS)}"
-        )
-    return placement
-
-
-def prompt_segments(
-    lm: LoadedModel, users: list[str], system: str | None, placement: str
-) -> Segments:
-    """Token segments around the soft prompt's position for a list of user messages."""
-    check_placement(placement)
-    texts, splits = [], []
-    for user in users:
-        text, user_at = lm.render(user, system)
-        texts.append(text)
-        splits.append({"prefix": 0, "system": user_at, "answer": len(text)}[placement])
-    return split_tokens(lm, texts, splits)
-
-
-#: Prompts encoded at once; a survey with more (``--orders all``) is scored in chunks whose
-#: prefix caches are built for each call and dropped, so that memory stays bounded.
-MAX_CACHED_PROMPTS = 600
+OPTION_FORMS = tuple(formats.label_forms("number", N_OPTIONS))
 
 
 class Survey:
     """The instrument set up on one model: prompts encoded once, answers for many soft prompts.
 
     Every item is asked in every order of ``orders`` (a name from
-    :data:`culturetune.instrument.orders.ORDER_SETS`); with ``calibrate`` each order's distribution
-    is also divided by the one the model gives content-free items of the same format (see
-    :func:`culturetune.instrument.orders.calibrate`). Answers come back in option-content order.
+    :data:`culturetune.instrument.orders.ORDER_SETS`) in the answer format ``format``
+    (:data:`culturetune.instrument.formats.FORMATS`); with ``calibrate`` each order's
+    distribution is also divided by the one the model gives content-free items of the same
+    format (see :func:`culturetune.instrument.orders.calibrate`). An option's probability is that
+    of its label (``number``, ``letter``) or of its whole words (``words``) as the reply.
+    Answers come back in option-content order.
     """
 
     def __init__(
@@ -179,6 +94,7 @@ class Survey:
         orders: str = DEFAULT_ORDERS,
         calibrate: bool = False,
         max_rows: int = 512,
+        format: str = formats.DEFAULT_FORMAT,
     ) -> None:
         self.lm = lm
         self.instrument = load_instrument(instrument) if isinstance(instrument, str) else instrument
@@ -188,13 +104,20 @@ class Survey:
         self.orders = option_orders(self.orders_name, N_OPTIONS)
         self.calibrate = bool(calibrate)
         self.max_rows = max_rows
-        self.option_ids = option_token_ids(lm.tokenizer)
-        inst = self.instrument
-        users = [item_prompt(it, o, inst.instruction) for o in self.orders for it in inst.items]
+        self.format = formats.check_format(format, formats.FORMATS)
+        inst, fmt = self.instrument, self.format
+        check_instrument_format(inst, fmt)
+        check_chat_template(lm, fmt)
+        instruction = format_instruction(inst, fmt)
+        self.option_ids = (None if fmt == "words" else option_token_ids(lm.tokenizer, fmt))
+        users = [item_prompt(it, o, instruction, fmt=fmt) for o in self.orders
+                 for it in inst.items]
+        #: The options as shown in every prompt, and the item each prompt asks.
+        self.shown = [shown_options(it.options, o) for o in self.orders for it in inst.items]
         self.users = list(users)  # the questions of every (order, item), orders outermost
         # Content-free prompts: one per (lead-in, option scale) format and content-free text.
         keys: list[tuple[str, tuple[str, ...]]] = []
-        self.formats: list[Item] = []
+        self.formats: list = []
         self.format_of: list[int] = []
         for it in inst.items:
             if (it.stem, it.options) not in keys:
@@ -203,16 +126,39 @@ class Survey:
             self.format_of.append(keys.index((it.stem, it.options)))
         self.content_free = tuple(inst.content_free or CONTENT_FREE)
         if self.calibrate:
-            users += [item_prompt(f, o, inst.instruction, text=t)
-                      for o in self.orders for f in self.formats for t in self.content_free]
+            for o in self.orders:
+                for f in self.formats:
+                    for t in self.content_free:
+                        users.append(item_prompt(f, o, instruction, text=t, fmt=fmt))
+                        self.shown.append(shown_options(f.options, o))
         self.n_prompts = len(users)
         self.segments = prompt_segments(lm, users, system, placement)
-        self._chunks = [
-            (i, min(i + MAX_CACHED_PROMPTS, len(users)))
-            for i in range(0, len(users), MAX_CACHED_PROMPTS)
-        ]
-        self.scorer = (PromptScorer(lm, self.segments, max_rows=max_rows)
-                       if len(self._chunks) == 1 else None)
+        self.reply_options = self._reply_options()
+        self._scorer: ReplyScorer | None = None
+
+    def _reply_options(self) -> list[list[list[list[int]]]]:
+        """Each prompt's replies as token sequences: ``[prompt][shown option][form]``, the
+        option's label (in each of its forms) or its words."""
+        if self.option_ids is not None:
+            per = [[[i] for i in ids] for ids in self.option_ids]
+            options = [per] * self.n_prompts
+        else:
+            words: dict[tuple[str, ...], list[list[int]]] = {}
+            options = []
+            for shown in self.shown:
+                key = tuple(shown)
+                if key not in words:
+                    words[key] = word_token_ids(self.lm, shown)
+                options.append([[ids] for ids in words[key]])
+        return options
+
+    @property
+    def scorer(self) -> ReplyScorer | None:
+        """Scores this survey's prompts (built on first use: its prefix caches take memory)."""
+        if self._scorer is None:
+            replies = ReplySet(self.reply_options, pad=self.lm.tokenizer.pad_token_id or 0)
+            self._scorer = ReplyScorer(self.lm, self.segments, replies, self.max_rows)
+        return self._scorer
 
     @property
     def vars(self) -> tuple[str, ...]:
@@ -223,68 +169,72 @@ class Survey:
         """True when the options are shown last to first only."""
         return self.orders_name == "reversed"
 
-    def _scores(
-        self, soft: torch.Tensor | None, flat: list[int]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities of the ``flat`` option tokens ``[candidates, prompts, len(flat)]``
-        and the most likely token over the whole vocabulary ``[candidates, prompts]``."""
-        if self.scorer is not None:
-            return self.scorer.next_token_scores(soft, flat)
-        parts = []
-        for a, b in self._chunks:  # built per call and dropped: bounded memory
-            segs = Segments(self.segments.pre[a:b], self.segments.post[a:b])
-            parts.append(PromptScorer(self.lm, segs, max_rows=self.max_rows)
-                         .next_token_scores(soft, flat))
-        return torch.cat([x[0] for x in parts], 1), torch.cat([x[1] for x in parts], 1)
+    def _scores(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
+        """Log-probabilities of the options as shown ``[candidates, prompts, 5]`` and the shown
+        option each greedy reply spells ``[candidates, prompts]`` (``NO_ANSWER`` where none)."""
+        return self.scorer(soft)
 
     def read(self, soft: torch.Tensor | None = None) -> Reading:
         """Answers of each candidate in each order, mapped to option-content order."""
         if soft is not None and soft.dim() == 2:
             soft = soft[None]
-        flat = [i for ids in self.option_ids for i in ids]
-        logp, top = self._scores(soft, flat)
-        p = logp.exp()
-        per = len(self.option_ids[0])
-        p = p.view(*p.shape[:-1], N_OPTIONS, per).sum(-1)
+        return self.reading_from(*self._scores(soft))
+
+    def reading_from(self, logp: torch.Tensor, greedy: np.ndarray) -> Reading:
+        """A :class:`Reading` from this survey's scores (see :meth:`_scores`)."""
+        p = logp.double().exp()
         mass = p.sum(-1)
-        probs = (p / mass[..., None]).double().cpu().numpy()
-        mass = mass.double().cpu().numpy()
+        probs = (p / mass[..., None]).cpu().numpy()
+        mass = mass.cpu().numpy()
         n_o, n_i = len(self.orders), len(self.instrument.items)
         shown = probs[:, : n_o * n_i].reshape(-1, n_o, n_i, N_OPTIONS)
         if self.calibrate:
             n_f, n_t = len(self.formats), len(self.content_free)
             cf = probs[:, n_o * n_i:].reshape(-1, n_o, n_f, n_t, N_OPTIONS).mean(3)
             shown = calibrate_probs(shown, cf[:, :, self.format_of])
+        said = np.asarray(greedy)[:, : n_o * n_i].reshape(-1, n_o, n_i)
         return Reading(
             orders=self.orders,
             by_order=to_content_order(shown, self.orders),
             mass=mass[:, : n_o * n_i].reshape(-1, n_o, n_i),
-            said=self._said(top.cpu().numpy()[:, : n_o * n_i].reshape(-1, n_o, n_i)),
+            said=self._to_content(said),
         )
 
-    def _said(self, top: np.ndarray) -> np.ndarray:
-        """The option (content index 0-4) each greedy first token names, or ``NO_ANSWER``."""
-        shown = np.full(top.shape, NO_ANSWER, dtype=np.int64)  # [candidates, orders, items]
-        for k, ids in enumerate(self.option_ids):
-            shown[np.isin(top, ids)] = k
+    def _to_content(self, shown: np.ndarray) -> np.ndarray:
+        """Shown positions ``[candidates, orders, items]`` as content indices (or NO_ANSWER)."""
         orders = np.asarray(self.orders, dtype=np.int64)  # [orders, 5]: shown j -> content
         content = np.take_along_axis(orders[None], np.maximum(shown, 0), axis=2)
         return np.where(shown == NO_ANSWER, NO_ANSWER, content)
 
+    def parse(self, k: int, text: str) -> int | None:
+        """The option (content index, 0-based) a generated reply to prompt ``k`` names."""
+        shown = self.shown[k]
+        if self.format == "words":
+            j = formats.match_words(text, shown)
+        else:
+            j = formats.match_label(text, self.format, len(shown))
+        if j is None:
+            return None
+        return self.orders[k // len(self.instrument.items)][j]
+
     def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Option probabilities ``[candidates, items, 5]`` in content order (option 1 first,
         whatever order they were shown in), averaged over the orders, and the raw mass on the
-        five tokens ``[candidates, items]`` (averaged over the orders).
+        five options ``[candidates, items]`` (averaged over the orders).
         """
         r = self.read(soft)
         return r.probs, r.mass.mean(1)
 
     def generate(
-        self, soft: torch.Tensor | None = None, max_new_tokens: int = 8,
+        self, soft: torch.Tensor | None = None, max_new_tokens: int | None = None,
         which: Sequence[int] | None = None,
     ) -> list[str]:
         """Greedy answers as text, one per (order, item), orders outermost; or only for the
         prompts numbered in ``which`` (same numbering), in that order."""
+        if max_new_tokens is None:  # words: enough to spell the longest option after a label
+            max_new_tokens = 8 if self.format != "words" else 4 + max(
+                len(ids) for options in self.reply_options for forms in options
+                for ids in forms)
         n = len(self.orders) * len(self.instrument.items)
         rows = range(n) if which is None else which
         segs = Segments([self.segments.pre[i] for i in rows],
@@ -295,18 +245,59 @@ class Survey:
         self, reading: Reading, soft: torch.Tensor | None = None
     ) -> tuple[np.ndarray, dict[int, str]]:
         """What the model says to each (order, item) under one prompt: the option its greedy
-        first token names; where that token is no option, its greedy reply parsed as
-        ``generate`` does. Returns content indices ``[orders, items]`` (``NO_ANSWER`` where the
-        reply names no option) and the generated replies by prompt number."""
+        reply spells; where the greedy path leaves every option, its greedy reply generated and
+        matched to the options (:meth:`parse`). Returns content indices ``[orders, items]``
+        (``NO_ANSWER`` where the reply names no option) and the generated replies by prompt
+        number."""
         said = reading.said[0].copy()
         n_i = len(self.instrument.items)
         missing = [int(o * n_i + i) for o, i in zip(*np.nonzero(said == NO_ANSWER), strict=True)]
         replies = dict(zip(missing, self.generate(soft, which=missing), strict=True))
         for k, text in replies.items():
             o, i = divmod(k, n_i)
-            value = parse_answer(text, self.orders[o])
-            said[o, i] = NO_ANSWER if value is None else value - 1
+            value = self.parse(k, text)
+            said[o, i] = NO_ANSWER if value is None else value
         return said, replies
+
+
+_OWN_SCORES = Survey._scores
+
+
+def read_many(surveys: Sequence[Survey], soft: torch.Tensor | None) -> list[Reading]:
+    """Each survey's reading of the same soft prompts, in one batch where they share a model
+    and a placement (an objective over two wordings costs one pass, not two)."""
+    if soft is not None and soft.dim() == 2:
+        soft = soft[None]
+    joint = _joint_scorer(surveys)
+    if joint is None:
+        return [s.read(soft) for s in surveys]
+    logp, greedy = joint(soft)
+    out, at = [], 0
+    for s in surveys:
+        out.append(s.reading_from(logp[:, at : at + s.n_prompts],
+                                  greedy[:, at : at + s.n_prompts]))
+        at += s.n_prompts
+    return out
+
+
+def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
+    first = surveys[0] if surveys else None
+    if (len(surveys) < 2 or any(s.lm is not first.lm for s in surveys)
+            or Survey._scores is not _OWN_SCORES):  # a test's synthetic respondent
+        return None
+    key = tuple(id(s) for s in surveys)
+    cached = getattr(first, "_joint", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if len({bool(s.segments.post and s.segments.post[0]) for s in surveys}) > 1:
+        return None  # one placement cuts every prompt the same way
+    segs = Segments([p for s in surveys for p in s.segments.pre],
+                    [p for s in surveys for p in s.segments.post])
+    options = [o for s in surveys for o in s.reply_options]
+    replies = ReplySet(options, pad=first.lm.tokenizer.pad_token_id or 0)
+    scorer = ReplyScorer(first.lm, segs, replies, first.max_rows)
+    first._joint = (key, scorer)
+    return scorer
 
 
 @dataclass
@@ -373,6 +364,10 @@ def item_means(probs: np.ndarray, mode: str = "expected") -> np.ndarray:
     raise CultureTuneError(f"unknown answer mode {mode!r} here; use expected or argmax")
 
 
+def _or_none(value: int | None) -> int:
+    return NO_ANSWER if value is None else value
+
+
 def parse_answer(text: str, order: Order | None = None) -> int | None:
     """The first number in a generated answer, if it is an option: the shown number mapped back
     to the option it labels in ``order`` (1 = the instrument's first option)."""
@@ -423,6 +418,8 @@ class SurveyResult:
     notes: list[str] = field(default_factory=list)
     #: The ``expected`` reading's rule for the probability off the options (MISSING_RULES).
     missing: str | None = None
+    #: The answer format the items were asked in (culturetune.instrument.formats).
+    format: str = formats.DEFAULT_FORMAT
 
     @property
     def answered(self) -> float | None:
@@ -527,8 +524,8 @@ def run_survey(
         if answers == "generate":
             flat = survey.generate(soft)
             texts = [flat[o * n_items:(o + 1) * n_items] for o in range(n_orders)]
-            values = np.array([[parse_answer(texts[o][i], order) or 0 for i in range(n_items)]
-                               for o, order in enumerate(survey.orders)]) - 1
+            values = np.array([[_or_none(survey.parse(o * n_items + i, texts[o][i]))
+                                for i in range(n_items)] for o in range(n_orders)])
         else:
             values, replies = survey.said(reading, soft)
             texts = [[replies.get(o * n_items + i) for i in range(n_items)]
@@ -596,11 +593,17 @@ def run_survey(
         prompt=prompt_name,
         notes=notes,
         missing=missing if answers == "expected" else None,
+        format=survey.format,
     )
 
 
 __all__ = [
     "ANSWER_MODES",
+    "INSTRUCTION",
+    "N_OPTIONS",
+    "check_placement",
+    "label_token_ids",
+    "read_many",
     "CONTENT_FREE",
     "MISSING_RULES",
     "NO_ANSWER",

@@ -8,8 +8,9 @@ are scored; the share of the training gain kept is ``(plain - tuned) / (plain - 
 training view)``. The verdict: *held* when every check keeps at least half of the gain and the
 tuned prompt leaves at least half of the plain model's probability on the answer options,
 *collapsed* when a check keeps none of the gain, *partly held* otherwise; *no gain* when tuning
-gained less than a point. The verdict names the checks that failed. The saved prompt is chosen
-on the training view only, never on these checks.
+gained less than a point. The verdict names the checks that failed. Other answer formats are
+views too; one counts toward the verdict only where the model answers by content in it. The
+saved prompt is chosen on the training view only, never on these checks.
 """
 
 from __future__ import annotations
@@ -41,17 +42,21 @@ class View:
     orders: str
     calibrate: bool = False
     reading: str = "expected"
+    #: The answer format (culturetune.instrument.formats); named in the view unless ``number``.
+    format: str = "number"
 
     @property
     def name(self) -> str:
         wording = self.instrument if "/" not in self.instrument else self.instrument.rsplit(
             "/", 1)[-1]
         return (f"{wording} · {self.orders}" + (" · calibrated" if self.calibrate else "")
+                + (f" · {self.format}" if self.format != "number" else "")
                 + (" · said" if self.reading == "said" else ""))
 
 
 def check_views(
     training: View, extra_instruments: Sequence[str] = (), trained: Sequence[str] = (),
+    other_formats: Sequence[str] = (),
 ) -> list[tuple[str, View]]:
     """The held-out views of a run tuned on ``training`` (and on the wordings ``trained``):
     (role, view) pairs.
@@ -59,21 +64,26 @@ def check_views(
     Roles: ``wording`` (every wording not tuned on, order-balanced, same reading otherwise),
     ``shown`` and ``reversed`` (the training wording in one order alone), ``said``, ``said
     shown`` and ``said reversed`` (what the model says to the training wording, in both orders
-    and in each alone; never calibrated). A view equal to the training view is left out.
+    and in each alone; never calibrated), and ``format`` (the training wording, order-balanced,
+    in each of ``other_formats``). A view equal to the training view is left out.
     """
+    fmt = training.format
     balanced = training.orders if training.orders in BALANCED else "both"
     tuned_on = {training.instrument, *trained}
     out: list[tuple[str, View]] = []
     others = [w for w in [*BUNDLED_WORDINGS, *extra_instruments] if w not in tuned_on]
     for wording in dict.fromkeys(others):
-        out.append(("wording", View(wording, balanced, training.calibrate)))
+        out.append(("wording", View(wording, balanced, training.calibrate, format=fmt)))
     for orders in ("shown", "reversed"):
-        view = View(training.instrument, orders, training.calibrate)
+        view = View(training.instrument, orders, training.calibrate, format=fmt)
         if view != training:
             out.append((orders, view))
     for role, orders in (("said", "both"), ("said shown", "shown"),
                          ("said reversed", "reversed")):
-        out.append((role, View(training.instrument, orders, False, "said")))
+        out.append((role, View(training.instrument, orders, False, "said", fmt)))
+    for other in other_formats:
+        if other != fmt:
+            out.append(("format", View(training.instrument, balanced, False, format=other)))
     return out
 
 
@@ -123,6 +133,10 @@ class ViewResult:
     #: ``said`` views: the share of replies that name an option, plain and tuned.
     plain_answered: float | None = None
     tuned_answered: float | None = None
+    format: str = "number"
+    #: Whether the view counts toward the verdict: another answer format counts only where the
+    #: model check says the model answers by content in it (else it is shown, not counted).
+    counted: bool = True
 
 
 @dataclass
@@ -179,10 +193,11 @@ def assess(
     for c in v.checks:
         c.kept = share_kept(c.plain, c.tuned, v.gain)
         c.state = state(c.kept)
-    v.verdict = verdict(v.gain, [c.kept for c in v.checks])
+    counted = [c for c in v.checks if c.counted]
+    v.verdict = verdict(v.gain, [c.kept for c in counted])
     if v.verdict in ("no gain", "unknown"):
         return v
-    v.failed = [c.view for c in v.checks if c.state != "held"]
+    v.failed = [c.view for c in counted if c.state != "held"]
     kept = v.mass_kept
     if kept is not None and kept < MASS_SHARE:
         v.failed.append("option mass")

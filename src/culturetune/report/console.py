@@ -269,40 +269,54 @@ def print_countries(rows: Sequence[Target], one: bool = False) -> None:
 # --------------------------------------------------------------------------- model check
 
 
-def print_model_check(check: Any) -> None:
-    """The model check: its three measurements, what the model said, and the verdict."""
-    from culturetune.reading.check import MIN_AGREEMENT, MIN_PROBE_GAP
+def print_model_check(checks: Any) -> None:
+    """The model check in each answer format: one table (a row per format), what the model said
+    in each, and the format in which it answers by content, if any. ``checks``: a
+    ``{format: ModelCheck}`` mapping or one ``ModelCheck``."""
+    from culturetune.reading.check import MIN_AGREEMENT, MIN_PROBE_GAP, content_format
 
+    if not isinstance(checks, dict):
+        checks = {checks.format: checks}
     con = stdout()
-    say(con, f"model {check.model} · instrument {check.instrument} · {check.items} items · "
-        f"{check.seconds:.0f} s")
-    table = Table(title="Does the model answer by content?", title_justify="left",
-                  **_TABLE_STYLE)
-    for col in ("measurement", "value", "needs"):
-        table.add_column(col, justify="left" if col == "measurement" else "right")
-    table.add_row("(a) same option content, printed vs reversed",
-                  f"{check.content_agreement:.0%}", f">= {MIN_AGREEMENT:.0%}")
-    table.add_row("(a) same shown position, printed vs reversed",
-                  f"{check.position_agreement:.0%}", "")
-    table.add_row("(a) mean |printed - reversed| (1-5 scale)", f"{check.order_gap:.2f}", "")
-    for name, p in check.probe.items():
-        table.add_row(f"(b) {name}: asked to agree / disagree (1 = agreeing pole)",
-                      f"{p['asked_high']:.2f} / {p['asked_low']:.2f} (gap {p['gap']:+.2f})",
-                      f">= {MIN_PROBE_GAP:g}")
-    table.add_row("(c) first option token = option in the reply",
-                  f"{check.first_token_match:.0%}", "")
-    table.add_row("replies that name an option", f"{check.answered:.0%}", "")
+    first = next(iter(checks.values()))
+    seconds = sum(c.seconds for c in checks.values())
+    say(con, f"model {first.model} · instrument {first.instrument} · {first.items} items · "
+        f"{seconds:.0f} s")
+    table = Table(title="Does the model answer by content? (what it says, printed and reversed "
+                  "order)", title_justify="left", **_TABLE_STYLE)
+    columns = ("format", "same content", "same position", "mean gap", "probe printed",
+               "probe reversed", "top = reply", "answered", "verdict")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("format", "verdict") else "right")
+    for fmt, c in checks.items():
+        probe = [f"{p['asked_high']:.2f}/{p['asked_low']:.2f} ({p['gap']:+.2f})"
+                 for p in c.probe.values()]
+        table.add_row(fmt, f"{c.content_agreement:.0%}", f"{c.position_agreement:.0%}",
+                      f"{c.order_gap:.2f}", *probe, f"{c.first_token_match:.0%}",
+                      f"{c.answered:.0%}", c.verdict)
     con.print(table)
-    for name, said in check.said.items():
-        shown = " ".join("·" if v is None else str(v) for v in said)
-        say(con, f"said, {name} (option numbers as shown): {shown}")
-    if check.replies:
-        first = next(iter(check.replies.values()))[0]
-        say(con, f"first reply: {first!r}")
-    say(con, f"verdict: {check.verdict.upper()}")
-    warning = check.warning()
-    if warning:
-        say(con, f"note: {warning}")
+    say(con, f"needs: same content >= {MIN_AGREEMENT:.0%} of items; the probe (asked to agree / "
+        f"asked to disagree, 1 = the agreeing pole) {MIN_PROBE_GAP:g} point apart in each order; "
+        "top = reply: the most likely option is the one the reply names")
+    for fmt, c in checks.items():
+        for name, said in c.said.items():
+            shown = " ".join("·" if v is None else str(v) for v in said)
+            say(con, f"said, {fmt}, {name} (positions as shown, · none): {shown}")
+        replies = [r for rs in c.replies.values() for r in rs if r]
+        if replies:
+            say(con, f"a reply that spelled no option ({fmt}): {replies[0]!r}")
+    chosen = content_format(checks)
+    if len(checks) == 1:
+        say(con, f"verdict: {first.verdict.upper()} ({first.format} format)")
+        warning = first.warning()
+        if warning:
+            say(con, f"note: {warning}")
+    elif chosen:
+        say(con, f"verdict: ANSWERS BY CONTENT in the {chosen} format (--format auto reads in "
+            "it)")
+    else:
+        say(con, "verdict: answers by content in NO format (--format auto reads in number); any "
+            "gain from tuning will measure the answer format, not values")
 
 
 # --------------------------------------------------------------------------- tuning
@@ -320,7 +334,7 @@ def print_tune_result(result: Any) -> None:
         f"{', calibrated' if cfg.calibrate else ''}, reading {cfg.reading} (missing mass: "
         f"{cfg.missing}){floor}; optimizer {cfg.optimizer}")
     if result.model_check is not None:
-        say(con, f"model check: {result.model_check.verdict}")
+        say(con, f"model check: {result.model_check.verdict} ({cfg.format} format)")
     table = Table(title=f"Indices vs {describe_target(cfg.target)}",
                   title_justify="left", **_TABLE_STYLE)
     for col in ("dim", "target", "plain", "uniform", "tuned"):

@@ -10,9 +10,11 @@ from typing import Any
 from culturetune.core import defaults, inputs
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_json
+from culturetune.instrument.formats import check_format
 from culturetune.instrument.orders import ORDER_SETS, SURVEY_ONLY
 from culturetune.instrument.targets import Target
 from culturetune.instrument.vsm import instrument_key, load_instrument, parse_constants
+from culturetune.reading.prompts import check_instrument_format
 from culturetune.reading.survey import DEFAULT_ORDERS, check_missing, check_placement
 from culturetune.tuning.softprompt import INITS
 
@@ -65,6 +67,13 @@ class TuneConfig:
     missing: str = defaults.MISSING
     #: Option-mass floor, as a share of the plain model's mass on the training views.
     min_mass: float | None = defaults.MIN_MASS
+    #: The answer format (culturetune.instrument.formats); ``auto`` is resolved from the model
+    #: check when the run starts, and the run folder keeps the format it resolved to.
+    format: str = defaults.FORMAT
+    #: A planted target: the target is the model's own indices under this system prompt (read
+    #: on ``instrument`` in ``orders`` and ``format``, expected reading), measured when the run
+    #: starts; the run then tunes without it. A target known to be reachable by a prompt.
+    target_system: str | None = None
 
     @property
     def wordings(self) -> list[str]:
@@ -119,8 +128,16 @@ class TuneConfig:
         if self.min_mass is not None and not 0 < self.min_mass <= 1:
             raise CultureTuneError(f"--min-mass is a share of the plain model's option mass, "
                                    f"from 0 (no floor) to 1 (e.g. 0.5), not {self.min_mass}")
-        if not self.target.dimensions:
+        if not self.target.dimensions and self.target_system is None:
             raise CultureTuneError("the target has no scores to tune towards")
+        self.format = check_format(self.format)
+        self.target_system = inputs.check_text(self.target_system, "--target-from-system")
+        if self.target_system is not None and self.system is not None:
+            raise CultureTuneError("a planted target is tuned toward without a system prompt; "
+                                   "leave --system out")
+        if self.format != "auto":
+            for path in [*self.wordings, *self.validate_instruments]:
+                check_instrument_format(load_instrument(path), self.format)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +157,7 @@ class TuneConfig:
         d.setdefault("min_mass", None)
         d.setdefault("train_instruments", [])
         d.setdefault("reading", "expected")
+        d.setdefault("format", "number")  # runs made before answer formats
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 

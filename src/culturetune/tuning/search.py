@@ -35,10 +35,18 @@ from culturetune.model.loading import LoadedModel
 from culturetune.reading.survey import (
     Survey,
     SurveyResult,
+    read_many,
     run_survey,
     uniform_loss,
 )
-from culturetune.reading.validity import Validity, View, ViewResult, assess, check_views
+from culturetune.reading.validity import (
+    BALANCED,
+    Validity,
+    View,
+    ViewResult,
+    assess,
+    check_views,
+)
 from culturetune.tuning import limits, runfolder
 from culturetune.tuning.config import RUN_FILE, TuneConfig
 from culturetune.tuning.runfolder import CHECKPOINT, HISTORY
@@ -107,8 +115,7 @@ class Objective:
         """Indices ``[candidates, orders, 6]`` of each wording's views, and each candidate's
         option mass (mean over all training prompts)."""
         indices, mass = [], []
-        for s in self.surveys:
-            r = s.read(prompts)
+        for s, r in zip(self.surveys, read_many(self.surveys, prompts), strict=True):
             means = r.said_means() if self.reading == "said" else r.order_means(self.missing)
             c, o, n = means.shape
             ix = compute_indices_batch(means.reshape(c * o, n), self.constants, s.instrument)
@@ -149,14 +156,32 @@ class Objective:
         names = ", ".join(s.instrument.name for s in self.surveys)
         reading = "" if self.reading == "expected" else ", said answers"
         floor = "" if self.min_mass is None else f", option mass >= {self.min_mass:g} x plain"
-        return f"{self.aggregate} of {names} x {self.survey.orders_name} orders{reading}{floor}"
+        fmt = "" if self.survey.format == "number" else f", {self.survey.format} format"
+        return (f"{self.aggregate} of {names} x {self.survey.orders_name} orders{fmt}{reading}"
+                f"{floor}")
+
+
+def planted_target(lm: LoadedModel, config: TuneConfig) -> Target:
+    """The model's own indices under ``config.target_system``, read on the run's instrument in
+    its option orders and format (expected reading, the run's constants): a target that a known
+    prompt reaches, so that tuning toward it without that prompt is a positive control."""
+    survey = Survey(lm, config.instrument, system=config.target_system, orders=config.orders,
+                    format=config.format)
+    result = run_survey(survey, constants=config.constants, missing=config.missing)
+    if any(v is None for v in result.indices.values()):
+        raise CultureTuneError("the planted target's indices could not all be read")
+    text = config.target_system
+    return Target(name="planted", code=None, scores=dict(result.indices),
+                  source=f"the model's own indices under the system prompt {text!r} "
+                  f"({config.instrument}, {config.orders} orders, {config.format} format)")
 
 
 def make_objective(lm: LoadedModel, config: TuneConfig) -> Objective:
     """The run's objective on a loaded model (its first survey at ``objective.survey``): what
     the local loop calls on each population, and what each Ray worker calls on its share."""
     surveys = [Survey(lm, w, system=config.system, placement=config.placement,
-                      orders=config.orders, calibrate=config.calibrate) for w in config.wordings]
+                      orders=config.orders, calibrate=config.calibrate, format=config.format)
+               for w in config.wordings]
     return Objective(surveys, config.target, config.constants, config.loss,
                      aggregate=config.objective, reading=config.reading,
                      missing=config.missing, min_mass=config.min_mass)
@@ -373,12 +398,19 @@ def _tune(
     else:
         runfolder.check_new_run(folder)
     config.model = config.model or lm.name
-    limits.check_tune(lm, config)
-    initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)  # checks text
+    if config.format == "auto":
+        from culturetune.reading.check import choose_format
+
+        choice = choose_format(lm, config.format, config.instrument)
+        config.format, model_check = choice.format, model_check or choice.check
     if model_check is None and check:
         from culturetune.reading.check import check_model
 
-        model_check = check_model(lm, config.instrument)
+        model_check = check_model(lm, config.instrument, format=config.format)
+    if config.target_system is not None and not resume:
+        config.target = planted_target(lm, config)
+    limits.check_tune(lm, config)
+    initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)  # checks text
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / RUN_FILE, {"config": config.to_dict(), "status": "running"})
 
@@ -531,14 +563,22 @@ def validate_prompt(
     first training wording in the printed and reversed orders alone, and what the model says
     (``said``) in both orders and each alone; plain model, uniform answers and prompt on each.
     The training row is the objective's own loss (without the mass penalty), plain and tuned."""
-    surveys: dict[tuple[str, str, bool], tuple[Survey, dict[str, Any]]] = {}
+    from culturetune.instrument.formats import FORMATS
+    from culturetune.reading.check import cached_check
 
-    def scored(view: View) -> tuple[SurveyResult, SurveyResult]:
-        key = (view.instrument, view.orders, view.calibrate)
+    surveys: dict[tuple[str, str, bool, str], tuple[Survey, dict[str, Any]]] = {}
+
+    def survey(view: View) -> Survey:
+        key = (view.instrument, view.orders, view.calibrate, view.format)
         if key not in surveys:
             surveys[key] = (Survey(lm, view.instrument, system=config.system,
                                    placement=config.placement, orders=view.orders,
-                                   calibrate=view.calibrate), {})
+                                   calibrate=view.calibrate, format=view.format), {})
+        return surveys[key][0]
+
+    def scored(view: View) -> tuple[SurveyResult, SurveyResult]:
+        survey(view)
+        key = (view.instrument, view.orders, view.calibrate, view.format)
         sv, reads = surveys[key]
         out = []
         for name, p in (("plain", None), ("tuned", soft)):
@@ -558,16 +598,34 @@ def validate_prompt(
                                  load_instrument(view.instrument)).value,
             tuned=None if tuned.loss is None else tuned.loss.value,
             reading=view.reading, plain_answered=plain.answered, tuned_answered=tuned.answered,
+            format=view.format, counted=counts(view),
         )
 
-    train_view = View(config.instrument, config.orders, config.calibrate)
+    def counts(view: View) -> bool:
+        """Another format counts toward the verdict where the model answers by content in it."""
+        if view.format == config.format:
+            return True
+        check = cached_check(lm, config.instrument, view.format)
+        return bool(check and check.answers_by_content)
+
+    def available(fmt: str) -> bool:
+        """Whether the model and the instrument can be asked in this format at all."""
+        try:
+            survey(View(config.instrument, train_view.orders if train_view.orders in BALANCED
+                        else "both", False, format=fmt))
+        except CultureTuneError:
+            return False
+        return True
+
+    train_view = View(config.instrument, config.orders, config.calibrate, format=config.format)
     plain_r, tuned_r = training or scored(train_view)
     train = row("training", train_view, plain_r, tuned_r)
     if objective is not None and (objective.aggregate != "pooled" or len(objective.surveys) > 1
                                   or objective.reading != "expected"):
         plain_l, tuned_l = (float(objective.losses(p)[0][0]) for p in (None, soft))
         train.view, train.plain, train.tuned = objective.describe(), plain_l, tuned_l
+    others = [f for f in FORMATS if f != config.format and available(f)]
     checks = [row(role, view, *scored(view))
               for role, view in check_views(train_view, config.validate_instruments,
-                                            config.wordings)]
+                                            config.wordings, others)]
     return assess(train, checks, plain_r.option_mass, tuned_r.option_mass)

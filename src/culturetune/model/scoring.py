@@ -1,0 +1,63 @@
+"""Scoring the replies of many prompts under many soft prompts, within bounded memory.
+
+Prompts are grouped by the size of their option trie (:mod:`culturetune.model.replies`), so
+that a prompt whose options are single tokens is not padded to the length of one whose options
+are long phrases, and each group is one :class:`~culturetune.model.engine.PromptScorer`.
+Above :data:`MAX_CACHED_PROMPTS` prompts the groups' prefix caches are built for each call and
+dropped, so that memory stays bounded (``--orders all``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from culturetune.model.engine import PromptScorer, Segments
+from culturetune.model.loading import LoadedModel
+from culturetune.model.replies import ReplySet
+
+#: Prompts encoded at once; more are scored in chunks whose caches are built for each call.
+MAX_CACHED_PROMPTS = 600
+
+
+class ReplyScorer:
+    """Options' log-probabilities ``[candidates, prompts, options]`` and the option each greedy
+    reply spells ``[candidates, prompts]`` for a population of soft prompts."""
+
+    def __init__(self, lm: LoadedModel, segments: Segments, replies: ReplySet,
+                 max_rows: int = 512) -> None:
+        self.lm, self.segments, self.replies, self.max_rows = lm, segments, replies, max_rows
+        size = replies.internal_count.tolist()
+        groups: dict[int, list[int]] = {}
+        for i, k in enumerate(size):
+            groups.setdefault(k, []).append(i)
+        self.blocks = [idx[a : a + MAX_CACHED_PROMPTS] for _, idx in sorted(groups.items())
+                       for a in range(0, len(idx), MAX_CACHED_PROMPTS)]
+        self.keep = len(segments) <= MAX_CACHED_PROMPTS
+        self._scorers: list[PromptScorer] | None = (
+            [self._scorer(b) for b in self.blocks] if self.keep else None)
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def _scorer(self, idx: Sequence[int]) -> PromptScorer:
+        segs = Segments([self.segments.pre[i] for i in idx], [self.segments.post[i] for i in idx])
+        return PromptScorer(self.lm, segs, max_rows=self.max_rows,
+                            replies=self.replies.select(list(idx)))
+
+    def __call__(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
+        cands = 1 if soft is None else soft.shape[0]
+        n, k = len(self.segments), self.replies.n_options
+        logp = torch.empty(cands, n, k)
+        said = np.empty((cands, n), dtype=np.int64)
+        for b, idx in enumerate(self.blocks):
+            scorer = self._scorers[b] if self._scorers is not None else self._scorer(idx)
+            lp, s = scorer.reply_scores(soft)
+            logp[:, idx] = lp.float()
+            said[:, idx] = s
+        return logp, said
+
+
+__all__ = ["MAX_CACHED_PROMPTS", "ReplyScorer"]
