@@ -152,7 +152,12 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, capsys) -> None:
     meta = json.loads((out_dir / "culturetune.json").read_text())
     assert [c["view"] for c in meta["validity"]["checks"]] == [
         "paraphrase2 · both", "vsm2013 · shown", "vsm2013 · reversed", "vsm2013 · both · said",
-        "vsm2013 · shown · said", "vsm2013 · reversed · said"]
+        "vsm2013 · shown · said", "vsm2013 · reversed · said", "vsm2013 · both · letter",
+        "vsm2013 · both · words"]
+    # --format auto: the model answers by content in no format, so it is read in numbers; the
+    # other formats are shown and, as it answers by content in neither, not counted
+    assert meta["config"]["format"] == "number" and "format: number (--format auto" in err
+    assert [c["counted"] for c in meta["validity"]["checks"]] == [True] * 6 + [False] * 2
     assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
     assert meta["validity"]["verdict"] in out.upper() or meta["validity"]["verdict"].upper() in out
     # The option mass is reported beside the losses (a prompt can win by silencing the options).
@@ -206,3 +211,29 @@ def test_check_model_and_the_said_reading_on_the_bundled_model(capsys) -> None:
     assert code == 0, err
     neutral = json.loads(out)
     assert neutral["missing"] == "neutral"
+
+
+@pytest.mark.model
+def test_a_planted_target_is_the_models_own_reading_under_the_system_prompt(tmp_path,
+                                                                            capsys) -> None:
+    """``--target-from-system``: the target is what the survey reads under that system prompt
+    (same orders and format); the run tunes without it and keeps the target it measured."""
+    from culturetune.reading.check import LOW_SYSTEM
+
+    out_dir = tmp_path / "planted"
+    code, out, err = run(["tune", "--target-from-system", LOW_SYSTEM, "--format", "number",
+                          "--budget", "8", "--population", "8", "--out", str(out_dir),
+                          "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    target = result["config"]["target"]
+    assert target["name"] == "planted" and LOW_SYSTEM in target["source"]
+    assert result["config"]["target_system"] == LOW_SYSTEM
+    code, out, err = run(["survey", "--system", LOW_SYSTEM, "--format", "number", "--json"],
+                         capsys)
+    assert code == 0, err
+    read = json.loads(out)["indices"]
+    assert target["scores"] == pytest.approx(read, abs=1e-6)
+    assert result["baseline"]["loss"]["value"] > 0  # the plain model is not at the target
+    saved = json.loads((out_dir / "run.json").read_text())["config"]["target"]
+    assert saved["scores"] == target["scores"]
