@@ -85,7 +85,10 @@ class ReplySet:
     most (scored), ``O`` options, ``F`` forms at most, ``D`` tokens at most per form."""
 
     def __init__(self, options: list[list[list[list[int]]]], pad: int = 0) -> None:
-        self.tries = [Trie.build(o) for o in options]
+        self._layout([Trie.build(o) for o in options], pad)
+
+    def _layout(self, tries: list[Trie], pad: int) -> None:
+        self.tries, self.pad = tries, pad
         self.n_options = max((len(t.paths) for t in self.tries), default=0)
         if any(len(t.paths) != self.n_options for t in self.tries):
             raise ValueError("every prompt needs the same number of options")
@@ -131,16 +134,9 @@ class ReplySet:
         return len(self.tries)
 
     def select(self, idx: list[int]) -> ReplySet:
-        """The tries of the prompts ``idx`` (a shallow re-layout)."""
+        """The tries of the prompts ``idx``, laid out as narrow as they allow."""
         out = ReplySet.__new__(ReplySet)
-        out.tries = [self.tries[i] for i in idx]
-        out.n_options = self.n_options
-        out.n_internal, out.n_nodes = self.n_internal, self.n_nodes
-        for name in ("internal_count", "input_ids", "input_depth", "input_valid", "ancestor",
-                     "read_slot", "read_token", "paths"):
-            setattr(out, name, getattr(self, name)[idx])
-        out._slot_of = [self._slot_of[i] for i in idx]
-        out._child = [self._child[i] for i in idx]
+        out._layout([self.tries[i] for i in idx], self.pad)
         return out
 
     def option_logprobs(self, node_logp: torch.Tensor) -> torch.Tensor:
