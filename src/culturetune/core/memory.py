@@ -141,5 +141,5 @@ def require(need: int, device: str, what: str, hint: str = "") -> None:
     where = "" if device == "cpu" else f" on {device}"
     raise CultureTuneError(
         f"{what} needs about {need / GIB:.1f} GiB of memory{where}, but only {free / GIB:.1f} "
-        f"GiB are free{hint}; close other programs, or set {ENV} (for example {ENV}=16GiB) if "
-        "you know more is available")
+        f"GiB are free{hint}; close other programs, or set {ENV} (e.g. 16GiB) if more is "
+        "available")

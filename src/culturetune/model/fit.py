@@ -68,7 +68,7 @@ def require(name: str, params: int, dtype: str, device: str, gguf_bytes: int = 0
     first = f", dequantized from its {gguf_bytes / memory.GIB:.1f} GiB GGUF file on this first " \
             "load" if gguf_bytes else ""
     what = f"loading {name} ({params / 1e9:.2f} B parameters in {dtype}{first})"
-    smaller = "; choose a smaller model (culturetune models lists the known ones)" + (
+    smaller = "; choose a smaller model (culturetune models)" + (
         " or --dtype bfloat16" if dtype == "float32" else "")
     # The weights are read on the CPU before they move to a GPU.
     memory.require(weights + RUNTIME_BYTES + gguf_bytes, "cpu", what, smaller)

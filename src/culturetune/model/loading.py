@@ -303,8 +303,9 @@ def _load_hf(name: str, dtype: str, device: str, trust_remote_code: bool):
         )
     except OSError as exc:
         raise CultureTuneError(
-            f"could not load model {name!r}: {exc}. Give a Hugging Face hub id (with network "
-            "access), a local folder with config.json, or a .gguf file"
+            f"could not load model {name!r}: {exc}. Give a known model (culturetune models), a "
+            "Hugging Face hub id (with network access), a local folder with config.json, or a "
+            ".gguf file"
         ) from exc
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
