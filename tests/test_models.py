@@ -447,8 +447,8 @@ def test_a_model_that_would_not_fit_is_refused_before_it_loads(
 
 def test_the_real_models_need_what_was_measured(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
-    """The estimate of a first load in bf16 is near the measured peak (docs/models.md): 5.6 GB
-    for the 1.5B model, which a 5 GiB machine refuses and a 6 GiB one does not."""
+    """The estimate of a first load in bf16 is near the measured peak (docs/models.md: 5.81 GB,
+    estimate 5.6 GiB for the 1.5B model): a 5 GiB machine refuses it, a 6 GiB one does not."""
     monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path))
     monkeypatch.setenv(memory.ENV, "5GiB")
     with pytest.raises(CultureTuneError, match="qwen2.5-coder-1.5b.*first load"):
