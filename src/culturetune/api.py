@@ -38,8 +38,9 @@ def load_model(
     trust_remote_code: bool = False,
     threads: int | None = None,
 ) -> LoadedModel:
-    """A frozen model and its tokenizer: a hub id, a local folder, a ``.gguf`` file, or (``None``)
-    the bundled SmolLM2-135M-Instruct. ``threads`` sets torch's CPU threads (default: one per
+    """A frozen model and its tokenizer: a known model's name (``"qwen2.5-coder-0.5b"``; see
+    ``culturetune models``), a hub id, a local folder, a ``.gguf`` file, or (``None``) the
+    bundled SmolLM2-135M-Instruct. ``threads`` sets torch's CPU threads (default: one per
     core)."""
     from culturetune.model import loading as models
 

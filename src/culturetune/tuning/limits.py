@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from culturetune.core.errors import CultureTuneError
+from culturetune.core.memory import available_bytes
 
 if TYPE_CHECKING:
     from culturetune.model.loading import LoadedModel
@@ -32,30 +33,6 @@ def context_length(lm: LoadedModel) -> int | None:
         value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
             return value
-    return None
-
-
-def available_bytes(device: str) -> int | None:
-    """Free memory on ``device`` (``None`` when unknown)."""
-    try:
-        if device.startswith("cuda"):
-            import torch
-
-            return int(torch.cuda.mem_get_info(torch.device(device))[0])
-        try:
-            import psutil
-        except ImportError:
-            return _meminfo_available()
-        return int(psutil.virtual_memory().available)
-    except Exception:  # noqa: BLE001 - no estimate is better than a crash here
-        return None
-
-
-def _meminfo_available() -> int | None:
-    with open("/proc/meminfo", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
     return None
 
 
