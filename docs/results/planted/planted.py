@@ -22,7 +22,6 @@ Resumable: finished runs are kept, an interrupted one continues. Writes ``plante
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
