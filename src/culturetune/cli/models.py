@@ -13,10 +13,10 @@ from culturetune.cli.options import JsonOpt
 from culturetune.core import registry
 from culturetune.core.cache import cache_dir
 from culturetune.core.registry import KnownModel
-from culturetune.report.console import print_models
 
 #: The answer formats a model check is made in (a cached check without one is ``number``).
-FORMATS = ("number", "letter", "words")
+from culturetune.instrument.formats import FORMATS
+from culturetune.report.console import print_models
 
 
 @command("models")

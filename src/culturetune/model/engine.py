@@ -171,7 +171,7 @@ class PromptScorer:
             soft = torch.zeros(1, 0, self.hidden_size)
         soft = soft.to(self.device, self.dtype)
         n = len(self.segments)
-        per = max(1, self.max_rows // max(n, 1))
+        per = max(1, self.rows_per_pass(soft.shape[1]) // max(n, 1))
         outs = [self._chunk(soft[i : i + per], token_ids) for i in range(0, soft.shape[0], per)]
         return torch.cat([o[0] for o in outs], 0), torch.cat([o[1] for o in outs], 0)
 
@@ -261,11 +261,25 @@ class PromptScorer:
             soft = torch.zeros(1, 0, self.hidden_size)
         soft = soft.to(self.device, self.dtype)
         n = len(self.segments)
-        per = max(1, self.max_rows // max(n, 1))
+        per = max(1, self.rows_per_pass(soft.shape[1]) // max(n, 1))
         outs = [self._reply_chunk(soft[i : i + per]) for i in range(0, soft.shape[0], per)]
         node_logp = torch.cat([o[0] for o in outs], 0)
         top = np.concatenate([o[1] for o in outs], 0)
         return self.replies.option_logprobs(node_logp), self.replies.greedy(top)
+
+    def rows_per_pass(self, t: int) -> int:
+        """Rows (candidate x prompt) of one forward pass: ``max_rows``, or fewer where the free
+        memory (:func:`culturetune.core.memory.available_bytes`) holds fewer: a row of ``t``
+        soft tokens, the part after them and the trie's nodes costs its activations and its
+        attention scores over the cached prefix."""
+        config = self.lm.model.config
+        lq = 0 if self.post_embeds is None else self.post_embeds.shape[1]
+        own = t + lq + (self.replies.n_internal if self.replies is not None else 0)
+        heads = int(getattr(config, "num_attention_heads", 1))
+        mlp = int(getattr(config, "intermediate_size", 4 * self.hidden_size))
+        cached = int(self.pre_mask.shape[1])
+        per_row = 4 * own * (10 * self.hidden_size + 3 * mlp + 3 * heads * (cached + own))
+        return rows_within(self.lm.device, per_row, self.max_rows)
 
     def _reply_chunk(self, soft: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """Node log-probabilities ``[p, n, nodes]`` and the most likely token at every read
@@ -407,14 +421,48 @@ def _forward(decoder: torch.nn.Module, cache: object = None, **kwargs: object) -
     return decoder(**kwargs)
 
 
+#: Share of the free memory one batch of work may plan to use (the rest is for the model's
+#: own buffers and for whatever else runs).
+MEMORY_SHARE = 0.25
+
+
+def rows_within(device: str, per_row: int, most: int) -> int:
+    """How many rows of ``per_row`` bytes fit in :data:`MEMORY_SHARE` of the free memory (at
+    least 1, at most ``most``; ``most`` where the free memory is unknown)."""
+    from culturetune.core.memory import available_bytes
+
+    free = available_bytes(device)
+    if free is None or per_row <= 0:
+        return most
+    return int(max(1, min(most, MEMORY_SHARE * free // per_row)))
+
+
+def generation_batch(lm: LoadedModel, width: int, max_new_tokens: int, most: int = 32) -> int:
+    """Prompts generated at once: each holds its KV cache, the prefill's activations and a few
+    float32 copies of the next-token logits (a 151,936-token vocabulary makes these large)."""
+    config = lm.model.config
+    hidden = lm.hidden_size
+    heads = int(getattr(config, "num_attention_heads", 1))
+    kvh = int(getattr(config, "num_key_value_heads", None) or heads)
+    d = int(getattr(config, "head_dim", None) or hidden // heads)
+    layers = int(getattr(config, "num_hidden_layers", 1))
+    mlp = int(getattr(config, "intermediate_size", 4 * hidden))
+    vocab = int(getattr(config, "vocab_size", 50_000))
+    length = width + max_new_tokens
+    per = (layers * 2 * kvh * d * length * 4 + width * (10 * hidden + 3 * mlp) * 4
+           + heads * width * width * 4 + 4 * vocab * 4)
+    return rows_within(lm.device, per, most)
+
+
 def generate(
     lm: LoadedModel,
     segments: Segments,
     soft: torch.Tensor | None = None,
     max_new_tokens: int = 8,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> list[str]:
-    """Greedy continuations of each prompt with the soft prompt ``[tokens, hidden]`` in place."""
+    """Greedy continuations of each prompt with the soft prompt ``[tokens, hidden]`` in place,
+    in batches sized to the free memory (``batch_size`` caps them)."""
     model, tok = lm.model, lm.tokenizer
     embed = model.get_input_embeddings()
     dtype = embed.weight.dtype
@@ -430,6 +478,8 @@ def generate(
             parts.append(embed(torch.tensor(post, dtype=torch.long, device=device)))
         seqs.append(torch.cat(parts))
     texts: list[str] = []
+    width = max((s.shape[0] for s in seqs), default=1)
+    batch_size = generation_batch(lm, width, max_new_tokens, batch_size or 32)
     for start in range(0, len(seqs), batch_size):
         chunk = seqs[start : start + batch_size]
         width = max(s.shape[0] for s in chunk)

@@ -269,6 +269,12 @@ def print_countries(rows: Sequence[Target], one: bool = False) -> None:
 # --------------------------------------------------------------------------- model check
 
 
+#: The model check's verdicts as the table's column shows them (the full words follow it).
+_SHORT_VERDICTS = {"answers by content": "BY CONTENT", "answers by position": "by position",
+                   "does not follow instructions": "ignores asks", "answers inconsistently":
+                   "inconsistent", "does not answer": "no answer"}
+
+
 def print_model_check(checks: Any) -> None:
     """The model check in each answer format: one table (a row per format), what the model said
     in each, and the format in which it answers by content, if any. ``checks``: a
@@ -282,22 +288,30 @@ def print_model_check(checks: Any) -> None:
     seconds = sum(c.seconds for c in checks.values())
     say(con, f"model {first.model} · instrument {first.instrument} · {first.items} items · "
         f"{seconds:.0f} s")
-    table = Table(title="Does the model answer by content? (what it says, printed and reversed "
-                  "order)", title_justify="left", **_TABLE_STYLE)
-    columns = ("format", "same content", "same position", "mean gap", "probe printed",
-               "probe reversed", "top = reply", "answered", "verdict")
+    table = Table(title="Does the model answer by content? (what it says)", title_justify="left",
+                  **_TABLE_STYLE)
+    columns = ("format", "content", "pos", "gap", "probe1", "probe2", "top=said", "said",
+               "verdict")
     for col in columns:
-        table.add_column(col, justify="left" if col in ("format", "verdict") else "right")
+        table.add_column(col, justify="left" if col in ("format", "verdict") else "right",
+                         no_wrap=True)
     for fmt, c in checks.items():
-        probe = [f"{p['asked_high']:.2f}/{p['asked_low']:.2f} ({p['gap']:+.2f})"
-                 for p in c.probe.values()]
+        probe = [f"{p['gap']:+.2f}" for p in c.probe.values()]
         table.add_row(fmt, f"{c.content_agreement:.0%}", f"{c.position_agreement:.0%}",
                       f"{c.order_gap:.2f}", *probe, f"{c.first_token_match:.0%}",
-                      f"{c.answered:.0%}", c.verdict)
+                      f"{c.answered:.0%}", _SHORT_VERDICTS.get(c.verdict, c.verdict))
     con.print(table)
-    say(con, f"needs: same content >= {MIN_AGREEMENT:.0%} of items; the probe (asked to agree / "
-        f"asked to disagree, 1 = the agreeing pole) {MIN_PROBE_GAP:g} point apart in each order; "
-        "top = reply: the most likely option is the one the reply names")
+    say(con, f"content / pos: items with the same option content / the same shown position "
+        f"printed and reversed (content needs >= {MIN_AGREEMENT:.0%}); gap: mean |printed - "
+        f"reversed| (1-5 scale); probe1 / probe2: how far asking for the disagreeing pole moves "
+        f"the answers from asking for the agreeing pole, printed / reversed order (needs >= "
+        f"{MIN_PROBE_GAP:g} in each); top=said: items where the most likely option is the one "
+        "the reply names; said: replies that name an option")
+    for fmt, c in checks.items():
+        probe = "; ".join(f"{name} {p['asked_high']:.2f} -> {p['asked_low']:.2f}"
+                          for name, p in c.probe.items())
+        say(con, f"probe, {fmt} (pole score asked to agree -> asked to disagree, 1 = the "
+            f"agreeing pole): {probe}")
     for fmt, c in checks.items():
         for name, said in c.said.items():
             shown = " ".join("·" if v is None else str(v) for v in said)
@@ -305,6 +319,8 @@ def print_model_check(checks: Any) -> None:
         replies = [r for rs in c.replies.values() for r in rs if r]
         if replies:
             say(con, f"a reply that spelled no option ({fmt}): {replies[0]!r}")
+    for fmt, c in checks.items():
+        say(con, f"{fmt}: {c.verdict}")
     chosen = content_format(checks)
     if len(checks) == 1:
         say(con, f"verdict: {first.verdict.upper()} ({first.format} format)")
