@@ -94,8 +94,11 @@ def tune(
     init: Annotated[
         Init,
         typer.Option(help="random: Gaussian at the embedding scale; text: embeddings of "
-                     "--init-text; vocab: sampled vocabulary rows.", case_sensitive=False),
-    ] = Init.vocab,
+                     "--init-text; vocab: sampled vocabulary rows; lead: a lead-in that ends "
+                     "where the answer starts ('... Here is my answer:\\n'); auto: lead for "
+                     "the answer placement in the words format (random rows there leave no "
+                     "probability on the options' words), else vocab.", case_sensitive=False),
+    ] = Init.auto,
     init_text: Annotated[str | None, typer.Option(help="Text for --init text.")] = None,
     subspace: Annotated[
         str, typer.Option(help="Search a random subspace of this dimension, or 'full'.")

@@ -318,7 +318,8 @@ def print_model_check(checks: Any) -> None:
             say(con, f"said, {fmt}, {name} (positions as shown, · none): {shown}")
         replies = [r for rs in c.replies.values() for r in rs if r]
         if replies:
-            say(con, f"a reply that spelled no option ({fmt}): {replies[0]!r}")
+            say(con, f"a reply generated where the greedy path left the options ({fmt}): "
+                f"{replies[0]!r}")
     for fmt, c in checks.items():
         say(con, f"{fmt}: {c.verdict}")
     chosen = content_format(checks)

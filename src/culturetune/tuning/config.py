@@ -43,7 +43,9 @@ class TuneConfig:
     model: str = ""
     tokens: int = 5
     placement: str = "answer"
-    init: str = "vocab"
+    #: ``auto``: ``lead`` for answer-placed prompts in the words format, else ``vocab``
+    #: (culturetune.tuning.softprompt.resolve_init); the run folder keeps what it resolved to.
+    init: str = "auto"
     init_text: str | None = None
     subspace: int | None = 64
     optimizer: str = DEFAULT_OPTIMIZER

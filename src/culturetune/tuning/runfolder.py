@@ -328,12 +328,14 @@ def _same_model(saved: str, asked: str) -> bool:
 
 
 def resume_conflicts(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
-    """The settings in ``asked`` that differ from the saved run's (budget and an empty model
-    name never conflict), as ``field: saved -> asked`` lines."""
+    """The settings in ``asked`` that differ from the saved run's (budget, an empty model name
+    and an ``auto`` format or init never conflict), as ``field: saved -> asked`` lines."""
     out = []
     for key, value in asked.items():
         if key == "budget" or key not in saved:
             continue
+        if key in ("format", "init") and value == "auto":
+            continue  # a run keeps what ``auto`` resolved to when it started
         if key == "model":
             if value and saved[key] and not _same_model(str(saved[key]), str(value)):
                 out.append(f"model: the run has {saved[key]!r}, not {value!r}")

@@ -50,7 +50,7 @@ from culturetune.reading.validity import (
 from culturetune.tuning import limits, runfolder
 from culturetune.tuning.config import RUN_FILE, TuneConfig
 from culturetune.tuning.runfolder import CHECKPOINT, HISTORY
-from culturetune.tuning.softprompt import SoftPrompt, initial_prompt
+from culturetune.tuning.softprompt import SoftPrompt, initial_prompt, resolve_init
 
 #: Index points added per unit of option mass lost below the ``min_mass`` floor (as a share of the
 #: floor): far more than any loss difference, so that the floor acts as a constraint.
@@ -409,6 +409,7 @@ def _tune(
         model_check = check_model(lm, config.instrument, format=config.format)
     if config.target_system is not None and not resume:
         config.target = planted_target(lm, config)
+    config.init = resolve_init(config.init, config.placement, config.format)
     limits.check_tune(lm, config)
     initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)  # checks text
     folder.mkdir(parents=True, exist_ok=True)

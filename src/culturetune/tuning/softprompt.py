@@ -22,7 +22,22 @@ from culturetune.core.files import read_json, write_files
 from culturetune.model.loading import LoadedModel, peft_base_model
 from culturetune.reading.survey import check_placement
 
-INITS = ("random", "text", "vocab")
+INITS = ("random", "text", "vocab", "lead", "auto")
+#: ``lead``: the soft prompt starts as the last tokens of this text, which ends where a reply
+#: begins, so that an answer-placed prompt (between the assistant header and the reply) starts
+#: by leading into the answer instead of derailing it.
+LEAD_TEXT = "Sure, I can answer that. Here is my answer:\n"
+
+
+def resolve_init(init: str, placement: str, fmt: str) -> str:
+    """``auto``: ``lead`` for an answer-placed prompt read in the words format (random vocabulary
+    rows there leave no probability on the options' words: Qwen2.5-Coder-0.5B's option mass fell
+    from 0.61 to 0.000 under every vocab, random or cut-text start, and stayed 0.70 under the lead
+    text), ``vocab`` otherwise (the start every earlier run used)."""
+    if init != "auto":
+        return init
+    return "lead" if placement == "answer" and fmt == "words" else "vocab"
+
 ADAPTER_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
 META_FILE = "culturetune.json"
@@ -141,7 +156,9 @@ def initial_prompt(
     """A starting prompt ``[tokens, hidden]``.
 
     ``random``: Gaussian at the embedding table's mean and scale; ``vocab``: rows of the embedding
-    table sampled at random; ``text``: the embeddings of a text's tokens (repeated or cut to fit).
+    table sampled at random; ``text``: the embeddings of a text's tokens (repeated or cut to fit);
+    ``lead``: the last ``tokens`` tokens of :data:`LEAD_TEXT` (a lead-in that ends where the
+    answer starts).
     """
     if tokens < 1:
         raise CultureTuneError("--tokens must be at least 1")
@@ -153,6 +170,10 @@ def initial_prompt(
     if init == "vocab":
         rows = torch.randint(0, weight.shape[0], (tokens,), generator=gen)
         return weight[rows].clone()
+    if init == "lead":
+        ids = lm.tokenizer.encode(LEAD_TEXT, add_special_tokens=False)
+        ids = (ids * (tokens // len(ids) + 1))[-tokens:]
+        return weight[torch.tensor(ids)].clone()
     if init == "text":
         if not text:
             raise CultureTuneError("--init text needs --init-text TEXT (e.g. a persona sentence)")
@@ -161,4 +182,5 @@ def initial_prompt(
             raise CultureTuneError("--init-text encodes to no tokens")
         ids = (ids * (tokens // len(ids) + 1))[:tokens]
         return weight[torch.tensor(ids)].clone()
-    raise CultureTuneError(f"unknown --init {init!r}; use one of {', '.join(INITS)}")
+    raise CultureTuneError(f"unknown --init {init!r}; use one of {', '.join(INITS[:-1])} "
+                           "(auto is resolved by the run)")
