@@ -33,7 +33,7 @@ import torch
 
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import parse_constants
-from culturetune.model.engine import generate
+from culturetune.model.generate import generate
 from culturetune.model.loading import load_model
 from culturetune.reading.survey import Survey, parse_answer
 from culturetune.tuning.search import Objective

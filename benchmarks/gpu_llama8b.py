@@ -58,7 +58,7 @@ def rate(fn, pop: int, device: str) -> tuple[float | None, float | None]:
 def main() -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from culturetune.model.engine import generate
+    from culturetune.model.generate import generate
     from culturetune.model.loading import LoadedModel
     from culturetune.reading.survey import Survey
 

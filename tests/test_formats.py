@@ -167,7 +167,7 @@ def test_option_words_equal_a_brute_force_forward(lm32, placement) -> None:
 def test_the_greedy_path_spells_the_option_greedy_decoding_says(lm32) -> None:
     """An option made of the model's own greedy continuation is what the greedy path says;
     without it among the options, the path leaves the trie."""
-    from culturetune.model.engine import generate
+    from culturetune.model.generate import generate
 
     tok = lm32.tokenizer
     users = ["Name a colour.", "Say hello."]
@@ -265,7 +265,7 @@ def test_words_needs_a_chat_template(lm32, monkeypatch) -> None:
 def test_batches_shrink_to_the_free_memory_and_read_the_same(lm32, monkeypatch) -> None:
     """On a machine with little free memory (CULTURETUNE_MEMORY_LIMIT) a forward pass takes
     fewer rows and generation fewer prompts at once; the answers are the same."""
-    from culturetune.model.engine import generate, generation_batch
+    from culturetune.model.generate import generate, generation_batch
 
     survey = Survey(lm32, orders="both", format="words")
     g = torch.Generator().manual_seed(3)

@@ -43,7 +43,7 @@ def chat(
     as_json: JsonOpt = False,
 ) -> None:
     """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
-    from culturetune.model.engine import generate
+    from culturetune.model.generate import generate
     from culturetune.reading.survey import prompt_segments
     from culturetune.tuning import limits
 

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from culturetune.core.errors import CultureTuneError
-from culturetune.model.engine import PromptScorer, _forward, _make_cache, split_tokens
+from culturetune.model.attention import decoder_forward, make_cache
+from culturetune.model.engine import PromptScorer
 from culturetune.model.loading import LoadedModel
+from culturetune.model.segments import split_tokens
 
 
 def length_batches(texts: Sequence[str], size: int) -> Iterator[list[int]]:
@@ -117,8 +119,8 @@ def continuation_logprobs(
             ctx[i, lc - r.shape[0]:] = r
             ctx_mask[i, lc - r.shape[0]:] = 1
         pos = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
-        first = _forward(decoder, inputs_embeds=ctx, attention_mask=ctx_mask, position_ids=pos,
-                         use_cache=True)
+        first = decoder_forward(decoder, inputs_embeds=ctx, attention_mask=ctx_mask,
+                                position_ids=pos, use_cache=True)
         cache = getattr(first, "cache", None) or first.past_key_values
         kv = [(layer[0], layer[1]) for layer in cache]
         last = first.last_hidden_state[:, -1]
@@ -138,8 +140,8 @@ def continuation_logprobs(
         for r, ids in enumerate(conts):
             cont_ids[r, : len(ids)] = torch.tensor(ids, device=device)
             cont_mask[r, : len(ids)] = 1
-        cache2 = _make_cache([(k[own], v[own]) for k, v in kv])
-        second = _forward(
+        cache2 = make_cache([(k[own], v[own]) for k, v in kv])
+        second = decoder_forward(
             decoder, inputs_embeds=embed(cont_ids),
             attention_mask=torch.cat([ctx_mask[own], cont_mask], 1),
             position_ids=ctx_len[own][:, None] + torch.arange(lq, device=device)[None],

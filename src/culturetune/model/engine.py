@@ -5,69 +5,29 @@ Every prompt is split in two token sequences around the point where a soft promp
 (run for every candidate). ``prefix`` placement has an empty ``pre``; ``answer`` placement has an
 empty ``post``, so a candidate costs only its own virtual tokens. One forward pass scores a whole
 population on every prompt: rows are ordered candidate-major (row = candidate * prompts + prompt).
+With :class:`~culturetune.model.replies.ReplySet` tries the options' tokens are scored in the same
+pass under a tree mask.
 """
 
 from __future__ import annotations
-
-import inspect
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from culturetune.core.errors import CultureTuneError
+from culturetune.model.attention import (
+    SHARED_PREFIX_ATTENTION,
+    SharedPrefix,
+    decoder_forward,
+    make_cache,
+)
+from culturetune.model.fit import rows_within
 from culturetune.model.loading import LoadedModel
 from culturetune.model.replies import ReplySet
+from culturetune.model.segments import Segments, split_tokens
 
 #: Bytes of float32 logits one read of the output layer may hold at once (rows x reads x vocab).
 LOGIT_BYTES = 256 * 2**20
-
-
-@dataclass
-class Segments:
-    """Token ids before and after the soft prompt, one pair per prompt."""
-
-    pre: list[list[int]]
-    post: list[list[int]]
-
-    def __post_init__(self) -> None:
-        if len(self.pre) != len(self.post):
-            raise ValueError("pre and post must have one entry per prompt")
-        if any(not a and not b for a, b in zip(self.pre, self.post, strict=True)):
-            raise ValueError("every prompt needs at least one token before or after the prompt")
-        if any(self.post) and not all(self.post):
-            raise ValueError("either every prompt has a part after the soft prompt or none has")
-
-    def __len__(self) -> int:
-        return len(self.pre)
-
-
-def split_tokens(lm: LoadedModel, texts: list[str], splits: list[int]) -> Segments:
-    """Tokenize each text as two pieces, cut at the given character offsets.
-
-    Chat-template text already holds its special tokens; the plain format gets the tokenizer's
-    BOS token (if it uses one) at the very start, before the ``pre`` piece.
-    """
-    tok = lm.tokenizer
-    bos = [] if lm.has_chat_template or not _adds_bos(tok) else [tok.bos_token_id]
-    pre, post = [], []
-    for text, at in zip(texts, splits, strict=True):
-        head = tok.encode(text[:at], add_special_tokens=False) if at else []
-        tail = tok.encode(text[at:], add_special_tokens=False)
-        if at:
-            head = bos + head
-        else:
-            tail = bos + tail
-        pre.append(head)
-        post.append(tail)
-    return Segments(pre, post)
-
-
-def _adds_bos(tok: object) -> bool:
-    if tok.bos_token_id is None:
-        return False
-    ids = tok.encode("a", add_special_tokens=True)
-    return bool(ids) and ids[0] == tok.bos_token_id
 
 
 class PromptScorer:
@@ -113,7 +73,7 @@ class PromptScorer:
                     ids[i, lp - len(p) :] = torch.tensor(p, device=self.device)
                     self.pre_mask[i, lp - len(p) :] = 1
             pos = (self.pre_mask.cumsum(-1) - 1).clamp(min=0)
-            out = _forward(
+            out = decoder_forward(
                 self.decoder,
                 input_ids=ids,
                 attention_mask=self.pre_mask,
@@ -202,15 +162,15 @@ class PromptScorer:
         virt = torch.ones(n, t, dtype=torch.long, device=self.device)
         mask = torch.cat([self.pre_mask, virt, self.post_mask], 1).repeat(p, 1)
         if self.kv is None:
-            return _forward(
+            return decoder_forward(
                 self.decoder, inputs_embeds=embeds, attention_mask=mask, position_ids=pos
             )
         if self.shared_attention:
             out = self._shared_forward(embeds, pos)
             if out is not None:
                 return out
-        cache = _make_cache([(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) for k, v in self.kv])
-        return _forward(
+        cache = make_cache([(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) for k, v in self.kv])
+        return decoder_forward(
             self.decoder,
             inputs_embeds=embeds,
             attention_mask=mask,
@@ -225,7 +185,7 @@ class PromptScorer:
         if self.kv_attn is None:
             dt = self.attention_dtype
             self.kv_attn = [(k.to(dt), v.to(dt)) for k, v in self.kv]
-        ctx = _SharedPrefix(self.kv_attn, self.pre_mask.bool(), len(self.segments))
+        ctx = SharedPrefix(self.kv_attn, self.pre_mask.bool(), len(self.segments))
         before = config._attn_implementation
         config._attn_implementation = SHARED_PREFIX_ATTENTION
         try:
@@ -366,7 +326,7 @@ class PromptScorer:
                 d = int(getattr(config, "head_dim", None) or self.hidden_size // heads)
                 empty = torch.zeros(n, kvh, 0, d, dtype=dt, device=self.device)
                 self.kv_attn = [(empty, empty)] * int(config.num_hidden_layers)
-        ctx = _SharedPrefix(self.kv_attn, self.pre_mask.bool(), n)
+        ctx = SharedPrefix(self.kv_attn, self.pre_mask.bool(), n)
         ctx.tree = self._tree_bias(t)
         before = config._attn_implementation
         config._attn_implementation = SHARED_PREFIX_ATTENTION
@@ -404,178 +364,4 @@ class PromptScorer:
         return node_logp.cpu(), torch.cat(top).view(p, n, r).cpu().numpy()
 
 
-def _make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> object:
-    from transformers import DynamicCache
-
-    cache = DynamicCache()
-    for i, (k, v) in enumerate(kv):
-        cache.update(k, v, i)
-    return cache
-
-
-def _forward(decoder: torch.nn.Module, cache: object = None, **kwargs: object) -> object:
-    """Call a decoder with a KV cache under the keyword its transformers version uses."""
-    if cache is not None:
-        params = inspect.signature(decoder.forward).parameters
-        kwargs["cache" if "cache" in params else "past_key_values"] = cache
-    return decoder(**kwargs)
-
-
-#: Share of the free memory one batch of work may plan to use (the rest is for the model's
-#: own buffers and for whatever else runs).
-MEMORY_SHARE = 0.25
-
-
-def rows_within(device: str, per_row: int, most: int) -> int:
-    """How many rows of ``per_row`` bytes fit in :data:`MEMORY_SHARE` of the free memory (at
-    least 1, at most ``most``; ``most`` where the free memory is unknown)."""
-    from culturetune.core.memory import available_bytes
-
-    free = available_bytes(device)
-    if free is None or per_row <= 0:
-        return most
-    return int(max(1, min(most, MEMORY_SHARE * free // per_row)))
-
-
-def generation_batch(lm: LoadedModel, width: int, max_new_tokens: int, most: int = 32) -> int:
-    """Prompts generated at once: each holds its KV cache, the prefill's activations and a few
-    float32 copies of the next-token logits (a 151,936-token vocabulary makes these large)."""
-    config = lm.model.config
-    hidden = lm.hidden_size
-    heads = int(getattr(config, "num_attention_heads", 1))
-    kvh = int(getattr(config, "num_key_value_heads", None) or heads)
-    d = int(getattr(config, "head_dim", None) or hidden // heads)
-    layers = int(getattr(config, "num_hidden_layers", 1))
-    mlp = int(getattr(config, "intermediate_size", 4 * hidden))
-    vocab = int(getattr(config, "vocab_size", 50_000))
-    length = width + max_new_tokens
-    per = (layers * 2 * kvh * d * length * 4 + width * (10 * hidden + 3 * mlp) * 4
-           + heads * width * width * 4 + 4 * vocab * 4)
-    return rows_within(lm.device, per, most)
-
-
-def generate(
-    lm: LoadedModel,
-    segments: Segments,
-    soft: torch.Tensor | None = None,
-    max_new_tokens: int = 8,
-    batch_size: int | None = None,
-) -> list[str]:
-    """Greedy continuations of each prompt with the soft prompt ``[tokens, hidden]`` in place,
-    in batches sized to the free memory (``batch_size`` caps them)."""
-    model, tok = lm.model, lm.tokenizer
-    embed = model.get_input_embeddings()
-    dtype = embed.weight.dtype
-    device = torch.device(lm.device)
-    if soft is not None and soft.dim() == 3:
-        soft = soft[0]
-    soft = (torch.zeros(0, embed.weight.shape[1]) if soft is None else soft).to(device, dtype)
-    seqs = []
-    for pre, post in zip(segments.pre, segments.post, strict=True):
-        parts = [embed(torch.tensor(pre, dtype=torch.long, device=device))] if pre else []
-        parts.append(soft)
-        if post:
-            parts.append(embed(torch.tensor(post, dtype=torch.long, device=device)))
-        seqs.append(torch.cat(parts))
-    texts: list[str] = []
-    width = max((s.shape[0] for s in seqs), default=1)
-    batch_size = generation_batch(lm, width, max_new_tokens, batch_size or 32)
-    for start in range(0, len(seqs), batch_size):
-        chunk = seqs[start : start + batch_size]
-        width = max(s.shape[0] for s in chunk)
-        embeds = torch.zeros(len(chunk), width, soft.shape[1], dtype=dtype, device=device)
-        mask = torch.zeros(len(chunk), width, dtype=torch.long, device=device)
-        for i, s in enumerate(chunk):  # left padding, as generation expects
-            embeds[i, width - s.shape[0] :] = s
-            mask[i, width - s.shape[0] :] = 1
-        out = model.generate(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tok.pad_token_id,
-        )
-        texts += tok.batch_decode(out, skip_special_tokens=True)
-    return texts
-
-
-SHARED_PREFIX_ATTENTION = "culturetune_shared_prefix"
-
-
-class _SharedPrefix:
-    """Per-layer prefix keys/values ``[prompts, kv heads, L, d]`` shared by every candidate."""
-
-    def __init__(
-        self, kv: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, prompts: int
-    ) -> None:
-        self.kv, self.prompts, self.calls = kv, prompts, 0
-        dtype = kv[0][0].dtype if kv else torch.float32
-        self.dtype = dtype
-        zero = torch.zeros((), dtype=dtype, device=mask.device)
-        ninf = torch.full((), float("-inf"), dtype=dtype, device=mask.device)
-        # Additive biases, built once per forward and shared by all layers.
-        self.pre_bias = torch.where(mask, zero, ninf)[None, :, None, None, None, :]
-        self.own_bias: torch.Tensor | None = None
-        #: ``[prompts, t, t]`` additive bias among each row's own tokens (a tree mask) in place
-        #: of the causal one.
-        self.tree: torch.Tensor | None = None
-
-    def causal(self, t: int, device: torch.device) -> torch.Tensor:
-        if self.tree is not None:
-            return self.tree[None, :, None, None]
-        if self.own_bias is None or self.own_bias.shape[-1] != t:
-            upper = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)
-            self.own_bias = torch.zeros(t, t, dtype=self.pre_bias.dtype, device=device)
-            self.own_bias.masked_fill_(upper, float("-inf"))
-        return self.own_bias
-
-
-def shared_prefix_attention(
-    module: torch.nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float | None = None,
-    dropout: float = 0.0,
-    shared_prefix: _SharedPrefix | None = None,
-    **kwargs: object,
-) -> tuple[torch.Tensor, None]:
-    """Attention over ``[shared prefix | own tokens]`` without copying the prefix per candidate.
-
-    ``query``/``key``/``value`` hold the candidates' own tokens, rows candidate-major; the prefix
-    of prompt ``i`` is attended to by every row ``c * prompts + i``. Scores against the prefix
-    broadcast over candidates, so its cache is read once per layer instead of once per row.
-    """
-    ctx = shared_prefix
-    kp, vp = ctx.kv[module.layer_idx]
-    ctx.calls += 1
-    out_dtype = query.dtype
-    query, key, value = query.to(ctx.dtype), key.to(ctx.dtype), value.to(ctx.dtype)
-    rows, heads, t, d = query.shape
-    n, kvh, length, _ = kp.shape
-    g, p = heads // kvh, rows // n
-    scale = scaling if scaling is not None else d**-0.5
-    # [prompts, kv heads, candidates * group * t, d]: one batched matmul per prompt and kv head.
-    q = (query * scale).view(p, n, kvh, g, t, d).permute(1, 2, 0, 3, 4, 5).reshape(n, kvh, -1, d)
-    s_pre = (q @ kp.transpose(-1, -2)).view(n, kvh, p, g, t, length)
-    s_pre = s_pre.permute(2, 0, 1, 3, 4, 5) + ctx.pre_bias  # [p, n, kvh, g, t, L]
-    k = key.view(p, n, kvh, 1, t, d)
-    v = value.view(p, n, kvh, 1, t, d)
-    qo = (query * scale).view(p, n, kvh, g, t, d)
-    s_own = qo @ k.transpose(-1, -2) + ctx.causal(t, query.device)  # [p, n, kvh, g, t, t]
-    w = torch.softmax(torch.cat([s_pre, s_own], -1), -1)
-    out = w[..., length:] @ v
-    if length:  # an empty prefix (nothing before the soft prompt) adds nothing
-        w_pre = w[..., :length].permute(1, 2, 0, 3, 4, 5).reshape(n, kvh, -1, length)
-        out = out + (w_pre @ vp).view(n, kvh, p, g, t, d).permute(2, 0, 1, 3, 4, 5)
-    return out.reshape(rows, heads, t, d).transpose(1, 2).to(out_dtype).contiguous(), None
-
-
-def _register() -> None:
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
-
-
-_register()
+__all__ = ["LOGIT_BYTES", "PromptScorer", "Segments", "split_tokens"]

@@ -75,3 +75,19 @@ def require(name: str, params: int, dtype: str, device: str, gguf_bytes: int = 0
     memory.require(weights + RUNTIME_BYTES + gguf_bytes, "cpu", what, smaller)
     if device != "cpu":
         memory.require(weights + RUNTIME_BYTES, device, what, smaller)
+
+
+#: Share of the free memory one batch of work may plan to use (the rest is for the model's
+#: own buffers and for whatever else runs).
+MEMORY_SHARE = 0.25
+
+
+def rows_within(device: str, per_row: int, most: int) -> int:
+    """How many rows of ``per_row`` bytes fit in :data:`MEMORY_SHARE` of the free memory (at
+    least 1, at most ``most``; ``most`` where the free memory is unknown)."""
+    from culturetune.core.memory import available_bytes
+
+    free = available_bytes(device)
+    if free is None or per_row <= 0:
+        return most
+    return int(max(1, min(most, MEMORY_SHARE * free // per_row)))

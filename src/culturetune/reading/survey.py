@@ -35,10 +35,11 @@ from culturetune.instrument.orders import (
 )
 from culturetune.instrument.targets import Loss, Target, loss
 from culturetune.instrument.vsm import DIMENSIONS, compute_indices, load_instrument
-from culturetune.model.engine import Segments, generate
+from culturetune.model.generate import generate
 from culturetune.model.loading import LoadedModel
 from culturetune.model.replies import OFF, ReplySet
 from culturetune.model.scoring import ReplyScorer
+from culturetune.model.segments import Segments
 from culturetune.reading.prompts import (
     CONTENT_FREE,
     INSTRUCTION,
