@@ -373,8 +373,12 @@ def test_results_json_is_complete(tiny_run):
                     for m, s in (("plain", None), ("persona", None), ("de", 0))}
     bad = [w for w, x in _finite_numbers(saved) if not math.isfinite(x)]
     assert not bad
-    # the model check comes first, and says what the bundled model does
-    assert messages[0].startswith("model check: answers by position")
+    # the format comes first (auto: the check in every format, the bundled model answers by
+    # content in none), then the check in the format read, which says what the model does
+    said = [m for m in messages if not m.endswith(" ...")]
+    assert said[0].startswith("format: number (--format auto: the model answers by content in "
+                              "no format (number: answers by position;")
+    assert said[1].startswith("model check: answers by position")
     assert saved["model_check"]["verdict"] == "answers by position"
     assert "cell 1/6: China plain ..." in messages and "cell 6/6: Saudi Arabia de seed 0 ..." \
         in messages

@@ -35,8 +35,8 @@ from culturetune.reading.check import LOW_SYSTEM
 #: (label, wording, orders, reading): the views every prompt is read in.
 VIEWS = (
     ("training wording (vsm2013, both orders)", "vsm2013", "both", "expected"),
-    ("tuned-on paraphrase (both orders)", "paraphrase", "both", "expected"),
-    ("held-out wording (paraphrase2, both orders)", "paraphrase2", "both", "expected"),
+    ("first paraphrase (both orders)", "paraphrase", "both", "expected"),
+    ("second paraphrase, never tuned on (both orders)", "paraphrase2", "both", "expected"),
     ("printed order alone", "vsm2013", "shown", "expected"),
     ("reversed order alone", "vsm2013", "reversed", "expected"),
     ("said, both orders", "vsm2013", "both", "said"),
@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"seed {seed}: {'resuming' if resume else 'tuning'} in {folder}", flush=True)
         settings = dict(format=args.format, seed=seed, budget=args.budget,
                         optimizer=args.optimizer)
+        if args.train_instrument is not None:
+            settings["train_instruments"] = [args.train_instrument]
         if not resume:
             settings["target_system"] = args.system
         result = ct.tune(lm, None, folder, resume=resume, progress=lambda p: print(
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": lm.name, "format": args.format, "system": args.system,
         "target": target.to_dict(), "budget": args.budget, "optimizer": args.optimizer,
+        "objective": runs[0][1].validity.training.view,
         "runs": [{"seed": s, "folder": str(r.folder), "verdict": r.validity.verdict,
                   "failed": r.validity.failed, "evaluations": r.evaluations,
                   "seconds": round(r.seconds, 1), "wall_seconds": round(w, 1),
@@ -105,7 +108,7 @@ def markdown(res: dict[str, Any]) -> str:
              "(official items, both orders, expected reading): "
              + ", ".join(f"{k} {v:.1f}" for k, v in res["target"]["scores"].items()) + ".",
              f"Tuned toward it without that prompt: {res['optimizer']}, {res['budget']} "
-             "evaluations per seed, culturetune's default objective and checks.",
+             f"evaluations per seed, objective: {res['objective']}; culturetune's checks.",
              "",
              "| view | plain | hard prompt (closed) | tuned, mean ± sd over seeds (closed) |",
              "| --- | --- | --- | --- |"]
@@ -133,6 +136,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=640)
     ap.add_argument("--optimizer", default="pso")
+    ap.add_argument("--train-instrument", default=None,
+                    help="none: tune on the official items alone (half the cost of the default "
+                    "objective, which adds the first paraphrase)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     res = run(args)

@@ -195,15 +195,21 @@ class _Surveys:
     ) -> dict[str, dict[str, Any]]:
         """Indices, loss and option mass in each view (``said`` views: with the share of replies
         that name an option); each survey is read once for all of its views' readings."""
-        from culturetune.reading.survey import run_survey
+        from culturetune.reading.survey import read_within, run_survey
 
-        out, reads = {}, {}
+        out: dict[str, dict[str, Any]] = {}
+        reads: dict[Any, Any] = {}
         for view in views:
             survey = self.get(view, system)
-            if id(survey) not in reads:
-                reads[id(survey)] = survey.read(soft)
+            full = survey  # one order alone: a slice of both orders' survey where that is read
+            if view.orders in ("shown", "reversed") and any(
+                    v.orders == "both" and (v.instrument, v.calibrate, v.format)
+                    == (view.instrument, view.calibrate, view.format) for v in views):
+                full = self.get(View(view.instrument, "both", view.calibrate,
+                                     format=view.format), system)
+            reading, said = read_within(full, survey, soft, reads, view.reading == "said")
             r = run_survey(survey, soft=soft, constants=self.constants, target=target,
-                           answers=view.reading, reading=reads[id(survey)],
+                           answers=view.reading, reading=reading, said=said,
                            missing=self.missing)
             out[view_key(view)] = {
                 "indices": r.indices,
@@ -561,3 +567,29 @@ def _check_run(run_file: Path, wanted: Any) -> None:
             f"{run_file.parent} holds a tuning run with other settings "
             f"({', '.join(f'{k} {saved.get(k)!r}' for k in diff)}); use another output folder"
         )
+
+
+def resolve_formats(lm: Any, config: ExperimentConfig, say: Callable[[str], None]) -> Any:
+    """Settle ``config``'s answer format on a loaded model (``auto``: the format in which the
+    model check says the model answers by content, else ``number``) and the other formats it can
+    be asked in; say what was chosen and why. Returns the model check in the chosen format. Runs
+    where the model is: in this process, or on a Ray worker for a grid on Ray."""
+    from culturetune.instrument.formats import FORMATS
+    from culturetune.instrument.vsm import load_instrument
+    from culturetune.reading.check import check_model, choose_format
+    from culturetune.reading.prompts import format_problem
+
+    if config.format == "auto":
+        choice = choose_format(lm, "auto", "vsm2013",
+                               progress=lambda what: say(f"model check: {what} ..."))
+        config.format = choice.format
+        say(f"format: {choice.format} ({choice.reason})")
+    if config.other_formats is None:  # the formats this model can be asked in at all
+        inst = load_instrument("vsm2013")
+        config.other_formats = [f for f in FORMATS if f != config.format
+                                and format_problem(lm, inst, f) is None]
+    model_check = check_model(lm, "vsm2013", format=config.format)
+    say(f"model check: {model_check.summary()}")
+    if model_check.warning():
+        say(f"warning: {model_check.warning()}; the experiment still runs")
+    return model_check

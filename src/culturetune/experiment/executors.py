@@ -236,6 +236,17 @@ class _Worker:
         return {"name": self.lm.name, "dtype": self.lm.dtype, "device": self.lm.device,
                 "machine": machine_info(self.lm), "host": socket.gethostname(), "pid": os.getpid()}
 
+    def resolve_formats(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The grid's answer formats settled on this worker's model (``--format auto`` needs the
+        model check, made where the model is), with what was said about them."""
+        from culturetune.experiment.cells import resolve_formats
+        from culturetune.experiment.config import ExperimentConfig
+
+        cfg = ExperimentConfig.from_dict(config)
+        said: list[str] = []
+        resolve_formats(self.lm, cfg, said.append)
+        return {"format": cfg.format, "other_formats": cfg.other_formats, "said": said}
+
     def _maybe_crash(self) -> None:
         if self.crash is None:
             return
@@ -546,6 +557,11 @@ class RayExecutor:
         say(f"starting {len(pool.actors)} Ray workers (each loads the model) ...")
         info = pool.describe()
         first = info[0]
+        if config.format == "auto" or config.other_formats is None:
+            settled = pool.run("resolve_formats", [(config.to_dict(),)])[0]
+            config.format, config.other_formats = settled["format"], settled["other_formats"]
+            for line in settled["said"]:
+                say(line)
         runner = CellRunner(_ModelInfo(first["name"], first["dtype"], first["device"]), config,
                             out, say)
         records: list[dict[str, Any] | None] = [None] * len(specs)

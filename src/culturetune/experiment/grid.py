@@ -35,7 +35,7 @@ from typing import Any
 from culturetune.core import defaults
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import WriteError, write_json
-from culturetune.experiment.cells import Progress
+from culturetune.experiment.cells import Progress, resolve_formats
 from culturetune.experiment.config import PARAPHRASE_NOTE, ExperimentConfig, versions
 from culturetune.experiment.methods import (
     FORMAT,
@@ -92,28 +92,7 @@ def run_experiment(
         executor = LocalExecutor(lm)
     model_check = None
     if lm is not None:
-        from culturetune.instrument.formats import FORMATS
-        from culturetune.instrument.vsm import load_instrument
-        from culturetune.reading.check import check_model, choose_format
-        from culturetune.reading.prompts import format_problem
-
-        if config.format == "auto":
-            choice = choose_format(lm, "auto", "vsm2013",
-                                   progress=lambda what: say(f"model check: {what} ..."))
-            config.format = choice.format
-            say(f"format: {choice.format} ({choice.reason})")
-        if config.other_formats is None:  # the formats this model can be asked in at all
-            inst = load_instrument("vsm2013")
-            config.other_formats = [f for f in FORMATS if f != config.format
-                                    and format_problem(lm, inst, f) is None]
-        model_check = check_model(lm, "vsm2013", format=config.format)
-        say(f"model check: {model_check.summary()}")
-        if model_check.warning():
-            say(f"warning: {model_check.warning()}; the experiment still runs")
-    elif config.format == "auto":
-        raise CultureTuneError("--format auto needs the model check, made where the model is "
-                               "loaded; on Ray give the format (--format number, letter or "
-                               "words)")
+        model_check = resolve_formats(lm, config, say)
     try:
         grid = executor.run_grid(config, out, say)
         runner, records = grid.runner, grid.cells

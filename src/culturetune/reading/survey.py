@@ -136,6 +136,8 @@ class Survey:
         self.segments = prompt_segments(lm, users, system, placement)
         self.reply_options = self._reply_options()
         self._scorer: ReplyScorer | None = None
+        #: This survey's prompts inside a joint scorer (:func:`read_many`): scorer, first, end.
+        self._part: tuple[ReplyScorer, int, int] | None = None
 
     def _reply_options(self) -> list[list[list[list[int]]]]:
         """Each prompt's replies as token sequences: ``[prompt][shown option][form]``, the
@@ -172,8 +174,25 @@ class Survey:
 
     def _scores(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
         """Log-probabilities of the options as shown ``[candidates, prompts, 5]`` and the shown
-        option each greedy reply spells ``[candidates, prompts]`` (``NO_ANSWER`` where none)."""
+        option each greedy reply spells ``[candidates, prompts]`` (``NO_ANSWER`` where none).
+        Where this survey was read jointly with others (:func:`read_many`) and has no scorer of
+        its own, the joint scorer's prefix caches serve it (no second prefix pass)."""
+        if self._scorer is None and self._part is not None:
+            scorer, first, end = self._part
+            logp, greedy = scorer(soft)
+            return logp[:, first:end], greedy[:, first:end]
         return self.scorer(soft)
+
+    def orders_within(self, other: Survey) -> list[int] | None:
+        """Where each of ``other``'s orders sits among this survey's, if this survey asks every
+        prompt ``other`` asks (same model, items, format, system text, placement and
+        calibration), else ``None``: ``other``'s readings are then slices of this one's."""
+        same = (other.lm is self.lm and other.instrument == self.instrument
+                and other.format == self.format and other.system == self.system
+                and other.placement == self.placement and other.calibrate == self.calibrate)
+        if not same or any(o not in self.orders for o in other.orders):
+            return None
+        return [self.orders.index(o) for o in other.orders]
 
     def read(self, soft: torch.Tensor | None = None) -> Reading:
         """Answers of each candidate in each order, mapped to option-content order."""
@@ -261,6 +280,34 @@ class Survey:
         return said, replies
 
 
+def read_within(
+    full: Survey, survey: Survey, soft: torch.Tensor | None, cache: dict[Any, Any],
+    said: bool = False,
+) -> tuple[Reading, tuple[np.ndarray, dict[int, str]] | None]:
+    """``survey``'s reading of ``soft`` (and, with ``said``, what the model says), read once on
+    ``full`` and kept in ``cache`` (one per soft prompt), sliced where ``survey`` asks some of
+    ``full``'s orders (:meth:`Survey.orders_within`): one order alone costs no pass of its own."""
+    at = full.orders_within(survey)
+    if at is None:
+        full, at = survey, list(range(len(survey.orders)))
+    key = id(full)
+    if key not in cache:
+        cache[key] = full.read(soft)
+    reading, said_by = cache[key], None
+    if said:
+        if ("said", key) not in cache:
+            cache[("said", key)] = full.said(reading, soft)
+        said_by = cache[("said", key)]
+    if full is survey:
+        return reading, said_by
+    if said_by is not None:
+        n_i = len(survey.instrument.items)
+        said_by = (said_by[0][at], {j * n_i + i: text for k, text in said_by[1].items()
+                                    for o, i in [divmod(k, n_i)]
+                                    for j, a in enumerate(at) if a == o})
+    return reading.subset(at), said_by
+
+
 _OWN_SCORES = Survey._scores
 
 
@@ -298,6 +345,10 @@ def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
     replies = ReplySet(options, pad=first.lm.tokenizer.pad_token_id or 0)
     scorer = ReplyScorer(first.lm, segs, replies, first.max_rows)
     first._joint = (key, scorer)
+    at = 0
+    for s in surveys:
+        s._part = (scorer, at, at + s.n_prompts)
+        at += s.n_prompts
     return scorer
 
 
@@ -312,6 +363,12 @@ class Reading:
     by_order: np.ndarray
     mass: np.ndarray
     said: np.ndarray
+
+    def subset(self, at: Sequence[int]) -> Reading:
+        """The reading of the orders at positions ``at`` alone."""
+        at = list(at)
+        return Reading([self.orders[i] for i in at], self.by_order[:, at], self.mass[:, at],
+                       self.said[:, at])
 
     @property
     def probs(self) -> np.ndarray:
@@ -500,11 +557,13 @@ def run_survey(
     prompt_name: str | None = None,
     missing: str = defaults.MISSING,
     reading: Reading | None = None,
+    said: tuple[np.ndarray, dict[int, str]] | None = None,
 ) -> SurveyResult:
     """Administer the instrument once (in every order of the survey) and score it.
 
     ``reading`` is the survey's :meth:`Survey.read` of ``soft`` when the caller already has it
-    (several answer modes of one prompt then cost one forward pass)."""
+    (several answer modes of one prompt then cost one forward pass); ``said``, likewise, its
+    :meth:`Survey.said` (content indices ``[orders, items]`` and the generated replies)."""
     if answers not in ANSWER_MODES:
         raise CultureTuneError(
             f"unknown --answers {answers!r}; use one of {', '.join(ANSWER_MODES)}"
@@ -528,7 +587,7 @@ def run_survey(
             values = np.array([[_or_none(survey.parse(o * n_items + i, texts[o][i]))
                                 for i in range(n_items)] for o in range(n_orders)])
         else:
-            values, replies = survey.said(reading, soft)
+            values, replies = said if said is not None else survey.said(reading, soft)
             texts = [[replies.get(o * n_items + i) for i in range(n_items)]
                      for o in range(n_orders)]
         values = np.where(values < 0, NO_ANSWER, values)

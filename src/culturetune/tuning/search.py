@@ -36,6 +36,7 @@ from culturetune.reading.survey import (
     Survey,
     SurveyResult,
     read_many,
+    read_within,
     run_survey,
     uniform_loss,
 )
@@ -568,6 +569,9 @@ def validate_prompt(
     from culturetune.reading.check import cached_check
 
     surveys: dict[tuple[str, str, bool, str], tuple[Survey, dict[str, Any]]] = {}
+    if objective is not None and len(objective.surveys) == len(config.wordings):
+        for name, sv in zip(config.wordings, objective.surveys, strict=True):  # read already
+            surveys[(name, config.orders, config.calibrate, config.format)] = (sv, {})
 
     def survey(view: View) -> Survey:
         key = (view.instrument, view.orders, view.calibrate, view.format)
@@ -577,15 +581,24 @@ def validate_prompt(
                                    calibrate=view.calibrate, format=view.format), {})
         return surveys[key][0]
 
-    def scored(view: View) -> tuple[SurveyResult, SurveyResult]:
+    def base(view: View) -> tuple[Survey, dict[str, Any]]:
+        """The survey whose reading serves ``view``: one order alone is a slice of both."""
+        if view.orders in ("shown", "reversed"):
+            survey(View(view.instrument, "both", view.calibrate, format=view.format))
+            key = (view.instrument, "both", view.calibrate, view.format)
+        else:
+            key = (view.instrument, view.orders, view.calibrate, view.format)
         survey(view)
-        key = (view.instrument, view.orders, view.calibrate, view.format)
-        sv, reads = surveys[key]
+        return surveys[key]
+
+    def scored(view: View) -> tuple[SurveyResult, SurveyResult]:
+        sv = survey(view)
+        full, reads = base(view)
         out = []
         for name, p in (("plain", None), ("tuned", soft)):
-            if name not in reads:
-                reads[name] = sv.read(p)
-            out.append(run_survey(sv, soft=p, answers=view.reading, reading=reads[name],
+            reading, said = read_within(full, sv, p, reads.setdefault(name, {}),
+                                        view.reading == "said")
+            out.append(run_survey(sv, soft=p, answers=view.reading, reading=reading, said=said,
                                   constants=config.constants, target=config.target,
                                   loss_kind=config.loss, missing=config.missing))
         return out[0], out[1]
