@@ -15,9 +15,12 @@ read after one short forward pass that touches the weights a survey needs) is it
 gives seconds, peak memory and the size on disk of the dtype's cache folder after the first load
 (and any assembled GGUF file left behind: there should be none).
 
-The tuning step and ``check-model`` of each model are measured by the model engine's owner:
-add them to :data:`MEASUREMENTS` (a child script that prints one JSON object, like the two
-below) and they join the table.
+- **tuning step, number / words**: one step of 16 candidates of the default objective (the worst
+  of two wordings x each order alone) in that answer format, after building the objective; the
+  peak against the target of 2 x the weights + 2 GB;
+- **check-model, number / words**: the model check in that format, measured afresh.
+
+``--steps`` picks some (``--steps tuning``: the loads and the tuning steps).
 """
 
 from __future__ import annotations
@@ -95,18 +98,69 @@ touch(model, tok)
 print(json.dumps({"seconds": seconds, "peak_bytes": peak_bytes()}))
 """
 
-#: (step name, child script, when it runs: "always" or "float32" (only with the float32 cache)).
-#: The engine's owner adds the tuning step and check-model here.
-MEASUREMENTS: list[tuple[str, str, str]] = [
-    ("first load", LOAD, "always"),
-    ("later load", LOAD, "always"),
-    ("float32 cache read as bf16", OLD_WAY, "float32"),
+#: One tuning step of 16 candidates (the default objective: the worst of two wordings x each
+#: order alone, with the option-mass floor), in the answer format ``sys.argv[3]``: the seconds to
+#: build the objective (the prompts' prefix caches, the plain model's mass) and of the step.
+STEP = CHILD_HEAD + r"""
+import torch
+from culturetune.cli import quiet_transformers
+from culturetune.instrument.targets import lookup_country
+from culturetune.model.loading import load_model
+from culturetune.tuning.config import TuneConfig
+from culturetune.tuning.search import make_objective
+from culturetune.tuning.softprompt import initial_prompt
+
+quiet_transformers()
+fmt = sys.argv[3]
+lm = load_model(name, device="cpu", dtype=dtype)
+weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
+config = TuneConfig(target=lookup_country("China"), format=fmt)
+init = "lead" if fmt == "words" else "vocab"
+prompts = torch.stack([initial_prompt(lm, config.tokens, init, None, seed) for seed in range(16)])
+prompts = prompts + 0.01 * torch.randn_like(prompts.float()).to(prompts.dtype)
+began = time.perf_counter()
+objective = make_objective(lm, config)
+built = time.perf_counter() - began
+began = time.perf_counter()
+with torch.no_grad():
+    objective(prompts)
+step = time.perf_counter() - began
+print(json.dumps({"seconds": step, "build_s": built, "peak_bytes": peak_bytes(),
+                  "weights_bytes": weights}))
+"""
+
+#: The model check in the answer format ``sys.argv[3]``, measured afresh (the bench's cache is
+#: new): seconds, peak memory and the verdict.
+CHECK = CHILD_HEAD + r"""
+from culturetune.cli import quiet_transformers
+from culturetune.model.loading import load_model
+from culturetune.reading.check import check_model
+
+quiet_transformers()
+lm = load_model(name, device="cpu", dtype=dtype)
+began = time.perf_counter()
+check = check_model(lm, "vsm2013", format=sys.argv[3], refresh=True)
+print(json.dumps({"seconds": time.perf_counter() - began, "peak_bytes": peak_bytes(),
+                  "verdict": check.verdict}))
+"""
+
+#: (step name, child script, when it runs: "always" or "float32" (only with the float32 cache),
+#: the script's extra arguments). ``--steps`` picks them by the first word of their names.
+MEASUREMENTS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("first load", LOAD, "always", ()),
+    ("later load", LOAD, "always", ()),
+    ("float32 cache read as bf16", OLD_WAY, "float32", ()),
+    ("tuning step, number", STEP, "always", ("number",)),
+    ("tuning step, words", STEP, "always", ("words",)),
+    ("check-model, number", CHECK, "always", ("number",)),
+    ("check-model, words", CHECK, "always", ("words",)),
 ]
 
 
-def run_child(script: str, name: str, dtype: str, cache: Path) -> dict:
+def run_child(script: str, name: str, dtype: str, cache: Path, extra: tuple[str, ...] = ()
+              ) -> dict:
     env = {**os.environ, "CULTURETUNE_CACHE": str(cache)}
-    done = subprocess.run([sys.executable, "-c", script, name, dtype], env=env,
+    done = subprocess.run([sys.executable, "-c", script, name, dtype, *extra], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -132,8 +186,12 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(registry.KNOWN),
                     help="known model names, comma-separated (default: all installed)")
     ap.add_argument("--dtypes", default="auto", help="comma-separated, e.g. auto,float32")
+    ap.add_argument("--steps", default="first,later,float32,tuning,check",
+                    help="which measurements, by the first word of their names (first load and "
+                         "later load always run: the others need the cache they fill)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    wanted = {w.strip() for w in args.steps.split(",")} | {"first", "later"}
 
     rows = []
     for name in args.models.split(","):
@@ -146,13 +204,14 @@ def main() -> int:
         cache = Path(tempfile.mkdtemp(prefix="bench-models-"))
         try:
             for dtype in dtypes:
-                for step, script, when in MEASUREMENTS:
-                    if when == "float32" and dtype != "float32":
+                for step, script, when, extra in MEASUREMENTS:
+                    if (when == "float32" and dtype != "float32") or step.split()[0].rstrip(
+                            ",") not in wanted:
                         continue
                     print(f"{name} {dtype}: {step} ...", file=sys.stderr, flush=True)
                     load = os.getloadavg()[0]
                     row = {"model": name, "dtype": dtype, "step": step, "load_avg": load,
-                           **run_child(script, name, dtype, cache)}
+                           **run_child(script, name, dtype, cache, extra)}
                     if step == "first load":  # what stays on disk: the folder, no GGUF
                         row["gguf_left"] = folder_bytes(cache / "gguf") if (
                             cache / "gguf").exists() else 0
@@ -171,7 +230,10 @@ def main() -> int:
         notes = [f"assembly {r['assembly_s']:.1f} s" if "assembly_s" in r else "",
                  f"dequantize, save, load {r['dequantize_s']:.1f} s" if "dequantize_s" in r
                  else "", f"GGUF left {r['gguf_left'] / 1e9:.2f} GB" if r.get("gguf_left")
-                 else "", f"load avg {r['load_avg']:.1f}"]
+                 else "", f"objective built in {r['build_s']:.1f} s" if "build_s" in r else "",
+                 (f"peak {r['peak_bytes'] / (2 * r['weights_bytes'] + 2e9):.2f} x (2 x weights "
+                  "+ 2 GB)") if "weights_bytes" in r else "",
+                 r.get("verdict", ""), f"load avg {r['load_avg']:.1f}"]
         cache = (f"{r['folder_bytes'] / 1e9:.2f}" if r["step"] == "first load" else "")
         print(f"{r['model']:<22} {r['dtype']:<9} {r['step']:<27} {r['seconds']:>8.1f} "
               f"{r['peak_bytes'] / 1e9:>8.2f} {cache:>9}  {', '.join(n for n in notes if n)}")

@@ -152,12 +152,15 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, capsys) -> None:
     meta = json.loads((out_dir / "culturetune.json").read_text())
     assert [c["view"] for c in meta["validity"]["checks"]] == [
         "paraphrase2 · both", "vsm2013 · shown", "vsm2013 · reversed", "vsm2013 · both · said",
-        "vsm2013 · shown · said", "vsm2013 · reversed · said", "vsm2013 · both · letter",
-        "vsm2013 · both · words"]
+        "vsm2013 · shown · said", "vsm2013 · reversed · said"]
     # --format auto: the model answers by content in no format, so it is read in numbers; the
-    # other formats are shown and, as it answers by content in neither, not counted
+    # other formats are not read (by position in letters, no answer in words), and it says so
     assert meta["config"]["format"] == "number" and "format: number (--format auto" in err
-    assert [c["counted"] for c in meta["validity"]["checks"]] == [True] * 6 + [False] * 2
+    assert meta["validity"]["unread"] == {"letter": "answers by position",
+                                          "words": "does not answer"}
+    assert "not read in other answer formats where the model check says a reading carries none " \
+           "of its answers (letter: answers by position; words: does not answer)" in " ".join(
+               out.split())
     assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
     assert meta["validity"]["verdict"] in out.upper() or meta["validity"]["verdict"].upper() in out
     # The option mass is reported beside the losses (a prompt can win by silencing the options).

@@ -374,11 +374,15 @@ def test_results_json_is_complete(tiny_run):
     bad = [w for w, x in _finite_numbers(saved) if not math.isfinite(x)]
     assert not bad
     # the format comes first (auto: the check in every format, the bundled model answers by
-    # content in none), then the check in the format read, which says what the model does
+    # content in none), then the other formats left unread (by position in letters, no answer
+    # in words: a reading there says nothing), then the check in the format read
     said = [m for m in messages if not m.endswith(" ...")]
     assert said[0].startswith("format: number (--format auto: the model answers by content in "
                               "no format (number: answers by position;")
-    assert said[1].startswith("model check: answers by position")
+    assert said[1].startswith("not read in letter (answers by position); words (does not "
+                              "answer): the model check says")
+    assert said[2].startswith("model check: number format: answers by position")
+    assert saved["config"]["other_formats"] == []
     assert saved["model_check"]["verdict"] == "answers by position"
     assert "cell 1/6: China plain ..." in messages and "cell 6/6: Saudi Arabia de seed 0 ..." \
         in messages
@@ -487,17 +491,24 @@ def test_interrupted_tuning_resumes(lm, tmp_path, monkeypatch):
 
 @pytest.mark.model
 def test_quick_preset_runs(lm, tmp_path):
-    # The full --quick (4 countries, about 5 minutes on 2 cores) is too slow for the test suite;
-    # CI runs the same preset (seeds, methods, budget) on one country with 4 fixture questions.
-    cfg = quick(countries=["China"], data=str(FIXTURE), bench_limit=4)
+    # The full --quick (4 countries at 320 evaluations each) is too slow for the test suite;
+    # CI runs the same preset (seeds, methods) on one country with 4 fixture questions and a
+    # budget of 4 steps: the preset's own budget is a setting, checked as one.
+    assert quick().budget == QUICK_BUDGET and quick().seeds == 1
+    cfg = quick(countries=["China"], data=str(FIXTURE), bench_limit=4, budget=64)
     results = run_experiment(lm, cfg, tmp_path, report=write_report)
     assert {c["method"] for c in results["cells"]} == set(QUICK_METHODS)
     by = {c["method"]: c for c in results["cells"]}
-    assert by["de"]["tuning"]["evaluations"] == QUICK_BUDGET
-    # the search improves on its first population (the default objective is the worst view of
-    # two wordings with a mass floor, so the headline view itself need not improve)
-    history = by["de"]["tuning"]["history"]
-    assert by["de"]["tuning"]["best_search_loss"] < history[0]["best_loss"]
+    assert by["de"]["tuning"]["evaluations"] == by["pso"]["tuning"]["evaluations"] == 64
+    # one history row per step of 16, the best so far never rising, and the kept prompt the best
+    # found (4 steps need not improve on the first population: the default objective is the worst
+    # view of two wordings with a mass floor)
+    for method in ("de", "pso"):
+        history = by[method]["tuning"]["history"]
+        best = [h["best_loss"] for h in history]
+        assert [h["evaluations"] for h in history] == [16, 32, 48, 64]
+        assert best == sorted(best, reverse=True)
+        assert by[method]["tuning"]["best_search_loss"] == pytest.approx(best[-1])
     assert (tmp_path / "report.html").exists()
 
 

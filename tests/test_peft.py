@@ -96,7 +96,7 @@ def test_auto_peft_loads_a_prompt_tuned_on_a_local_folder_offline(
     run = str(tmp_path / "run")
     tuned = run_cli(["tune", "--model", str(folder), "--country", "China", "--placement", "prefix",
              "--tokens", "3", "--optimizer", "random", "--population", "2", "--budget", "2",
-             "--dtype", "float32", "--out", run], capsys)
+             "--dtype", "float32", "--format", "number", "--out", run], capsys)
     # The prompt matters: the survey moves with it (so a PEFT that ignored it would not match).
     assert abs(tuned["final"]["loss"]["value"] - tuned["baseline"]["loss"]["value"]) > 0.1
     config = json.loads((Path(run) / CONFIG_FILE).read_text())
@@ -104,7 +104,7 @@ def test_auto_peft_loads_a_prompt_tuned_on_a_local_folder_offline(
     assert json.loads((Path(run) / META_FILE).read_text())["model"] == str(folder)
     # PEFT sees the printed option order only, so compare with that order's reading.
     ours = run_cli(["survey", "--model", str(folder), "--prompt", run, "--dtype", "float32",
-                    "--orders", "shown"], capsys)
+                    "--orders", "shown", "--format", "number"], capsys)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", PEFT_SCRIPT, run], env=env,

@@ -576,7 +576,7 @@ def resolve_formats(lm: Any, config: ExperimentConfig, say: Callable[[str], None
     where the model is: in this process, or on a Ray worker for a grid on Ray."""
     from culturetune.instrument.formats import FORMATS
     from culturetune.instrument.vsm import load_instrument
-    from culturetune.reading.check import check_model, choose_format
+    from culturetune.reading.check import check_model, choose_format, unread_formats
     from culturetune.reading.prompts import format_problem
 
     if config.format == "auto":
@@ -584,10 +584,14 @@ def resolve_formats(lm: Any, config: ExperimentConfig, say: Callable[[str], None
                                progress=lambda what: say(f"model check: {what} ..."))
         config.format = choice.format
         say(f"format: {choice.format} ({choice.reason})")
-    if config.other_formats is None:  # the formats this model can be asked in at all
-        inst = load_instrument("vsm2013")
-        config.other_formats = [f for f in FORMATS if f != config.format
-                                and format_problem(lm, inst, f) is None]
+    if config.other_formats is None:  # the formats this model can be asked in and that the
+        inst = load_instrument("vsm2013")  # model check does not rule out
+        asked = [f for f in FORMATS if f != config.format and format_problem(lm, inst, f) is None]
+        unread = unread_formats(lm, "vsm2013", asked)
+        config.other_formats = [f for f in asked if f not in unread]
+        if unread:
+            say("not read in " + "; ".join(f"{f} ({v})" for f, v in unread.items())
+                + ": the model check says a reading in these formats carries none of its answers")
     model_check = check_model(lm, "vsm2013", format=config.format)
     say(f"model check: {model_check.summary()}")
     if model_check.warning():

@@ -60,6 +60,9 @@ MIN_PROBE_GAP = 1.0
 MIN_ANSWERED = 0.5
 VERDICTS = ("answers by content", "answers by position", "does not follow instructions",
             "answers inconsistently", "does not answer")
+#: Verdicts under which a format's reading carries nothing of the model's answers: views in such
+#: a format are not read (by position, every reading is the labels' bias; no answer, no reading).
+UNREAD_VERDICTS = ("answers by position", "does not answer")
 #: Bump when what the check measures changes (cached checks of older versions are redone).
 #: 2: answer formats; (c) compares the most likely option with the said reply.
 CHECK_VERSION = 2
@@ -278,6 +281,17 @@ def check_formats(lm: Any, instrument: str = "vsm2013", *, formats: Sequence[str
             for f in formats}
 
 
+def unread_formats(lm: Any, instrument: str, formats: Sequence[str]) -> dict[str, str]:
+    """Of ``formats``, those whose cached check says a reading in them carries nothing
+    (:data:`UNREAD_VERDICTS`), with the verdict; a format not checked yet is read."""
+    out = {}
+    for f in formats:
+        check = cached_check(lm, instrument, f)
+        if check is not None and check.verdict in UNREAD_VERDICTS:
+            out[f] = check.verdict
+    return out
+
+
 def content_format(checks: dict[str, ModelCheck]) -> str | None:
     """The first format (in :data:`FORMATS` order: the cheapest first) in which the model
     answers by content, or ``None``."""
@@ -321,4 +335,5 @@ def choose_format(lm: Any, requested: str, instrument: str = "vsm2013", *,
 
 __all__ = ["HIGH_SYSTEM", "LOW_SYSTEM", "MIN_AGREEMENT", "MIN_PROBE_GAP", "FormatChoice",
            "ModelCheck", "VERDICTS", "cached_check", "check_formats", "check_model",
-           "choose_format", "content_format", "poles", "run_check", "verdict"]
+           "choose_format", "content_format", "poles", "run_check", "unread_formats",
+           "verdict", "UNREAD_VERDICTS"]

@@ -136,8 +136,6 @@ class Survey:
         self.segments = prompt_segments(lm, users, system, placement)
         self.reply_options = self._reply_options()
         self._scorer: ReplyScorer | None = None
-        #: This survey's prompts inside a joint scorer (:func:`read_many`): scorer, first, end.
-        self._part: tuple[ReplyScorer, int, int] | None = None
 
     def _reply_options(self) -> list[list[list[list[int]]]]:
         """Each prompt's replies as token sequences: ``[prompt][shown option][form]``, the
@@ -175,12 +173,9 @@ class Survey:
     def _scores(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
         """Log-probabilities of the options as shown ``[candidates, prompts, 5]`` and the shown
         option each greedy reply spells ``[candidates, prompts]`` (``NO_ANSWER`` where none).
-        Where this survey was read jointly with others (:func:`read_many`) and has no scorer of
-        its own, the joint scorer's prefix caches serve it (no second prefix pass)."""
-        if self._scorer is None and self._part is not None:
-            scorer, first, end = self._part
-            logp, greedy = scorer(soft)
-            return logp[:, first:end], greedy[:, first:end]
+        Always this survey's own scorer, never a joint one (:func:`read_many`): in bf16 the
+        scores depend on what a batch is padded to, and a survey read alone (``culturetune
+        survey --prompt``) must give what a run reported."""
         return self.scorer(soft)
 
     def orders_within(self, other: Survey) -> list[int] | None:
@@ -345,10 +340,6 @@ def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
     replies = ReplySet(options, pad=first.lm.tokenizer.pad_token_id or 0)
     scorer = ReplyScorer(first.lm, segs, replies, first.max_rows)
     first._joint = (key, scorer)
-    at = 0
-    for s in surveys:
-        s._part = (scorer, at, at + s.n_prompts)
-        at += s.n_prompts
     return scorer
 
 

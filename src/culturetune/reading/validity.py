@@ -155,6 +155,9 @@ class Validity:
     tuned_mass: float | None = None
     #: The checks that did not hold (their views, and "option mass" where it fell too far).
     failed: list[str] = field(default_factory=list)
+    #: Other answer formats not read, with the model check's verdict in each (a reading in a
+    #: format the model answers by position in, or not at all, says nothing of its answers).
+    unread: dict[str, str] = field(default_factory=dict)
 
     @property
     def gain(self) -> float | None:
@@ -180,6 +183,7 @@ class Validity:
             plain_mass=d.get("plain_mass"),
             tuned_mass=d.get("tuned_mass"),
             failed=list(d.get("failed", [])),
+            unread=dict(d.get("unread", {})),
         )
 
 

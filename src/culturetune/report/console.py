@@ -399,6 +399,11 @@ def print_validity(con: Console, validity: Any) -> None:
         table.add_row(row.view, role, _num(row.plain, ".2f"), f"{row.uniform:.2f}",
                       _num(row.tuned, ".2f"), kept if row.role != "training" else "", answered)
     con.print(table)
+    unread = getattr(validity, "unread", None)
+    if unread:
+        said = "; ".join(f"{f}: {v}" for f, v in unread.items())
+        say(con, f"not read in other answer formats where the model check says a reading "
+            f"carries none of its answers ({said})")
     if validity.tuned_mass is not None:
         say(con, f"option mass: plain {validity.plain_mass:.3f} · tuned "
             f"{validity.tuned_mass:.3f} ({_pct(validity.mass_kept)} kept)")

@@ -566,7 +566,7 @@ def validate_prompt(
     (``said``) in both orders and each alone; plain model, uniform answers and prompt on each.
     The training row is the objective's own loss (without the mass penalty), plain and tuned."""
     from culturetune.instrument.formats import FORMATS
-    from culturetune.reading.check import cached_check
+    from culturetune.reading.check import cached_check, unread_formats
 
     surveys: dict[tuple[str, str, bool, str], tuple[Survey, dict[str, Any]]] = {}
     if objective is not None and len(objective.surveys) == len(config.wordings):
@@ -639,7 +639,11 @@ def validate_prompt(
         plain_l, tuned_l = (float(objective.losses(p)[0][0]) for p in (None, soft))
         train.view, train.plain, train.tuned = objective.describe(), plain_l, tuned_l
     others = [f for f in FORMATS if f != config.format and available(f)]
+    unread = unread_formats(lm, config.instrument, others)
     checks = [row(role, view, *scored(view))
               for role, view in check_views(train_view, config.validate_instruments,
-                                            config.wordings, others)]
-    return assess(train, checks, plain_r.option_mass, tuned_r.option_mass)
+                                            config.wordings, [f for f in others
+                                                              if f not in unread])]
+    validity = assess(train, checks, plain_r.option_mass, tuned_r.option_mass)
+    validity.unread = unread
+    return validity
