@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -282,20 +281,9 @@ def machine_info(lm: Any) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    import nevergrad
-    import numpy
-    import torch
-    import transformers
+    """The versions an experiment records (culturetune.core.version.package_versions)."""
+    from culturetune.core.version import package_versions
 
-    from culturetune.core.version import __version__
-
-    return {
-        "culturetune": __version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "nevergrad": nevergrad.__version__,
-        "numpy": numpy.__version__,
-    }
+    return package_versions("torch", "transformers", "nevergrad", "numpy", python=True)
 
 

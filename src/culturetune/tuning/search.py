@@ -26,6 +26,7 @@ import torch
 from culturetune.core import errors, inputs
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import WriteError, atomic_path, read_json, write_json, write_text
+from culturetune.core.version import package_versions
 from culturetune.instrument.targets import Target, loss_batch
 from culturetune.instrument.vsm import (
     compute_indices_batch,
@@ -504,11 +505,6 @@ def _finish(
     status: str,
     model_check: Any = None,
 ) -> TuneResult:
-    import nevergrad
-    import transformers
-
-    from culturetune.core.version import __version__
-
     if len(record.loss) == 0:
         raise CultureTuneError("no evaluation was made (time limit too short?)")
     best = int(np.argmin(record.loss))
@@ -532,12 +528,7 @@ def _finish(
         "uniform": {"loss": baseline.uniform_loss.to_dict()},
         "validity": validity.to_dict(),
         "model_check": None if model_check is None else model_check.to_dict(),
-        "versions": {
-            "culturetune": __version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "nevergrad": nevergrad.__version__,
-        },
+        "versions": package_versions("torch", "transformers", "nevergrad"),
         "device": lm.device,
         "dtype": lm.dtype,
     }
