@@ -10,19 +10,20 @@ from typing import Annotated
 
 import typer
 
-from culturetune.core import defaults
+from culturetune.core import choices, defaults
 from culturetune.instrument.orders import ORDER_SETS
 from culturetune.instrument.targets import LOSS_KINDS
 
-#: Same as ``culturetune.reading.survey.ANSWER_MODES`` (kept here so that the CLI imports no torch;
-#: a test checks that they agree).
-ANSWER_MODES: tuple[str, ...] = ("expected", "argmax", "said", "generate")
-#: Same as ``culturetune.reading.survey.MISSING_RULES`` and
-#: ``culturetune.tuning.config.OBJECTIVES`` / ``READINGS`` (a test checks that they agree).
-MISSING_RULES: tuple[str, ...] = ("renormalise", "neutral")
-OBJECTIVE_NAMES: tuple[str, ...] = ("pooled", "mean", "worst")
-READING_NAMES: tuple[str, ...] = ("expected", "said")
-DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+#: The choice lists the library checks (culturetune.core.choices), under the CLI's names.
+ANSWER_MODES: tuple[str, ...] = choices.ANSWER_MODES
+MISSING_RULES: tuple[str, ...] = choices.MISSING_RULES
+OBJECTIVE_NAMES: tuple[str, ...] = choices.OBJECTIVES
+READING_NAMES: tuple[str, ...] = choices.READINGS
+DTYPES: tuple[str, ...] = choices.DTYPES
+OPTIMIZER_NAMES: tuple[str, ...] = choices.OPTIMIZERS
+PLACEMENT_NAMES: tuple[str, ...] = choices.PLACEMENTS
+INIT_NAMES: tuple[str, ...] = choices.INITS
+FORMAT_NAMES: tuple[str, ...] = choices.FORMAT_CHOICES
 
 # Choices as enums (typer shows them in --help and rejects anything else as a usage error).
 Answers = StrEnum("Answers", {m: m for m in ANSWER_MODES})
@@ -30,10 +31,7 @@ Dtype = StrEnum("Dtype", {d: d for d in DTYPES})
 LossKind = StrEnum("LossKind", {k: k for k in LOSS_KINDS})
 OrderSet = StrEnum("OrderSet", {n: n for n in ORDER_SETS})
 
-OPTIMIZER_NAMES: tuple[str, ...] = ("de", "cma", "pso", "random")
 TuneOrders = StrEnum("TuneOrders", {n: n for n in ORDER_SETS if n != "all"})
-PLACEMENT_NAMES: tuple[str, ...] = ("answer", "system", "prefix")
-INIT_NAMES: tuple[str, ...] = ("random", "text", "vocab", "lead", "auto")
 Optimizer = StrEnum("Optimizer", {n: n for n in OPTIMIZER_NAMES})
 Placement = StrEnum("Placement", {n: n for n in PLACEMENT_NAMES})
 Init = StrEnum("Init", {n: n for n in INIT_NAMES})
@@ -44,12 +42,10 @@ ObjectiveName = StrEnum("ObjectiveName", {n: n for n in OBJECTIVE_NAMES})
 ReadingName = StrEnum("ReadingName", {n: n for n in READING_NAMES})
 DEFAULT_MISSING = Missing(defaults.MISSING)
 DEFAULT_OBJECTIVE = ObjectiveName(defaults.OBJECTIVE)
-Split = StrEnum("Split", {n: n for n in ("easy", "hard")})
-#: Same as ``culturetune.instrument.formats.FORMAT_CHOICES``.
-FORMAT_NAMES: tuple[str, ...] = ("number", "letter", "words", "auto")
+Split = StrEnum("Split", {n: n for n in choices.BENCH_SPLITS})
 FormatName = StrEnum("FormatName", {n: n for n in FORMAT_NAMES})
 DEFAULT_FORMAT = FormatName(defaults.FORMAT)
-Scoring = StrEnum("Scoring", {n: n for n in ("letter", "mc", "cloze", "loglik")})
+Scoring = StrEnum("Scoring", {n: n for n in choices.BENCH_SCORINGS})
 
 # --------------------------------------------------------------------------- shared options
 

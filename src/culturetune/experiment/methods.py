@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from culturetune.core import defaults
+from culturetune.core.choices import OPTIMIZERS
 from culturetune.core.errors import CultureTuneError
 from culturetune.reading.validity import View
 
@@ -16,7 +17,6 @@ from culturetune.reading.validity import View
 FORMAT = "culturetune-experiment/2"
 #: Methods that tune nothing: one cell per country (they are deterministic).
 BASELINES: tuple[str, ...] = ("plain", "persona")
-OPTIMIZERS: tuple[str, ...] = ("de", "cma", "pso", "random")
 #: Option orders a tuned method may be suffixed with (``pso-cyclic``); without one it is tuned on
 #: the experiment's ``orders``. A ``-cal`` suffix tunes on calibrated answers.
 METHOD_ORDERS: tuple[str, ...] = ("shown", "reversed", "both", "cyclic")

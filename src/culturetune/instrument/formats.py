@@ -17,12 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from culturetune.core.choices import FORMAT_CHOICES, FORMATS
 from culturetune.core.errors import CultureTuneError
 
-FORMATS: tuple[str, ...] = ("number", "letter", "words")
-#: ``auto``: the format in which the cached model check says the model answers by content
-#: (the first of :data:`FORMATS` that does), else ``number``.
-FORMAT_CHOICES: tuple[str, ...] = (*FORMATS, "auto")
 DEFAULT_FORMAT = "number"
 LETTERS = "ABCDEFGHIJ"
 #: The longest option text the ``words`` format scores, in tokens (checked on the tokenizer).

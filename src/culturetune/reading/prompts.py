@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from culturetune.core.choices import PLACEMENTS
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument import formats
 from culturetune.instrument.items import Instrument, Item
@@ -20,7 +21,6 @@ from culturetune.instrument.orders import Order, shown_options
 from culturetune.model.engine import Segments, split_tokens
 from culturetune.model.loading import LoadedModel
 
-PLACEMENTS = ("answer", "system", "prefix")
 N_OPTIONS = 5
 INSTRUCTION = formats.instruction("number", N_OPTIONS)
 #: Question texts with no content, for contextual calibration (Zhao et al. 2021).

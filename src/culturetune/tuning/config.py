@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from culturetune.core import defaults, inputs
+from culturetune.core.choices import INITS, OBJECTIVES, OPTIMIZERS, READINGS
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_json
 from culturetune.instrument.formats import check_format
@@ -16,24 +17,15 @@ from culturetune.instrument.targets import Target
 from culturetune.instrument.vsm import instrument_key, load_instrument, parse_constants
 from culturetune.reading.prompts import check_instrument_format
 from culturetune.reading.survey import DEFAULT_ORDERS, check_missing, check_placement
-from culturetune.tuning.softprompt import INITS
 
 RUN_FILE = "run.json"
-OPTIMIZERS = ("de", "cma", "pso", "random")
 #: The optimizer ``tune`` uses unless told otherwise (see culturetune.core.defaults).
 DEFAULT_OPTIMIZER = defaults.OPTIMIZER
 #: Option orders the objective reads answers in (:mod:`culturetune.instrument.orders`): ``shown``
 #: is the items as printed; ``both`` averages each item's answer over the printed and the reversed
 #: order, so that a prompt cannot win by favouring a position; ``cyclic`` over all five shifts.
 ORDERS = tuple(o for o in ORDER_SETS if o not in SURVEY_ONLY)
-#: How the objective aggregates its training views (each wording x each option order):
-#: ``pooled``: the loss of the answers averaged over all views; ``mean``: the mean of each view's
-#: own loss; ``worst``: the largest of them (a prompt must do well in every view alone, so that
-#: favouring a position or a wording cannot win).
-OBJECTIVES = ("pooled", "mean", "worst")
-#: What the objective reads: next-token probabilities (``expected``, with the run's ``missing``
-#: rule) or the option the greedy first token names (``said``; a non-option is the middle answer).
-READINGS = ("expected", "said")
+
 
 @dataclass
 class TuneConfig:
