@@ -181,11 +181,34 @@ class PromptScorer:
 
     def _shared_forward(self, embeds: torch.Tensor, pos: torch.Tensor) -> object | None:
         """Forward with attention reading the unrepeated prefix cache (``None`` if unsupported)."""
-        config = self.lm.model.config
+        ctx = SharedPrefix(self._prefix_kv(), self.pre_mask.bool(), len(self.segments))
+        out = self._decode_shared(embeds, pos, ctx)
+        if out is None:  # this architecture bypasses the attention interface
+            self.shared_attention = False
+        return out
+
+    def _prefix_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The prefix cache in the attention dtype, unrepeated (made once); an empty prefix
+        where nothing comes before the soft prompt."""
         if self.kv_attn is None:
+            config = self.lm.model.config
             dt = self.attention_dtype
-            self.kv_attn = [(k.to(dt), v.to(dt)) for k, v in self.kv]
-        ctx = SharedPrefix(self.kv_attn, self.pre_mask.bool(), len(self.segments))
+            if self.kv is not None:
+                self.kv_attn = [(k.to(dt), v.to(dt)) for k, v in self.kv]
+            else:  # nothing before the soft prompt: an empty shared prefix
+                heads = int(config.num_attention_heads)
+                kvh = int(getattr(config, "num_key_value_heads", None) or heads)
+                d = int(getattr(config, "head_dim", None) or self.hidden_size // heads)
+                empty = torch.zeros(len(self.segments), kvh, 0, d, dtype=dt, device=self.device)
+                self.kv_attn = [(empty, empty)] * int(config.num_hidden_layers)
+        return self.kv_attn
+
+    def _decode_shared(
+        self, embeds: torch.Tensor, pos: torch.Tensor, ctx: SharedPrefix
+    ) -> object | None:
+        """The decoder run with attention reading ``ctx``'s shared prefix; ``None`` where the
+        architecture bypasses transformers' attention interface (no layer called it)."""
+        config = self.lm.model.config
         before = config._attn_implementation
         config._attn_implementation = SHARED_PREFIX_ATTENTION
         try:
@@ -194,10 +217,7 @@ class PromptScorer:
             )
         finally:
             config._attn_implementation = before
-        if ctx.calls != len(self.kv):  # this architecture bypasses the attention interface
-            self.shared_attention = False
-            return None
-        return out
+        return out if ctx.calls == len(ctx.kv) else None
 
     def _logprobs(
         self, hidden: torch.Tensor, token_ids: list[int] | None
@@ -314,29 +334,10 @@ class PromptScorer:
         return self._trees[t]
 
     def _tree_forward(self, embeds: torch.Tensor, pos: torch.Tensor, t: int) -> object:
-        config = self.lm.model.config
-        n = len(self.segments)
-        if self.kv_attn is None:
-            dt = self.attention_dtype
-            if self.kv is not None:
-                self.kv_attn = [(k.to(dt), v.to(dt)) for k, v in self.kv]
-            else:  # nothing before the soft prompt: an empty shared prefix
-                heads = int(config.num_attention_heads)
-                kvh = int(getattr(config, "num_key_value_heads", None) or heads)
-                d = int(getattr(config, "head_dim", None) or self.hidden_size // heads)
-                empty = torch.zeros(n, kvh, 0, d, dtype=dt, device=self.device)
-                self.kv_attn = [(empty, empty)] * int(config.num_hidden_layers)
-        ctx = SharedPrefix(self.kv_attn, self.pre_mask.bool(), n)
+        ctx = SharedPrefix(self._prefix_kv(), self.pre_mask.bool(), len(self.segments))
         ctx.tree = self._tree_bias(t)
-        before = config._attn_implementation
-        config._attn_implementation = SHARED_PREFIX_ATTENTION
-        try:
-            out = self.decoder(
-                inputs_embeds=embeds, position_ids=pos, use_cache=False, shared_prefix=ctx
-            )
-        finally:
-            config._attn_implementation = before
-        if ctx.calls != len(self.kv_attn):
+        out = self._decode_shared(embeds, pos, ctx)
+        if out is None:
             raise CultureTuneError(
                 f"{self.lm.name}: its architecture does not run attention through transformers' "
                 "attention interface, which the words format needs to score every option's "
