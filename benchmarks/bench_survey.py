@@ -22,10 +22,12 @@ import time
 import torch
 
 from culturetune.cli import quiet_transformers
+from culturetune.core.choices import ANSWER_MODES
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import parse_constants
 from culturetune.model.loading import load_model
-from culturetune.reading.survey import ANSWER_MODES, Survey, run_survey
+from culturetune.reading.batch import Survey
+from culturetune.reading.survey import run_survey
 
 TARGET_SURVEY_S = 5.0
 TARGET_PEAK_GB = 2.0

@@ -35,7 +35,8 @@ from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import parse_constants
 from culturetune.model.generate import generate
 from culturetune.model.loading import load_model
-from culturetune.reading.survey import Survey, parse_answer
+from culturetune.reading.answers import parse_answer
+from culturetune.reading.batch import Survey
 from culturetune.tuning.search import Objective
 
 

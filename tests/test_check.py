@@ -13,6 +13,8 @@ from synthetic import by_content, by_position, install
 
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import load_instrument, parse_constants
+from culturetune.reading.answers import NO_ANSWER, apply_missing, said_values
+from culturetune.reading.batch import Survey
 from culturetune.reading.check import (
     MIN_PROBE_GAP,
     ModelCheck,
@@ -21,7 +23,7 @@ from culturetune.reading.check import (
     run_check,
     verdict,
 )
-from culturetune.reading.survey import NO_ANSWER, Survey, apply_missing, run_survey, said_values
+from culturetune.reading.survey import run_survey
 from culturetune.reading.validity import ViewResult, assess
 
 C50 = parse_constants(None)

@@ -230,7 +230,8 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_answer_modes_match_library() -> None:
     from culturetune.cli import options
-    from culturetune.reading.survey import ANSWER_MODES, MISSING_RULES
+    from culturetune.core.choices import ANSWER_MODES
+    from culturetune.reading.answers import MISSING_RULES
     from culturetune.tuning.config import OBJECTIVES, READINGS
 
     assert cli.ANSWER_MODES == ANSWER_MODES
@@ -240,7 +241,7 @@ def test_answer_modes_match_library() -> None:
 
 def test_print_survey_renders_missing_answers(capsys: pytest.CaptureFixture[str]) -> None:
     from culturetune.instrument.targets import lookup_country
-    from culturetune.reading.survey import ItemResult, SurveyResult
+    from culturetune.reading.results import ItemResult, SurveyResult
 
     items = [
         ItemResult(var=v, text=f"question {v} [bold]x[/bold]", probs=[0.2] * 5, mass=0.5,

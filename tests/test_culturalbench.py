@@ -24,7 +24,7 @@ from culturetune.culturalbench import (
     load_culturalbench,
     run_bench,
 )
-from culturetune.reading.survey import label_token_ids, persona_prompt
+from culturetune.reading.prompts import label_token_ids, persona_prompt
 
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 SHARED = Path(os.environ.get("CULTURETUNE_SHARED_DATA")

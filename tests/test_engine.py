@@ -8,7 +8,8 @@ import torch
 from culturetune.instrument.vsm import load_instrument
 from culturetune.model.engine import PromptScorer
 from culturetune.model.loading import load_model
-from culturetune.reading.survey import PLACEMENTS, Survey, item_prompt, prompt_segments
+from culturetune.reading.batch import Survey
+from culturetune.reading.prompts import PLACEMENTS, item_prompt, prompt_segments
 
 pytestmark = pytest.mark.model
 

@@ -517,7 +517,7 @@ def test_cached_letter_scoring_agrees_with_culturalbench(lm):
     """The experiment encodes each country's questions once; it must answer as evaluate_easy."""
     from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
     from culturetune.experiment.cells import _LetterScorer
-    from culturetune.reading.survey import persona_prompt
+    from culturetune.reading.prompts import persona_prompt
     from culturetune.tuning.softprompt import SoftPrompt, initial_prompt
 
     qs = load_culturalbench("easy", FIXTURE, countries=["China", "USA"])

@@ -16,9 +16,10 @@ from culturetune.instrument import formats
 from culturetune.instrument.vsm import load_instrument
 from culturetune.model.engine import PromptScorer, split_tokens
 from culturetune.model.replies import OFF, ReplySet, Trie
+from culturetune.reading.answers import NO_ANSWER
+from culturetune.reading.batch import Survey
 from culturetune.reading.check import check_formats, choose_format, content_format, run_check
 from culturetune.reading.prompts import check_instrument_format, item_prompt
-from culturetune.reading.survey import NO_ANSWER, Survey
 
 IMPORTANCE = ["of utmost importance", "very important", "of moderate importance",
               "of little importance", "of very little or no importance"]

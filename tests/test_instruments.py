@@ -11,7 +11,7 @@ import pytest
 
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.vsm import instrument_key, load_instrument
-from culturetune.reading.survey import INSTRUCTION, item_prompt
+from culturetune.reading.prompts import INSTRUCTION, item_prompt
 
 
 def _bundled() -> dict:

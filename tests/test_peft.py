@@ -31,7 +31,7 @@ import json, sys, torch
 from peft import AutoPeftModelForCausalLM
 from transformers import AutoTokenizer
 from culturetune.model.loading import LoadedModel
-from culturetune.reading.survey import item_prompt, option_token_ids
+from culturetune.reading.prompts import item_prompt, option_token_ids
 from culturetune.instrument.vsm import load_instrument
 
 model = AutoPeftModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()

@@ -11,7 +11,7 @@ import torch
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import lookup_country
 from culturetune.model.loading import load_model
-from culturetune.reading.survey import Survey
+from culturetune.reading.batch import Survey
 from culturetune.tuning.config import TuneConfig
 from culturetune.tuning.search import (
     CHECKPOINT,
@@ -190,7 +190,7 @@ def test_corrupt_prompt_folders(tmp_path):
 def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
     from peft import PeftModel
 
-    from culturetune.reading.survey import item_prompt, option_token_ids
+    from culturetune.reading.prompts import item_prompt, option_token_ids
 
     prompt = SoftPrompt(initial_prompt(lm32, 4, "vocab", seed=5), "prefix", lm32.name)
     prompt.save(tmp_path / "prefix", lm32)
@@ -214,7 +214,7 @@ def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
 
 def test_objective_averages_the_survey_orders(lm):
     from culturetune.instrument.vsm import compute_indices_batch, parse_constants
-    from culturetune.reading.survey import item_means
+    from culturetune.reading.answers import item_means
     from culturetune.tuning.search import Objective
 
     target, c50 = lookup_country("India"), parse_constants(None)

@@ -36,7 +36,7 @@ _API = {
     "country_table": "culturetune.instrument.targets",
     "Target": "culturetune.instrument.targets",
     "SoftPrompt": "culturetune.tuning.softprompt",
-    "SurveyResult": "culturetune.reading.survey",
+    "SurveyResult": "culturetune.reading.results",
     "TuneConfig": "culturetune.tuning.config",
     "TuneResult": "culturetune.tuning.search",
     "Condition": "culturetune.culturalbench",
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from culturetune.experiment.config import ExperimentConfig
     from culturetune.instrument.targets import Target, country_table, lookup_country, parse_target
     from culturetune.reading.check import ModelCheck, check_model
-    from culturetune.reading.survey import SurveyResult
+    from culturetune.reading.results import SurveyResult
     from culturetune.tuning.config import TuneConfig
     from culturetune.tuning.search import TuneResult
     from culturetune.tuning.softprompt import SoftPrompt

@@ -16,7 +16,7 @@ import torch
 from culturetune.instrument.vsm import load_instrument
 from culturetune.model.loading import load_model
 from culturetune.reading.check import HIGH_SYSTEM, LOW_SYSTEM
-from culturetune.reading.survey import item_prompt
+from culturetune.reading.prompts import item_prompt
 
 SYSTEMS = {"no system prompt": None, "asked to agree": HIGH_SYSTEM,
            "asked to disagree": LOW_SYSTEM,

@@ -168,7 +168,8 @@ def run_check(lm: Any, instrument: str = "vsm2013",
               format: str = DEFAULT_FORMAT) -> ModelCheck:
     """Measure (a), (b) and (c) in one answer format on a loaded model (no cache; see
     :func:`check_model`)."""
-    from culturetune.reading.survey import NO_ANSWER, Survey, said_values
+    from culturetune.reading.answers import NO_ANSWER, said_values
+    from culturetune.reading.batch import Survey
 
     began = time.perf_counter()
     said: dict[str | None, np.ndarray] = {}

@@ -136,7 +136,7 @@ def survey_messages(config: TuneConfig) -> list[str]:
     order of the objective (and the content-free questions when it calibrates)."""
     from culturetune.instrument.orders import option_orders
     from culturetune.instrument.vsm import load_instrument
-    from culturetune.reading.survey import CONTENT_FREE, N_OPTIONS, item_prompt
+    from culturetune.reading.prompts import CONTENT_FREE, N_OPTIONS, item_prompt
 
     orders = option_orders(getattr(config, "orders", "shown"), N_OPTIONS)
     users = []

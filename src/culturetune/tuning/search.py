@@ -33,14 +33,9 @@ from culturetune.instrument.vsm import (
     load_instrument,
 )
 from culturetune.model.loading import LoadedModel
-from culturetune.reading.survey import (
-    Survey,
-    SurveyResult,
-    read_many,
-    read_within,
-    run_survey,
-    uniform_loss,
-)
+from culturetune.reading.batch import Survey, read_many, read_within
+from culturetune.reading.results import SurveyResult, uniform_loss
+from culturetune.reading.survey import run_survey
 from culturetune.reading.validity import (
     BALANCED,
     Validity,

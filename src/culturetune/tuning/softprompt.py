@@ -21,7 +21,7 @@ from culturetune.core.choices import INITS
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_json, write_files
 from culturetune.model.loading import LoadedModel, peft_base_model
-from culturetune.reading.survey import check_placement
+from culturetune.reading.prompts import check_placement
 
 #: ``lead``: the soft prompt starts as the last tokens of this text, which ends where a reply
 #: begins, so that an answer-placed prompt (between the assistant header and the reply) starts
