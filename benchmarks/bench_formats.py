@@ -28,7 +28,7 @@ from culturetune.instrument.vsm import parse_constants
 from culturetune.model.loading import load_model
 from culturetune.reading.batch import Survey
 from culturetune.reading.prompts import format_problem
-from culturetune.tuning.search import Objective
+from culturetune.tuning.objective import Objective
 
 FORMATS = ("number", "letter", "words")
 

@@ -107,7 +107,7 @@ from culturetune.cli import quiet_transformers
 from culturetune.instrument.targets import lookup_country
 from culturetune.model.loading import load_model
 from culturetune.tuning.config import TuneConfig
-from culturetune.tuning.search import make_objective
+from culturetune.tuning.objective import make_objective
 from culturetune.tuning.softprompt import initial_prompt
 
 quiet_transformers()

@@ -37,7 +37,7 @@ from culturetune.model.generate import generate
 from culturetune.model.loading import load_model
 from culturetune.reading.answers import parse_answer
 from culturetune.reading.batch import Survey
-from culturetune.tuning.search import Objective
+from culturetune.tuning.objective import Objective
 
 
 def timed(fn, *args, repeat: int = 3) -> float:

@@ -163,7 +163,7 @@ def _mass_of(soft: torch.Tensor | None) -> torch.Tensor:
 def test_objectives_aggregate_views_and_floor_the_mass(lm, monkeypatch) -> None:
     from culturetune.instrument.targets import loss_batch
     from culturetune.instrument.vsm import compute_indices_batch
-    from culturetune.tuning.search import MASS_PENALTY, Objective
+    from culturetune.tuning.objective import MASS_PENALTY, Objective
 
     # a respondent that names a position chosen by the question, not by the options' content
     install(monkeypatch, lambda system, user: len(user) % 5, mass=_mass_of)

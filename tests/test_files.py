@@ -18,7 +18,8 @@ import torch
 from culturetune.core import files
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import WriteError, atomic_path, write_json, write_text
-from culturetune.tuning.search import _Record, runfolder
+from culturetune.tuning import runfolder
+from culturetune.tuning.checkpoint import Record
 from culturetune.tuning.softprompt import SoftPrompt
 
 
@@ -42,7 +43,7 @@ def test_every_written_file_follows_the_umask(mask: int, umask, tmp_path: Path) 
     with runfolder.claim(tmp_path / "run"):
         assert _mode(tmp_path / "run" / runfolder.LOCK_FILE) == want
         write_json(tmp_path / "run" / "run.json", {"a": 1})
-        record = _Record.empty(3)
+        record = Record.empty(3)
         record.add(np.zeros((2, 3)), np.ones(2), 0.5)
         record.save(tmp_path / "run")
         SoftPrompt(torch.zeros(2, 4), "answer", "m").save(tmp_path / "run")

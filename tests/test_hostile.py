@@ -53,8 +53,10 @@ from culturetune.cli import main
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import lookup_country
 from culturetune.model import loading as models
+from culturetune.tuning import runfolder
+from culturetune.tuning.checkpoint import history_csv
 from culturetune.tuning.config import TuneConfig
-from culturetune.tuning.search import Interrupted, history_csv, runfolder
+from culturetune.tuning.search import Interrupted
 
 HIDDEN = 576
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"

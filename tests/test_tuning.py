@@ -13,12 +13,12 @@ from culturetune.instrument.targets import lookup_country
 from culturetune.model.loading import load_model
 from culturetune.reading.batch import Survey
 from culturetune.tuning.config import TuneConfig
+from culturetune.tuning.objective import SearchSpace
+from culturetune.tuning.optimizer import make_optimizer
 from culturetune.tuning.search import (
     CHECKPOINT,
     HISTORY,
     Interrupted,
-    SearchSpace,
-    make_optimizer,
     tune,
 )
 from culturetune.tuning.softprompt import ADAPTER_FILE, META_FILE, SoftPrompt, initial_prompt
@@ -215,7 +215,7 @@ def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
 def test_objective_averages_the_survey_orders(lm):
     from culturetune.instrument.vsm import compute_indices_batch, parse_constants
     from culturetune.reading.answers import item_means
-    from culturetune.tuning.search import Objective
+    from culturetune.tuning.objective import Objective
 
     target, c50 = lookup_country("India"), parse_constants(None)
     shown, reverse = Survey(lm, orders="shown"), Survey(lm, orders="reversed")
