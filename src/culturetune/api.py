@@ -105,7 +105,7 @@ def survey_model(
     target = _target(country)
     name, soft = (None, None) if prompt is None else _prompt(prompt)
     if soft is not None:
-        soft.check_model(lm)
+        soft.check_hidden_size(lm)
     from culturetune.instrument.formats import check_format
     from culturetune.instrument.vsm import instrument_key
     from culturetune.reading.check import choose_format
@@ -208,7 +208,7 @@ def bench(
     names = [countries] if isinstance(countries, str) else countries
     named = [_prompt(p) for p in prompts]
     for _, soft in named:
-        soft.check_model(lm)
+        soft.check_hidden_size(lm)
     questions = load_culturalbench(split, data, None if names is None else list(names), limit)
     return run_bench(lm, questions, conditions(persona, named), split, scoring, orders=orders,
                      chat_template=chat_template)

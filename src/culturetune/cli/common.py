@@ -191,7 +191,7 @@ def read_prompt(folder: str | None) -> Any:
 def checked(prompt: Any, lm: LoadedModel) -> Any:
     """The prompt, after checking it fits the loaded model."""
     if prompt is not None:
-        prompt.check_model(lm)
+        prompt.check_hidden_size(lm)
     return prompt
 
 

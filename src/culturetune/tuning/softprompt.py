@@ -67,7 +67,7 @@ class SoftPrompt:
     def hidden(self) -> int:
         return int(self.embeddings.shape[1])
 
-    def check_model(self, lm: LoadedModel) -> None:
+    def check_hidden_size(self, lm: LoadedModel) -> None:
         """Refuse to apply a prompt made for a model of another hidden size."""
         if self.hidden != lm.hidden_size:
             raise CultureTuneError(
