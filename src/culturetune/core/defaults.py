@@ -21,14 +21,14 @@ BUDGET = 640
 #: cannot score. ("both" would pair A with D and B with C, which is not balanced for argmax.)
 BENCH_ORDERS = "cyclic"
 #: The ``expected`` reading's rule for the probability not on the answer options (survey,
-#: tuning, the experiment): see culturetune.reading.survey.MISSING_RULES. ``neutral`` kept the
+#: tuning, the experiment): see culturetune.core.choices.MISSING_RULES. ``neutral`` kept the
 #: option mass when tuned on (0.50 vs 0.11) but turns differences in option mass between items into
 #: index differences: the plain model read ``neutral`` is further from uniform answers (China 28.1
 #: vs 26.5 order-balanced) although it answers by position alone. Silence is handled by the mass
 #: floor and the said checks instead (docs/tuning.md, "Why these defaults").
 MISSING = "renormalise"
 #: How a tuning run's objective aggregates its training views
-#: (culturetune.tuning.config.OBJECTIVES): the worst single view, so that a prompt cannot win by
+#: (culturetune.core.choices.OBJECTIVES): the worst single view, so that a prompt cannot win by
 #: favouring one option order or one wording (measured beside pooled and mean: docs/tuning.md, "Why
 #: these defaults").
 OBJECTIVE = "worst"
