@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from culturetune.core.choices import READINGS
+
 #: A check keeps the alignment when the tuned prompt keeps at least this share of its gain.
 HELD_SHARE = 0.5
 #: A gain over the plain model smaller than this (index points) is too small to check.
@@ -30,7 +32,7 @@ BUNDLED_WORDINGS = ("vsm2013", "paraphrase", "paraphrase2")
 MASS_SHARE = 0.5
 #: How a view's answers are read: ``expected`` (next-token probabilities over the options) or
 #: ``said`` (what the model says: its greedy first token, or its reply parsed).
-VIEW_READINGS = ("expected", "said")
+VIEW_READINGS = READINGS
 
 
 @dataclass(frozen=True)
