@@ -228,15 +228,39 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert opt in out
 
 
-def test_answer_modes_match_library() -> None:
+def test_cli_choices_are_the_library_choices() -> None:
+    """Every enum the CLI offers lists exactly the names the library accepts."""
     from culturetune.cli import options
-    from culturetune.core.choices import ANSWER_MODES
-    from culturetune.reading.answers import MISSING_RULES
-    from culturetune.tuning.config import OBJECTIVES, READINGS
+    from culturetune.core import choices
 
-    assert cli.ANSWER_MODES == ANSWER_MODES
-    assert options.MISSING_RULES == MISSING_RULES
-    assert (options.OBJECTIVE_NAMES, options.READING_NAMES) == (OBJECTIVES, READINGS)
+    offered = {
+        options.Answers: choices.ANSWER_MODES, options.Missing: choices.MISSING_RULES,
+        options.ObjectiveName: choices.OBJECTIVES, options.ReadingName: choices.READINGS,
+        options.Optimizer: choices.OPTIMIZERS, options.Placement: choices.PLACEMENTS,
+        options.Init: choices.INITS, options.Dtype: choices.DTYPES,
+        options.FormatName: choices.FORMAT_CHOICES, options.Split: choices.BENCH_SPLITS,
+        options.Scoring: choices.BENCH_SCORINGS,
+    }
+    for enum, names in offered.items():
+        assert tuple(m.value for m in enum) == names, enum.__name__
+    assert cli.ANSWER_MODES == choices.ANSWER_MODES
+
+
+def test_library_checks_accept_exactly_the_choices() -> None:
+    """The library's checks accept each listed name and refuse one that is not listed."""
+    from culturetune.core import choices
+    from culturetune.core.errors import CultureTuneError
+    from culturetune.reading.answers import check_missing
+    from culturetune.reading.prompts import check_placement
+
+    for rule in choices.MISSING_RULES:
+        assert check_missing(rule) == rule
+    for placement in choices.PLACEMENTS:
+        assert check_placement(placement) == placement
+    with pytest.raises(CultureTuneError, match="unknown --missing"):
+        check_missing("drop")
+    with pytest.raises(CultureTuneError, match="unknown placement"):
+        check_placement("suffix")
 
 
 def test_print_survey_renders_missing_answers(capsys: pytest.CaptureFixture[str]) -> None:

@@ -163,6 +163,7 @@ def format_problem(lm: LoadedModel, instrument: Instrument, fmt: str) -> str | N
 
 
 def check_placement(placement: str) -> str:
+    """The placement, or an error naming the allowed ones (core.choices.PLACEMENTS)."""
     if placement not in PLACEMENTS:
         raise CultureTuneError(
             f"unknown placement {placement!r}; use one of {', '.join(PLACEMENTS)}"
