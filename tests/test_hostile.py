@@ -828,11 +828,6 @@ def test_sigterm_while_loading_exits_143_and_leaves_no_folder(tmp_path: Path) ->
     assert not (tmp_path / "r").exists()
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return models.load_model()
-
-
 @pytest.mark.model
 def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path) -> None:
     from culturetune.tuning.search import tune

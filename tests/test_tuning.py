@@ -26,16 +26,6 @@ from culturetune.tuning.softprompt import ADAPTER_FILE, META_FILE, SoftPrompt, i
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_model()
-
-
-@pytest.fixture(scope="module")
-def lm32():
-    return load_model(dtype="float32")
-
-
 def small(**kw) -> TuneConfig:
     base = dict(target=lookup_country("China"), budget=32, population=8, seed=3)
     base.update(kw)
