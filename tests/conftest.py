@@ -33,7 +33,7 @@ def lm32():
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Cli:
     """The entry point run in-process; stdout and stderr are read (and cleared) after each run."""
     from culturetune.cli import main
 
