@@ -344,7 +344,14 @@ def test_tune_then_use_the_prompt(tmp_path: Path, run_cli: Cli) -> None:
 
     code, out, err = run_cli(["chat", "--prompt", folder, "--max-new-tokens", "4", "--json", "Hi"])
     assert code == 0, err
-    assert isinstance(json.loads(out)["reply"], str)
+    chat = json.loads(out)
+    assert set(chat) == {"message", "reply", "prompt", "system", "note"}
+    assert (chat["message"], chat["prompt"], chat["system"]) == ("Hi", folder, None)
+    # tuned with the default placement: the reply is read with the answer-placed prompt's note
+    assert chat["note"].startswith(f"{folder} is an answer-placed prompt")
+    reply = chat["reply"]
+    # the decoded reply, stripped; 4 new tokens are at most 4 words (a token starts one at most)
+    assert isinstance(reply, str) and reply == reply.strip() and len(reply.split()) <= 4
 
     code, out, err = run_cli(["bench", "--country", "China", "--data", str(FIXTURE), "--persona",
                               "--prompt", folder, "--json"])

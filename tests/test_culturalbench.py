@@ -610,7 +610,15 @@ def test_hard_bench_on_fixture(lm32, hard_csv: Path) -> None:
     assert (q_acc.n, j_acc.n) == (3, 12)
     assert q_acc.k == sum(o.correct for o in outcomes)
     assert j_acc.k == sum(sum(o.judgements_correct) for o in outcomes)
-    assert res.cell("Nepal", "persona", "question_accuracy").vs_baseline is not None
+    # the persona condition against the plain baseline, paired on Nepal's one question
+    (nepal,) = [i for i, q in enumerate(qs) if q.country == "Nepal"]
+    plain_ok, persona_ok = (bool(res.outcomes[n][nepal].correct) for n in ("plain", "persona"))
+    vs = res.cell("Nepal", "persona", "question_accuracy").vs_baseline
+    assert (vs.n, vs.b, vs.c) == (1, int(plain_ok and not persona_ok),
+                                  int(persona_ok and not plain_ok))
+    assert vs.p_value == 1.0  # one pair can never be significant
+    assert res.baseline == "plain"
+    assert res.cell("Nepal", "plain", "question_accuracy").vs_baseline is None
     assert "judgement_accuracy" in format_tables(res)
 
 
