@@ -158,7 +158,11 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, run_cli: Cli) -> N
            "of its answers (letter: answers by position; words: does not answer)" in " ".join(
                out.split())
     assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
-    assert meta["validity"]["verdict"] in out.upper() or meta["validity"]["verdict"].upper() in out
+    # the saved verdict is the one printed, with the checks that failed
+    v = meta["validity"]
+    failed = f"; failed: {', '.join(v['failed'])}" if v["failed"] else ""
+    assert f"verdict: {v['verdict'].upper()} (training gain {v['gain']:.2f}{failed})" in " ".join(
+        out.split())
     # The option mass is reported beside the losses (a prompt can win by silencing the options).
     plain_mass, tuned_mass = meta["baseline"]["option_mass"], meta["final"]["option_mass"]
     assert 0.3 < plain_mass < 0.8 and 0 < tuned_mass <= 1
