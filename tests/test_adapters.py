@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 
-from culturetune.cli import main
 from culturetune.core.errors import CultureTuneError
 from culturetune.model.adapters import check_adapter, merged_folder, respondent_adapter
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 
 def _lora_folder(tmp: Path, **config) -> Path:
@@ -40,15 +43,13 @@ def test_bad_adapter_folders_are_named_before_any_model_loads(tmp_path, make, ne
     assert needle in str(caught.value)
 
 
-def test_the_cli_refuses_a_bad_adapter_with_one_line(tmp_path, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["survey", "--adapter", str(tmp_path / "nope")])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+def test_the_cli_refuses_a_bad_adapter_with_one_line(tmp_path, run_cli: Cli) -> None:
+    code, _, err = run_cli(["survey", "--adapter", str(tmp_path / "nope")])
+    assert code == 2
     assert err.startswith("error: --adapter") and "Traceback" not in err
-    with pytest.raises(SystemExit) as exc:
-        main(["tune", "--resume", str(tmp_path), "--adapter", str(_lora_folder(tmp_path / "a"))])
-    assert exc.value.code == 2 and "leave --adapter out" in capsys.readouterr().err
+    code, _, err = run_cli(["tune", "--resume", str(tmp_path), "--adapter",
+                            str(_lora_folder(tmp_path / "a"))])
+    assert code == 2 and "leave --adapter out" in err
 
 
 @pytest.fixture(scope="module")
@@ -116,22 +117,18 @@ def test_an_adapter_that_does_not_fit_the_base_is_a_clear_error(tmp_path, monkey
 
 @pytest.mark.model
 def test_survey_reads_a_model_with_an_adapter(random_lora, tmp_path, monkeypatch,
-                                              capsys) -> None:
+                                              run_cli: Cli) -> None:
     monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(SystemExit) as exc:
-        main(["survey", "--adapter", str(random_lora), "--json"])
-    out, err = capsys.readouterr()
-    assert exc.value.code in (None, 0), err
+    code, out, err = run_cli(["survey", "--adapter", str(random_lora), "--json"])
+    assert code == 0, err
     result = json.loads(out)
     assert result["model"].startswith(str(tmp_path / "cache" / "models" / "merged-"))
 
 
-def test_model_respondent_says_plainly_that_none_is_bundled(capsys) -> None:
+def test_model_respondent_says_plainly_that_none_is_bundled(run_cli: Cli) -> None:
     """No respondent reached *answers by content* (docs/respondent.md), so none ships: the name
     is refused with what to do, before any model loads."""
     assert not (respondent_adapter() / "adapter_model.safetensors").exists()
-    with pytest.raises(SystemExit) as exc:
-        main(["check-model", "--model", "respondent"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and "Traceback" not in err
+    code, _, err = run_cli(["check-model", "--model", "respondent"])
+    assert code == 2 and "Traceback" not in err
     assert "no respondent is bundled" in err and "--adapter" in err

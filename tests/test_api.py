@@ -3,6 +3,8 @@ early errors, and the README's example run as written."""
 
 from __future__ import annotations
 
+import copy
+import importlib
 import inspect
 import json
 import shutil
@@ -16,6 +18,7 @@ import culturetune as ct
 from culturetune import api
 from culturetune.core import defaults
 from culturetune.core.errors import CultureTuneError
+from culturetune.reading.validity import assess
 
 ROOT = Path(__file__).parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
@@ -39,9 +42,11 @@ def test_import_is_light_and_names_resolve_on_use() -> None:
     assert light and not after  # functions import torch only when called
     assert set(ct.__all__) <= set(names)
     assert set(ct.__all__) - {"__version__"} == set(ct._API)
-    for name in ct.__all__:
-        assert getattr(ct, name) is not None
-    assert ct.culturalbench.format_tables is not None  # submodules on first use too
+    for name, module in ct._API.items():  # each name is the object its module defines
+        assert getattr(ct, name) is getattr(importlib.import_module(module), name), name
+    # submodules on first use too
+    assert ct.culturalbench is importlib.import_module("culturetune.culturalbench")
+    assert callable(ct.culturalbench.format_tables)
     with pytest.raises(AttributeError):
         ct.no_such_name  # noqa: B018
 
@@ -87,7 +92,15 @@ def test_the_readme_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.
         "plain", "run", "shifted", "scores", "results"))
     assert plain.target.code == "CHI" and plain.orders == defaults.ORDERS
     assert run.evaluations == 32 and run.config.optimizer == defaults.OPTIMIZER
-    assert run.validity.verdict in ("held", "partly held", "collapsed", "no gain")
+    # every check was scored, the verdict is the rule's on the run's own numbers, and saved
+    v = run.validity
+    assert v.verdict != "unknown" and v.checks
+    again = assess(v.training, copy.deepcopy(v.checks), v.plain_mass, v.tuned_mass)
+    assert (v.verdict, v.failed) == (again.verdict, again.failed)
+    from culturetune.tuning.softprompt import META_FILE
+
+    saved = json.loads((tmp_path / "runs" / "nb-china" / META_FILE).read_text())["validity"]
+    assert (saved["verdict"], saved["failed"]) == (v.verdict, v.failed)
     assert (tmp_path / "runs" / "nb-china" / "adapter_model.safetensors").exists()
     assert shifted.orders == "reversed" and shifted.prompt == "runs/nb-china"
     assert [c.name for c in scores.conditions] == ["plain", "nb-china"]

@@ -29,13 +29,6 @@ from culturetune.reading.validity import ViewResult, assess
 C50 = parse_constants(None)
 
 
-@pytest.fixture(scope="module")
-def lm():
-    from culturetune.model.loading import load_model
-
-    return load_model()
-
-
 # --------------------------------------------------------------------------- the model check
 
 

@@ -9,23 +9,17 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from culturetune import cli
-from culturetune.cli import main
 from culturetune.instrument.vsm import DIMENSIONS, compute_indices
 
+if TYPE_CHECKING:
+    from conftest import Cli
+
 VARS = [f"m{i:02d}" for i in range(1, 25)]
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the entry point in-process: (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 def assert_clean_error(code: int, err: str, *needles: str) -> None:
@@ -49,8 +43,8 @@ def write_responses(path: Path, rows: list[dict[str, object]], extra: str | None
 # --------------------------------------------------------------------------- countries
 
 
-def test_countries_listing(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["countries"], capsys)
+def test_countries_listing(run_cli: Cli) -> None:
+    code, out, err = run_cli(["countries"])
     assert code == 0, err
     lines = out.splitlines()
     codes = [ln.split()[0] for ln in lines if ln[:3].isupper() and ln[3:5] == "  "]
@@ -63,8 +57,8 @@ def test_countries_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert "111 countries and regions" in out
 
 
-def test_countries_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["countries", "--json"], capsys)
+def test_countries_json(run_cli: Cli) -> None:
+    code, out, _ = run_cli(["countries", "--json"])
     assert code == 0
     rows = json.loads(out)
     assert len(rows) == 111
@@ -76,23 +70,23 @@ def test_countries_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("name", ["USA", "usa", "United States", "U.S.A.", "america"])
-def test_countries_lookup_aliases(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["countries", name, "--json"], capsys)
+def test_countries_lookup_aliases(name: str, run_cli: Cli) -> None:
+    code, out, _ = run_cli(["countries", name, "--json"])
     assert code == 0
     row = json.loads(out)
     assert row["code"] == "USA"
     assert row["scores"]["IDV"] == 91
 
 
-def test_countries_lookup_table(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["countries", "saudi arabia"], capsys)
+def test_countries_lookup_table(run_cli: Cli) -> None:
+    code, out, _ = run_cli(["countries", "saudi arabia"])
     assert code == 0
     assert "SAU" in out and "95*" in out
     assert "estimate" in out and "source:" in out
 
 
-def test_countries_unknown_suggests(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["countries", "Chna"], capsys)
+def test_countries_unknown_suggests(run_cli: Cli) -> None:
+    code, out, err = run_cli(["countries", "Chna"])
     assert_clean_error(code, err, "unknown country 'Chna'", "China")
     assert out == ""
 
@@ -100,14 +94,14 @@ def test_countries_unknown_suggests(capsys: pytest.CaptureFixture[str]) -> None:
 # --------------------------------------------------------------------------- score
 
 
-def test_score_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_csv(tmp_path: Path, run_cli: Cli) -> None:
     rows = [
         {v: (i % 5) + 1 for i, v in enumerate(VARS)},
         {v: 3 for v in VARS},
         {**{v: 5 for v in VARS}, "m07": ""},  # a blank cell is a skipped answer
     ]
     path = write_responses(tmp_path / "resp.csv", rows)
-    code, out, err = run(["score", str(path), "--json", "--country", "China"], capsys)
+    code, out, err = run_cli(["score", str(path), "--json", "--country", "China"])
     assert code == 0, err
     data = json.loads(out)
     assert data["n_respondents"] == 3
@@ -123,11 +117,11 @@ def test_score_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_score_table_constant_and_partial_target(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: Cli
 ) -> None:
     path = write_responses(tmp_path / "resp.csv", [{v: 2 for v in VARS}], extra=None)
     args = ["score", str(path), "--constant", "0", "--target", "PDI=10,IVR=5", "--loss", "l2"]
-    code, out, err = run(args, capsys)
+    code, out, err = run_cli(args)
     assert code == 0, err
     assert "respondents 1" in out and "C = 0" in out
     assert "root mean square" in out and "over PDI, IVR" in out
@@ -137,11 +131,11 @@ def test_score_table_constant_and_partial_target(
 
 
 def test_score_bad_value_names_row_and_column(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: Cli
 ) -> None:
     rows = [{v: 3 for v in VARS}, {**{v: 3 for v in VARS}, "m05": 7}]
     path = write_responses(tmp_path / "resp.csv", rows)
-    code, out, err = run(["score", str(path)], capsys)
+    code, out, err = run_cli(["score", str(path)])
     assert_clean_error(code, err, "data row 2", "column m05", "'7'")
     assert out == ""
 
@@ -156,18 +150,18 @@ def test_score_bad_value_names_row_and_column(
     ],
 )
 def test_score_errors(
-    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    args: list[str], needle: str, tmp_path: Path, run_cli: Cli
 ) -> None:
     path = write_responses(tmp_path / "resp.csv", [{v: 3 for v in VARS}])
     args = [str(path) if a == "RESP" else a for a in args]
-    code, _, err = run(args, capsys)
+    code, _, err = run_cli(args)
     assert_clean_error(code, err, needle)
 
 
-def test_score_missing_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_missing_columns(tmp_path: Path, run_cli: Cli) -> None:
     path = tmp_path / "resp.csv"
     path.write_text("m01,m02\n1,2\n", encoding="utf-8")
-    code, _, err = run(["score", str(path)], capsys)
+    code, _, err = run_cli(["score", str(path)])
     assert_clean_error(code, err, "m03")
 
 
@@ -188,41 +182,41 @@ def test_score_missing_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_survey_bad_options_fail_before_loading(
     args: list[str],
     needle: str,
-    capsys: pytest.CaptureFixture[str],
+    run_cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def no_loading(*a: object, **k: object) -> None:
         raise AssertionError("the model should not be loaded for a bad option")
 
     monkeypatch.setattr(cli.common, "load_lm", no_loading)
-    code, out, err = run(["survey", *args], capsys)
+    code, out, err = run_cli(["survey", *args])
     assert_clean_error(code, err, needle)
     assert out == ""
 
 
-def test_usage_errors_keep_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_keep_exit_2(run_cli: Cli) -> None:
     for args in (["survey", "--answers", "maybe"], ["survey", "--loss", "l3"], ["nope"]):
-        code, _, err = run(args, capsys)
+        code, _, err = run_cli(args)
         assert code == 2
         assert "Traceback" not in err
 
 
 def test_ctrl_c_exits_130(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    run_cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def interrupted() -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli.survey, "country_table", interrupted)
-    code, _, err = run(["countries"], capsys)
+    code, _, err = run_cli(["countries"])
     assert code == 130
     assert "interrupted" in err and "Traceback" not in err
 
 
-def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["--version"], capsys)
+def test_version_and_help(run_cli: Cli) -> None:
+    code, out, _ = run_cli(["--version"])
     assert code == 0 and out.startswith("culturetune ")
-    code, out, _ = run(["survey", "--help"], capsys)
+    code, out, _ = run_cli(["survey", "--help"])
     assert code == 0
     for opt in ("--persona", "--system", "--country", "--answers", "--reverse-options", "--json"):
         assert opt in out
@@ -313,8 +307,8 @@ def test_entry_point_subprocess() -> None:
 
 
 @pytest.mark.model
-def test_survey_json_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["survey", "--json", "--country", "China"], capsys)
+def test_survey_json_end_to_end(run_cli: Cli) -> None:
+    code, out, err = run_cli(["survey", "--json", "--country", "China"])
     assert code == 0, err
     assert "loaded" in err  # status goes to stderr ...
     data = json.loads(out)  # ... so stdout is pure JSON
@@ -334,9 +328,9 @@ def test_survey_json_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.model
-def test_survey_table_reversed_persona(capsys: pytest.CaptureFixture[str]) -> None:
+def test_survey_table_reversed_persona(run_cli: Cli) -> None:
     args = ["survey", "--reverse-options", "--persona", "USA", "--constant", "0"]
-    code, out, err = run(args, capsys)
+    code, out, err = run_cli(args)
     assert code == 0, err
     assert "Traceback" not in err and "%|" not in err  # no progress bars
     assert "persona USA: You are a person from the United States" in out
@@ -350,10 +344,10 @@ FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 
 
 @pytest.mark.model
-def test_tune_then_use_the_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tune_then_use_the_prompt(tmp_path: Path, run_cli: Cli) -> None:
     folder = str(tmp_path / "run")
-    code, out, err = run(["tune", "--country", "China", "--budget", "16", "--population", "8",
-                          "--out", folder, "--json"], capsys)
+    code, out, err = run_cli(["tune", "--country", "China", "--budget", "16", "--population", "8",
+                              "--out", folder, "--json"])
     assert code == 0, err
     tuned = json.loads(out)
     assert tuned["evaluations"] == 16 and tuned["status"] == "done"
@@ -363,23 +357,29 @@ def test_tune_then_use_the_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert math.isfinite(final) and final != pytest.approx(tuned["baseline"]["loss"]["value"])
 
     # Running into the same folder again asks for --resume; resuming a finished run is a no-op.
-    code, _, err = run(["tune", "--country", "China", "--out", folder], capsys)
+    code, _, err = run_cli(["tune", "--country", "China", "--out", folder])
     assert_clean_error(code, err, "--resume")
-    code, out, err = run(["tune", "--resume", folder, "--json"], capsys)
+    code, out, err = run_cli(["tune", "--resume", folder, "--json"])
     assert code == 0, err
     assert json.loads(out)["final"]["loss"]["value"] == pytest.approx(final)
 
-    code, out, err = run(["survey", "--prompt", folder, "--country", "China", "--json"], capsys)
+    code, out, err = run_cli(["survey", "--prompt", folder, "--country", "China", "--json"])
     assert code == 0, err
     assert json.loads(out)["loss"]["value"] == pytest.approx(final, abs=1e-6)
 
-    code, out, err = run(["chat", "--prompt", folder, "--max-new-tokens", "4", "--json", "Hi"],
-                         capsys)
+    code, out, err = run_cli(["chat", "--prompt", folder, "--max-new-tokens", "4", "--json", "Hi"])
     assert code == 0, err
-    assert isinstance(json.loads(out)["reply"], str)
+    chat = json.loads(out)
+    assert set(chat) == {"message", "reply", "prompt", "system", "note"}
+    assert (chat["message"], chat["prompt"], chat["system"]) == ("Hi", folder, None)
+    # tuned with the default placement: the reply is read with the answer-placed prompt's note
+    assert chat["note"].startswith(f"{folder} is an answer-placed prompt")
+    reply = chat["reply"]
+    # the decoded reply, stripped; 4 new tokens are at most 4 words (a token starts one at most)
+    assert isinstance(reply, str) and reply == reply.strip() and len(reply.split()) <= 4
 
-    code, out, err = run(["bench", "--country", "China", "--data", str(FIXTURE), "--persona",
-                          "--prompt", folder, "--json"], capsys)
+    code, out, err = run_cli(["bench", "--country", "China", "--data", str(FIXTURE), "--persona",
+                              "--prompt", folder, "--json"])
     assert code == 0, err
     names = [c["name"] for c in json.loads(out)["conditions"]]
     assert names == ["plain", "persona", "run"]
@@ -387,11 +387,11 @@ def test_tune_then_use_the_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 @pytest.mark.model
 def test_tune_progress_off_a_terminal_comes_as_whole_lines(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, run_cli: Cli) -> None:
     """To a file or a pipe (here: captured), tuning says how far it is in whole lines: the
     first before the first step, the last when the budget is spent."""
-    code, _, err = run(["tune", "--country", "China", "--budget", "8", "--population", "4",
-                        "--out", str(tmp_path / "run")], capsys)
+    code, _, err = run_cli(["tune", "--country", "China", "--budget", "8", "--population", "4",
+                            "--out", str(tmp_path / "run")])
     assert code == 0, err
     assert "\r" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("tuning: ")]
@@ -400,14 +400,14 @@ def test_tune_progress_off_a_terminal_comes_as_whole_lines(
 
 
 @pytest.mark.model
-def test_bench_formulations(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_formulations(run_cli: Cli) -> None:
     base = ["bench", "--country", "China", "--data", str(FIXTURE), "--dtype", "float32"]
-    code, out, err = run([*base, "--scoring", "mc", "--no-chat-template", "--json"], capsys)
+    code, out, err = run_cli([*base, "--scoring", "mc", "--no-chat-template", "--json"])
     assert code == 0, err
     d = json.loads(out)
     assert (d["scoring"], d["chat_template"]) == ("mc", False)
     assert "Answer:" in d["formulation"] and list(d["metrics"]) == ["accuracy"]
-    code, out, err = run([*base, "--scoring", "loglik"], capsys)  # the old name of cloze
+    code, out, err = run_cli([*base, "--scoring", "loglik"])  # the old name of cloze
     assert code == 0, err
     # stderr is no terminal here: progress comes as whole lines, never rewritten in place
     assert "\r" not in err
@@ -418,58 +418,58 @@ def test_bench_formulations(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_chat_template_choice_needs_mc_or_cloze(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["bench", "--country", "China", "--no-chat-template"], capsys)
+        run_cli: Cli) -> None:
+    code, _, err = run_cli(["bench", "--country", "China", "--no-chat-template"])
     assert_clean_error(code, err, "--no-chat-template applies to --scoring mc and cloze")
 
 
-def test_tune_and_bench_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["tune"], capsys)
+def test_tune_and_bench_bad_input(tmp_path: Path, run_cli: Cli) -> None:
+    code, _, err = run_cli(["tune"])
     assert_clean_error(code, err, "--country")
-    code, _, err = run(["tune", "--resume", str(tmp_path / "nothing")], capsys)
+    code, _, err = run_cli(["tune", "--resume", str(tmp_path / "nothing")])
     assert_clean_error(code, err, "nothing to resume")
-    code, _, err = run(["tune", "--country", "China", "--subspace", "wide"], capsys)
+    code, _, err = run_cli(["tune", "--country", "China", "--subspace", "wide"])
     assert_clean_error(code, err, "--subspace")
-    code, _, err = run(["tune", "--country", "Chna"], capsys)
+    code, _, err = run_cli(["tune", "--country", "Chna"])
     assert_clean_error(code, err, "China")
-    code, _, err = run(["bench"], capsys)
+    code, _, err = run_cli(["bench"])
     assert_clean_error(code, err, "--all-countries")
-    code, _, err = run(["experiment", "--config", str(tmp_path / "missing.json")], capsys)
+    code, _, err = run_cli(["experiment", "--config", str(tmp_path / "missing.json")])
     assert_clean_error(code, err, "missing.json")
 
 
 def test_report_rewrites_a_committed_experiment(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 run_cli: Cli) -> None:
     committed = Path(__file__).parents[1] / "docs" / "results" / "quick" / "results.json"
     (tmp_path / "results.json").write_bytes(committed.read_bytes())
-    code, out, err = run(["report", str(tmp_path), "--json"], capsys)
+    code, out, err = run_cli(["report", str(tmp_path), "--json"])
     assert code == 0, err
     assert json.loads(out)["markdown"] == str(tmp_path / "report.md")
     md = (tmp_path / "report.md").read_text()
     for text in ["Validity at a glance", "CulturalBench accuracy at a glance", "Saudi Arabia"]:
         assert text in md
     assert (tmp_path / "figures" / "loss-by-method.png").stat().st_size > 1000
-    code, _, err = run(["report", str(tmp_path / "results.json")], capsys)  # the file itself
+    code, _, err = run_cli(["report", str(tmp_path / "results.json")])  # the file itself
     assert code == 0, err
 
 
-def test_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["report", str(tmp_path)], capsys)
+def test_report_bad_input(tmp_path: Path, run_cli: Cli) -> None:
+    code, _, err = run_cli(["report", str(tmp_path)])
     assert_clean_error(code, err, "does not exist", "culturetune experiment")
     (tmp_path / "results.json").write_text("{broken")
-    code, _, err = run(["report", str(tmp_path)], capsys)
+    code, _, err = run_cli(["report", str(tmp_path)])
     assert_clean_error(code, err, "not readable JSON")
     (tmp_path / "results.json").write_text('{"cells": []}')
-    code, _, err = run(["report", str(tmp_path)], capsys)
+    code, _, err = run_cli(["report", str(tmp_path)])
     assert_clean_error(code, err, "not a culturetune experiment", "config")
 
 
 @pytest.mark.model
 def test_survey_with_a_broken_prompt_folder(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+                                            run_cli: Cli) -> None:
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "adapter_model.safetensors").write_bytes(b"garbage")
-    code, _, err = run(["survey", "--prompt", str(tmp_path / "p")], capsys)
+    code, _, err = run_cli(["survey", "--prompt", str(tmp_path / "p")])
     assert_clean_error(code, err, "corrupt")
 
 

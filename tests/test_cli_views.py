@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from culturetune.cli import main
 from culturetune.model import loading as models
 
+if TYPE_CHECKING:
+    from conftest import Cli
+
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 @pytest.fixture
@@ -75,11 +70,11 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
         (["tune", "--target-from-system", "  "], "--target-from-system is empty"),
     ],
 )
-def test_bad_reading_options_are_clean_errors(no_model, tmp_path, monkeypatch, capsys, args,
+def test_bad_reading_options_are_clean_errors(no_model, tmp_path, monkeypatch, run_cli: Cli, args,
                                                needle) -> None:
     monkeypatch.chdir(tmp_path)
     files = _instrument_files(tmp_path)
-    code, _, err = run(args, capsys)
+    code, _, err = run_cli(args)
     assert code == 2, err
     assert err.startswith("error: ") and "Traceback" not in err
     assert needle in err, err
@@ -111,18 +106,19 @@ def _instrument_files(folder: Path) -> list[Path]:
     ])
 
 
-def test_a_bad_instrument_file_names_the_field(no_model, tmp_path, monkeypatch, capsys) -> None:
+def test_a_bad_instrument_file_names_the_field(no_model, tmp_path, monkeypatch,
+                                                run_cli: Cli) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "de.json").write_text(json.dumps(
         {"name": "de", "official": False, "items": [{"var": "m01", "text": "x",
                                                       "options": ["a", "b", "c", "d"]}]}))
-    code, _, err = run(["survey", "--instrument", "de.json"], capsys)
+    code, _, err = run_cli(["survey", "--instrument", "de.json"])
     assert code == 2 and "de.json, field items[0].options" in err and "exactly 5" in err
 
 
 @pytest.mark.model
-def test_survey_reads_orders_and_shows_the_uniform_baseline(capsys) -> None:
-    code, out, err = run(["survey", "--country", "China", "--orders", "cyclic", "--json"], capsys)
+def test_survey_reads_orders_and_shows_the_uniform_baseline(run_cli: Cli) -> None:
+    code, out, err = run_cli(["survey", "--country", "China", "--orders", "cyclic", "--json"])
     assert code == 0, err
     data = json.loads(out)
     assert data["orders"] == "cyclic" and len(data["order_list"]) == 5
@@ -132,7 +128,7 @@ def test_survey_reads_orders_and_shows_the_uniform_baseline(capsys) -> None:
         assert it["mean"] == pytest.approx(sum(it["order_means"]) / 5)
     # the default model answers by position: each order alone reads the first listed option
     assert all(it["order_means"][0] < 2 for it in data["items"])
-    code, out, err = run(["survey", "--country", "China", "--calibrate"], capsys)
+    code, out, err = run_cli(["survey", "--country", "China", "--calibrate"])
     assert code == 0, err
     assert "orders both (12345, 54321; answers mapped back" in out
     assert "calibrated with content-free items" in out
@@ -140,10 +136,10 @@ def test_survey_reads_orders_and_shows_the_uniform_baseline(capsys) -> None:
 
 
 @pytest.mark.model
-def test_tune_prints_the_validity_table_and_verdict(tmp_path, capsys) -> None:
+def test_tune_prints_the_validity_table_and_verdict(tmp_path, run_cli: Cli) -> None:
     out_dir = tmp_path / "run"
-    code, out, err = run(["tune", "--country", "India", "--budget", "16", "--population", "8",
-                          "--out", str(out_dir)], capsys)
+    code, out, err = run_cli(["tune", "--country", "India", "--budget", "16", "--population", "8",
+                              "--out", str(out_dir)])
     assert code == 0, err
     for needle in ("plain", "uniform", "tuned", "Does it hold?", "verdict: ", "in plain words:",
                    "model check: answers by position"):
@@ -162,24 +158,28 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, capsys) -> None:
            "of its answers (letter: answers by position; words: does not answer)" in " ".join(
                out.split())
     assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
-    assert meta["validity"]["verdict"] in out.upper() or meta["validity"]["verdict"].upper() in out
+    # the saved verdict is the one printed, with the checks that failed
+    v = meta["validity"]
+    failed = f"; failed: {', '.join(v['failed'])}" if v["failed"] else ""
+    assert f"verdict: {v['verdict'].upper()} (training gain {v['gain']:.2f}{failed})" in " ".join(
+        out.split())
     # The option mass is reported beside the losses (a prompt can win by silencing the options).
     plain_mass, tuned_mass = meta["baseline"]["option_mass"], meta["final"]["option_mass"]
     assert 0.3 < plain_mass < 0.8 and 0 < tuned_mass <= 1
     assert f"option mass (probability on the answer options, mean over items): plain " \
            f"{plain_mass:.3f} · tuned {tuned_mass:.3f}" in out
     assert ("it would mostly not answer with an option" in out) == (tuned_mass < 0.5 * plain_mass)
-    code, out, err = run(["chat", "--prompt", str(out_dir), "--max-new-tokens", "4", "--json",
-                          "Hello"], capsys)
+    code, out, err = run_cli(["chat", "--prompt", str(out_dir), "--max-new-tokens", "4", "--json",
+                              "Hello"])
     assert code == 0, err
     assert "answer-placed prompt" in err and "--placement system" in err
     assert "answer-placed" in json.loads(out)["note"]
 
 
 @pytest.mark.model
-def test_bench_reads_letters_in_every_cyclic_order(capsys) -> None:
-    code, out, err = run(["bench", "--country", "China", "--data", str(FIXTURE), "--json",
-                          "--per-question"], capsys)
+def test_bench_reads_letters_in_every_cyclic_order(run_cli: Cli) -> None:
+    code, out, err = run_cli(["bench", "--country", "China", "--data", str(FIXTURE), "--json",
+                              "--per-question"])
     assert code == 0, err
     data = json.loads(out)
     assert data["orders"] == "cyclic"
@@ -189,8 +189,8 @@ def test_bench_reads_letters_in_every_cyclic_order(capsys) -> None:
 
 
 @pytest.mark.model
-def test_check_model_and_the_said_reading_on_the_bundled_model(capsys) -> None:
-    code, out, err = run(["check-model", "--json"], capsys)
+def test_check_model_and_the_said_reading_on_the_bundled_model(run_cli: Cli) -> None:
+    code, out, err = run_cli(["check-model", "--json"])
     assert code == 0, err
     checks = json.loads(out)
     assert set(checks["formats"]) == {"number", "letter", "words"}
@@ -200,17 +200,17 @@ def test_check_model_and_the_said_reading_on_the_bundled_model(capsys) -> None:
     assert check["said"]["printed"] == check["said"]["reversed"] == [1] * 24
     assert checks["formats"]["letter"]["verdict"] == "answers by position"
     assert checks["formats"]["words"]["verdict"] == "does not answer"  # it chats
-    code, out, err = run(["check-model"], capsys)  # now from the cache: one table
+    code, out, err = run_cli(["check-model"])  # now from the cache: one table
     assert code == 0, err
     assert "answers by content in NO format" in out
     assert all(f in out for f in ("number", "letter", "words"))
-    code, out, err = run(["survey", "--answers", "said", "--country", "China", "--json"], capsys)
+    code, out, err = run_cli(["survey", "--answers", "said", "--country", "China", "--json"])
     assert code == 0, err
     said = json.loads(out)
     assert said["answered"] == 1.0
     # it says "1" in both orders: option 1 printed, option 5 reversed, so every item mean is 3
     assert all(it["order_means"] == [1.0, 5.0] for it in said["items"])
-    code, out, err = run(["survey", "--missing", "neutral", "--json"], capsys)
+    code, out, err = run_cli(["survey", "--missing", "neutral", "--json"])
     assert code == 0, err
     neutral = json.loads(out)
     assert neutral["missing"] == "neutral"
@@ -218,22 +218,21 @@ def test_check_model_and_the_said_reading_on_the_bundled_model(capsys) -> None:
 
 @pytest.mark.model
 def test_a_planted_target_is_the_models_own_reading_under_the_system_prompt(tmp_path,
-                                                                            capsys) -> None:
+                                                                            run_cli: Cli) -> None:
     """``--target-from-system``: the target is what the survey reads under that system prompt
     (same orders and format); the run tunes without it and keeps the target it measured."""
     from culturetune.reading.check import LOW_SYSTEM
 
     out_dir = tmp_path / "planted"
-    code, out, err = run(["tune", "--target-from-system", LOW_SYSTEM, "--format", "number",
-                          "--budget", "8", "--population", "8", "--out", str(out_dir),
-                          "--json"], capsys)
+    code, out, err = run_cli(["tune", "--target-from-system", LOW_SYSTEM, "--format", "number",
+                              "--budget", "8", "--population", "8", "--out", str(out_dir),
+                              "--json"])
     assert code == 0, err
     result = json.loads(out)
     target = result["config"]["target"]
     assert target["name"] == "planted" and LOW_SYSTEM in target["source"]
     assert result["config"]["target_system"] == LOW_SYSTEM
-    code, out, err = run(["survey", "--system", LOW_SYSTEM, "--format", "number", "--json"],
-                         capsys)
+    code, out, err = run_cli(["survey", "--system", LOW_SYSTEM, "--format", "number", "--json"])
     assert code == 0, err
     read = json.loads(out)["indices"]
     assert target["scores"] == pytest.approx(read, abs=1e-6)

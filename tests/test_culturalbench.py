@@ -491,20 +491,13 @@ def test_run_bench_rejects_bad_conditions(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.fixture(scope="module")
-def lm():
-    from culturetune.model.loading import load_model
-
-    return load_model(dtype="float32")  # float32: batched and single runs agree to 1e-5
-
-
-@pytest.fixture(scope="module")
 def easy_qs() -> list[Question]:
     return load_culturalbench("easy", FIXTURE, countries=["USA", "Lebanon"], limit=2)
 
 
 @pytest.mark.model
-def test_letter_probabilities(lm, easy_qs) -> None:
-    out = cb.evaluate_easy(lm, easy_qs, Condition.plain())
+def test_letter_probabilities(lm32, easy_qs) -> None:
+    out = cb.evaluate_easy(lm32, easy_qs, Condition.plain())
     assert [o.question_idx for o in out] == [q.question_idx for q in easy_qs]
     for o in out:
         assert sum(o.probs) == pytest.approx(1.0, abs=1e-5)
@@ -514,43 +507,43 @@ def test_letter_probabilities(lm, easy_qs) -> None:
 
 
 @pytest.mark.model
-def test_batched_equals_one_at_a_time(lm, easy_qs) -> None:
+def test_batched_equals_one_at_a_time(lm32, easy_qs) -> None:
     persona = Condition.persona_prompted()
-    batched = cb.evaluate_easy(lm, easy_qs, persona, batch_size=len(easy_qs))
+    batched = cb.evaluate_easy(lm32, easy_qs, persona, batch_size=len(easy_qs))
     for q, b in zip(easy_qs, batched, strict=True):
-        (single,) = cb.evaluate_easy(lm, [q], persona)
+        (single,) = cb.evaluate_easy(lm32, [q], persona)
         assert single.probs == pytest.approx(b.probs, abs=1e-4)
         assert single.predicted == b.predicted
-    ll_batched = cb.evaluate_easy(lm, easy_qs, Condition.plain(), "loglik", batch_size=4)
+    ll_batched = cb.evaluate_easy(lm32, easy_qs, Condition.plain(), "loglik", batch_size=4)
     for q, b in zip(easy_qs, ll_batched, strict=True):
-        (single,) = cb.evaluate_easy(lm, [q], Condition.plain(), "loglik")
+        (single,) = cb.evaluate_easy(lm32, [q], Condition.plain(), "loglik")
         assert single.loglik == pytest.approx(b.loglik, abs=1e-3)
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("placement", ["prefix", "system", "answer"])
-def test_zero_token_soft_prompt_equals_plain(lm, easy_qs, placement: str) -> None:
+def test_zero_token_soft_prompt_equals_plain(lm32, easy_qs, placement: str) -> None:
     qs = easy_qs[:3]
-    empty = Condition("empty", soft=SimpleNamespace(embeddings=torch.zeros(0, lm.hidden_size),
+    empty = Condition("empty", soft=SimpleNamespace(embeddings=torch.zeros(0, lm32.hidden_size),
                                                     placement=placement))
     for scoring, field in (("letter", "probs"), ("loglik", "loglik")):
-        plain = cb.evaluate_easy(lm, qs, Condition.plain(), scoring)
-        soft = cb.evaluate_easy(lm, qs, empty, scoring)
+        plain = cb.evaluate_easy(lm32, qs, Condition.plain(), scoring)
+        soft = cb.evaluate_easy(lm32, qs, empty, scoring)
         for a, b in zip(plain, soft, strict=True):
             assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-4)
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("placement", ["system", "answer"])
-def test_loglik_matches_full_forward_with_soft_prompt(lm, easy_qs, placement: str) -> None:
+def test_loglik_matches_full_forward_with_soft_prompt(lm32, easy_qs, placement: str) -> None:
     """As lm-eval scores it, the newline ending the assistant header counts with each option;
     an answer-placed prompt still sits after that newline, right before the option."""
-    tok, emb = lm.tokenizer, lm.model.get_input_embeddings()
-    soft = torch.randn(3, lm.hidden_size, generator=torch.Generator().manual_seed(0)) * 0.05
+    tok, emb = lm32.tokenizer, lm32.model.get_input_embeddings()
+    soft = torch.randn(3, lm32.hidden_size, generator=torch.Generator().manual_seed(0)) * 0.05
     cond = Condition("tuned", soft=SimpleNamespace(embeddings=soft, placement=placement))
     q = easy_qs[0]
-    (out,) = cb.evaluate_easy(lm, [q], cond, "loglik")
-    text, at = lm.render(q.question)
+    (out,) = cb.evaluate_easy(lm32, [q], cond, "loglik")
+    text, at = lm32.render(q.question)
     head = text.rstrip()
     newline = tok.encode(text[len(head):], add_special_tokens=False)
     at = at if placement == "system" else len(head)
@@ -568,7 +561,7 @@ def test_loglik_matches_full_forward_with_soft_prompt(lm, easy_qs, placement: st
             nl = [len(pre) - 1 + j for j in range(len(newline))]
             first = len(pre) + len(newline) + len(soft)
             want_at = nl + [first - 1 + j for j in range(len(ids))]
-        logp = lm.model(inputs_embeds=x).logits[0].float().log_softmax(-1)
+        logp = lm32.model(inputs_embeds=x).logits[0].float().log_softmax(-1)
         want = sum(float(logp[i, t]) for i, t in zip(want_at, cont, strict=True))
         assert got == pytest.approx(want, abs=2e-4)  # the newline alone is worth ~1e-3
     assert out.predicted_norm in "ABCD" and isinstance(out.correct_norm, bool)
@@ -584,13 +577,13 @@ def lmeval_reference() -> dict:
 @pytest.mark.model
 @pytest.mark.parametrize(("form", "scoring", "chat_template"), [
     ("mc", "mc", False), ("mc_chat", "mc", True), ("cloze", "cloze", True)])
-def test_formulations_reproduce_lm_eval(lm, lmeval_reference: dict, form: str, scoring: str,
+def test_formulations_reproduce_lm_eval(lm32, lmeval_reference: dict, form: str, scoring: str,
                                         chat_template: bool) -> None:
     """mc, mc inside the chat template and cloze give lm-eval 0.4.13's per-choice
     log-likelihoods on China's 59 Easy questions (float32), hence its answers and accuracy."""
     qs = load_culturalbench("easy", SHARED_EASY, countries=["China"])
     evaluate = cb.evaluate_mc if scoring == "mc" else cb.evaluate_cloze
-    out = {o.question_idx: o for o in evaluate(lm, qs, Condition.plain(), chat_template)}
+    out = {o.question_idx: o for o in evaluate(lm32, qs, Condition.plain(), chat_template)}
     ref = lmeval_reference[form]
     assert sorted(out) == sorted(r["question_idx"] for r in ref)
     gaps = [abs(a - b) for r in ref
@@ -604,9 +597,9 @@ def test_formulations_reproduce_lm_eval(lm, lmeval_reference: dict, form: str, s
 
 
 @pytest.mark.model
-def test_hard_bench_on_fixture(lm, hard_csv: Path) -> None:
+def test_hard_bench_on_fixture(lm32, hard_csv: Path) -> None:
     qs = load_culturalbench("hard", hard_csv)
-    res = run_bench(lm, qs, [Condition.plain(), Condition.persona_prompted()], split="hard")
+    res = run_bench(lm32, qs, [Condition.plain(), Condition.persona_prompted()], split="hard")
     outcomes = res.outcomes["plain"]
     assert [len(o.p_true) for o in outcomes] == [4, 4, 4]
     assert all(0.0 < m <= 1.0 for o in outcomes for m in o.mass)
@@ -617,7 +610,15 @@ def test_hard_bench_on_fixture(lm, hard_csv: Path) -> None:
     assert (q_acc.n, j_acc.n) == (3, 12)
     assert q_acc.k == sum(o.correct for o in outcomes)
     assert j_acc.k == sum(sum(o.judgements_correct) for o in outcomes)
-    assert res.cell("Nepal", "persona", "question_accuracy").vs_baseline is not None
+    # the persona condition against the plain baseline, paired on Nepal's one question
+    (nepal,) = [i for i, q in enumerate(qs) if q.country == "Nepal"]
+    plain_ok, persona_ok = (bool(res.outcomes[n][nepal].correct) for n in ("plain", "persona"))
+    vs = res.cell("Nepal", "persona", "question_accuracy").vs_baseline
+    assert (vs.n, vs.b, vs.c) == (1, int(plain_ok and not persona_ok),
+                                  int(persona_ok and not plain_ok))
+    assert vs.p_value == 1.0  # one pair can never be significant
+    assert res.baseline == "plain"
+    assert res.cell("Nepal", "plain", "question_accuracy").vs_baseline is None
     assert "judgement_accuracy" in format_tables(res)
 
 

@@ -7,16 +7,10 @@ import torch
 
 from culturetune.instrument.vsm import load_instrument
 from culturetune.model.engine import PromptScorer
-from culturetune.model.loading import load_model
 from culturetune.reading.batch import Survey
 from culturetune.reading.prompts import PLACEMENTS, item_prompt, prompt_segments
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture(scope="module")
-def lm32():
-    return load_model(dtype="float32")
 
 
 def full_forward(lm, pre: list[int], soft: torch.Tensor, post: list[int]) -> torch.Tensor:

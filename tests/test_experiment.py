@@ -337,13 +337,6 @@ def tiny(**kw) -> ExperimentConfig:
 
 
 @pytest.fixture(scope="module")
-def lm():
-    from culturetune.model.loading import load_model
-
-    return load_model()
-
-
-@pytest.fixture(scope="module")
 def tiny_run(lm, tmp_path_factory):
     out = tmp_path_factory.mktemp("experiment")
     messages: list[str] = []

@@ -25,13 +25,6 @@ IMPORTANCE = ["of utmost importance", "very important", "of moderate importance"
               "of little importance", "of very little or no importance"]
 
 
-@pytest.fixture(scope="module")
-def lm32():
-    from culturetune.model.loading import load_model
-
-    return load_model(dtype="float32")
-
-
 # --------------------------------------------------------------------------- formats, no model
 
 

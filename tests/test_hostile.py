@@ -44,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -57,6 +58,9 @@ from culturetune.tuning import runfolder
 from culturetune.tuning.checkpoint import history_csv
 from culturetune.tuning.config import TuneConfig
 from culturetune.tuning.search import Interrupted
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 HIDDEN = 576
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
@@ -567,13 +571,6 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         undo()
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
-
-
 def assert_clean_error(code: int, err: str, needle: str, expected: int = 2) -> None:
     assert code == expected, err
     assert "Traceback" not in err, err
@@ -585,12 +582,12 @@ def assert_clean_error(code: int, err: str, needle: str, expected: int = 2) -> N
 @pytest.mark.parametrize(("args", "needle", "builders"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_hostile_input(args: list[str], needle: str, builders: tuple[Builder, ...], sandbox,
-                       capsys: pytest.CaptureFixture[str]) -> None:
+                       run_cli: Cli) -> None:
     root, cleanup = sandbox
     for build in builders:
         build(root, cleanup)
     before = snapshot(root)
-    code, out, err = run_cli(args, capsys)
+    code, out, err = run_cli(args)
     assert_clean_error(code, err, needle)
     assert snapshot(root) == before
 
@@ -619,7 +616,7 @@ def test_the_table_is_large_and_covers_every_command() -> None:
 )
 def test_ctrl_c_while_loading_exits_130(args: list[str], needle: str, sandbox,
                                         monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+                                        run_cli: Cli) -> None:
     root, cleanup = sandbox
     run()(root, cleanup)
 
@@ -628,13 +625,13 @@ def test_ctrl_c_while_loading_exits_130(args: list[str], needle: str, sandbox,
 
     monkeypatch.setattr(cli.common, "load_lm", interrupted)
     before = snapshot(root)
-    code, _, err = run_cli(args, capsys)
+    code, _, err = run_cli(args)
     assert_clean_error(code, err, needle, expected=130)
     assert snapshot(root) == before  # no folder or lock file left behind
 
 
 def test_interrupted_tuning_exits_130_with_the_resume_hint(
-        sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        sandbox, monkeypatch: pytest.MonkeyPatch, run_cli: Cli) -> None:
     monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: None)
 
     def stopped(lm: object, config: object, folder: str, *a: object) -> None:
@@ -642,7 +639,7 @@ def test_interrupted_tuning_exits_130_with_the_resume_hint(
                           f"continue it with `culturetune tune --resume {folder}`")
 
     monkeypatch.setattr(cli.tune, "_run_tuning", stopped)
-    code, _, err = run_cli(["tune", "--country", "China", "--out", "r"], capsys)
+    code, _, err = run_cli(["tune", "--country", "China", "--out", "r"])
     assert_clean_error(code, err, "culturetune tune --resume r", expected=130)
 
 
@@ -672,11 +669,11 @@ def test_resume_with_a_larger_budget_gets_to_the_model(sandbox, monkeypatch: pyt
 
 
 def test_utf16_responses_with_a_bom_are_read(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+                                             run_cli: Cli) -> None:
     path = tmp_path / "r.csv"
     body = "\t".join(VARS) + "\n" + "\t".join(["2"] * 24) + "\n"
     path.write_bytes(body.encode("utf-16"))  # what spreadsheets save as "Unicode text"
-    code, out, err = run_cli(["score", str(path), "--json"], capsys)
+    code, out, err = run_cli(["score", str(path), "--json"])
     assert code == 0, err
     assert json.loads(out)["means"]["m01"] == 2
 
@@ -830,11 +827,6 @@ def test_sigterm_while_loading_exits_143_and_leaves_no_folder(tmp_path: Path) ->
     assert not (tmp_path / "r").exists()
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return models.load_model()
-
-
 @pytest.mark.model
 def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path) -> None:
     from culturetune.tuning.search import tune
@@ -876,14 +868,14 @@ def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path)
 )
 def test_limits_that_need_the_model(args: list[str], needle: str, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch, lm,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                    run_cli: Cli) -> None:
     """Refused once the model is known, before anything is allocated or written: no folder is
     left, so the same command with sane settings works on the same --out."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: lm)
     prompt("big", shape=(20_000, HIDDEN))(tmp_path, [])
     before = snapshot(tmp_path)
-    code, _, err = run_cli(args, capsys)
+    code, _, err = run_cli(args)
     assert_clean_error(code, err, needle)
     assert snapshot(tmp_path) == before
     if args[0] == "tune":
@@ -992,17 +984,17 @@ REPORT_FAULTS = [
 
 @pytest.mark.parametrize("name", [c[1] for c in REPORT_FAULTS], ids=[c[0] for c in REPORT_FAULTS])
 def test_report_on_a_full_disk_changes_nothing_then_writes_all(
-        name: str, sandbox, disk: FullDisk, capsys: pytest.CaptureFixture[str]) -> None:
+        name: str, sandbox, disk: FullDisk, run_cli: Cli) -> None:
     root, cleanup = sandbox
     results(lambda d: None)(root, cleanup)
     before = snapshot(root)
     disk.fail(name)
-    code, _, err = run_cli(["report", "exp"], capsys)
+    code, _, err = run_cli(["report", "exp"])
     assert_full_disk(code, err, f"exp/{'figures/' if name.endswith('.png') else ''}{name}",
                      "run the command again")
     assert snapshot(root) == before
     disk.free()
-    code, _, err = run_cli(["report", "exp"], capsys)
+    code, _, err = run_cli(["report", "exp"])
     assert code == 0, err
     assert {"report.md", "report.html", "figures/radar-CHI.png"} <= set(snapshot(root / "exp"))
     assert_nothing_half_written(root)
@@ -1049,16 +1041,16 @@ def test_model_cache_on_a_full_disk_leaves_no_folder(tmp_path: Path,
     assert (cached / "config.json").exists() and list(cached.parent.iterdir()) == [cached]
 
 
-def _tune_cli(lm: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+def _tune_cli(lm: object, monkeypatch: pytest.MonkeyPatch, run_cli: Cli,
               *args: str) -> tuple[int, str, str]:
     monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: lm)
-    return run_cli(["tune", *args], capsys)
+    return run_cli(["tune", *args])
 
 
 @pytest.mark.model
 def test_tune_on_a_full_disk_at_every_write_then_resume_equals_uninterrupted(
         lm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk: FullDisk,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        run_cli: Cli) -> None:
     """Each write of ``tune`` fails in turn on a full disk (run.json, the checkpoint,
     history.csv, the three prompt files, run.json at the end): one error line naming the file,
     exit 2, nothing half-written, the last checkpoint kept; ``--resume`` once there is space
@@ -1068,13 +1060,13 @@ def test_tune_on_a_full_disk_at_every_write_then_resume_equals_uninterrupted(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tuning, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every step
     settings = ["--country", "China", "--budget", "16", "--population", "8", "--seed", "3"]
-    code, _, err = _tune_cli(lm, monkeypatch, capsys, *settings, "--out", "fresh")
+    code, _, err = _tune_cli(lm, monkeypatch, run_cli, *settings, "--out", "fresh")
     assert code == 0, err
     run_dir = tmp_path / "r"
 
     def tune_fails(name: str, after: int, then: str, *args: str) -> None:
         disk.fail(name, after)
-        code, _, err = _tune_cli(lm, monkeypatch, capsys, *args)
+        code, _, err = _tune_cli(lm, monkeypatch, run_cli, *args)
         disk.free()
         assert_full_disk(code, err, f"r/{name}", then)
         assert_nothing_half_written(tmp_path)
@@ -1100,7 +1092,7 @@ def test_tune_on_a_full_disk_at_every_write_then_resume_equals_uninterrupted(
             "checkpoint.safetensors", "history.csv", "run.json"]
     # run.json at the end (its first write of this resume goes through)
     tune_fails("run.json", 1, resume, "--resume", "r")
-    code, out, err = _tune_cli(lm, monkeypatch, capsys, "--resume", "r", "--json")
+    code, out, err = _tune_cli(lm, monkeypatch, run_cli, "--resume", "r", "--json")
     assert code == 0, err
     assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
     assert_nothing_half_written(tmp_path)
@@ -1117,7 +1109,7 @@ def test_tune_on_a_full_disk_at_every_write_then_resume_equals_uninterrupted(
 @pytest.mark.model
 def test_experiment_on_a_full_disk_at_every_write_then_goes_on(
         lm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk: FullDisk,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        run_cli: Cli) -> None:
     """Each write of ``experiment`` fails in turn (the cell, results.json, a figure and the
     report): one error line naming the file, exit 2, nothing half-written; the same command
     once there is space reuses the saved cell and writes the rest."""
@@ -1132,13 +1124,13 @@ def test_experiment_on_a_full_disk_at_every_write_then_goes_on(
                       ("report.html", "report.html")):  # in the order they are written
         saved = cell.read_bytes() if cell.exists() else None
         disk.fail(name)
-        code, _, err = run_cli(args, capsys)
+        code, _, err = run_cli(args)
         disk.free()
         assert_full_disk(code, err, f"exp/{rel}", then)
         assert not (tmp_path / "exp" / rel).exists()
         assert_nothing_half_written(tmp_path)
         assert saved is None or cell.read_bytes() == saved  # a finished cell is kept
-    code, out, err = run_cli(args, capsys)
+    code, out, err = run_cli(args)
     assert code == 0, err
     results_doc = json.loads(out)
     assert results_doc["reused_cells"] == 1

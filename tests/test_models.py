@@ -18,26 +18,22 @@ import time
 import tomllib
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from culturetune.cli import main
 from culturetune.core import inputs, memory, registry
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import WriteError
 from culturetune.core.registry import KnownModel
 from culturetune.model import assemble, loading
 
+if TYPE_CHECKING:
+    from conftest import Cli
+
 ROOT = Path(__file__).parents[1]
 NAME = "fake-model"
 PARTS = 11  # more than 9: part10 must come after part9, not after part1
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
 
 
 def write_package(site: Path, dist: str, version: str, files: dict[str, bytes]) -> None:
@@ -335,11 +331,11 @@ def test_first_load_assembles_dequantizes_and_keeps_only_the_folder(
 
 
 def test_a_full_disk_while_converting_is_one_error_and_leaves_nothing(
-        fake: Fake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        fake: Fake, monkeypatch: pytest.MonkeyPatch, run_cli: Cli,
         grad_mode: None) -> None:
     stubs = Stubs(monkeypatch, expected=fake.data)
     stubs.full_disk = True
-    code, out, err = run_cli(["survey", "--model", NAME, "--dtype", "bfloat16"], capsys)
+    code, out, err = run_cli(["survey", "--model", NAME, "--dtype", "bfloat16"])
     assert code == 2 and "Traceback" not in err, err
     errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "cannot write" in errors[0] and "the disk is full" in errors[0]
@@ -426,12 +422,12 @@ def test_a_cgroup_limit_lowers_the_available_memory(tmp_path: Path,
 
 
 def test_a_model_that_would_not_fit_is_refused_before_it_loads(
-        fake: Fake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        fake: Fake, monkeypatch: pytest.MonkeyPatch, run_cli: Cli) -> None:
     big = KnownModel(**{**fake.model.__dict__, "parameters": 3 * 10**9})
     monkeypatch.setitem(registry.KNOWN, NAME, big)
     monkeypatch.setenv(memory.ENV, "4GiB")
     stubs = Stubs(monkeypatch)
-    code, out, err = run_cli(["survey", "--model", NAME], capsys)
+    code, out, err = run_cli(["survey", "--model", NAME])
     assert code == 2 and "Traceback" not in err
     errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1, err
@@ -462,7 +458,7 @@ def test_the_real_models_need_what_was_measured(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_models_json_lists_install_state_cache_and_checks(
-        fake: Fake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        fake: Fake, monkeypatch: pytest.MonkeyPatch, run_cli: Cli) -> None:
     from culturetune.reading.check import CHECK_VERSION
 
     checks = fake.cache / "checks"
@@ -482,7 +478,7 @@ def test_models_json_lists_install_state_cache_and_checks(
     (folder / "model.safetensors").write_bytes(bytes(1000))
     fake.reversion(3, "2.0.0")
 
-    code, out, err = run_cli(["models", "--json"], capsys)
+    code, out, err = run_cli(["models", "--json"])
     assert code == 0, err
     report = json.loads(out)
     assert report["cache"] == str(fake.cache)
@@ -500,7 +496,7 @@ def test_models_json_lists_install_state_cache_and_checks(
     assert m["checks"]["letter"] == []
     assert m["check_command"] == f"culturetune check-model --model {NAME}"
 
-    code, out, err = run_cli(["models"], capsys)
+    code, out, err = run_cli(["models"])
     assert code == 0, err
     assert f"{NAME}: Fake-Model" in out and "words: answers by content" in out
     assert "letter: —" in out and "fake-model-part3 is 2.0.0, not 1.0.0" in out

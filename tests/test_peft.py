@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 
-from culturetune.cli import main
 from culturetune.model.loading import (
     DEFAULT_HUB_ID,
     DEFAULT_MODEL,
@@ -19,6 +19,9 @@ from culturetune.model.loading import (
     peft_base_model,
 )
 from culturetune.tuning.softprompt import CONFIG_FILE, META_FILE, SoftPrompt
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 #: Largest gap allowed between PEFT's and ``culturetune survey --prompt``'s answer probabilities
 #: and option mass (float32; measured 1.3e-6 and 8.4e-6).
@@ -52,11 +55,10 @@ print(json.dumps({"base": base, "items": out}))
 """
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
-    with pytest.raises(SystemExit) as exc:
-        main([*args, "--json"])
-    out, err = capsys.readouterr()
-    assert exc.value.code in (None, 0), err
+def run_json(run_cli: Cli, args: list[str]) -> dict:
+    """The command's ``--json`` output; it must succeed."""
+    code, out, err = run_cli([*args, "--json"])
+    assert code == 0, err
     return json.loads(out)
 
 
@@ -88,23 +90,24 @@ def test_saved_config_names_the_hub_id_and_culturetune_json_keeps_the_name(
 
 @pytest.mark.model
 def test_auto_peft_loads_a_prompt_tuned_on_a_local_folder_offline(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, run_cli: Cli) -> None:
     from culturetune.model.loading import bundled_gguf, load_model
 
     load_model(dtype="float32")  # makes sure the dequantized folder exists
     folder = gguf_cache_folder(bundled_gguf())  # a plain local model folder
     run = str(tmp_path / "run")
-    tuned = run_cli(["tune", "--model", str(folder), "--country", "China", "--placement", "prefix",
-             "--tokens", "3", "--optimizer", "random", "--population", "2", "--budget", "2",
-             "--dtype", "float32", "--format", "number", "--out", run], capsys)
+    tuned = run_json(run_cli, ["tune", "--model", str(folder), "--country", "China", "--placement",
+                               "prefix", "--tokens", "3", "--optimizer", "random", "--population",
+                               "2", "--budget", "2", "--dtype", "float32", "--format", "number",
+                               "--out", run])
     # The prompt matters: the survey moves with it (so a PEFT that ignored it would not match).
     assert abs(tuned["final"]["loss"]["value"] - tuned["baseline"]["loss"]["value"]) > 0.1
     config = json.loads((Path(run) / CONFIG_FILE).read_text())
     assert config["base_model_name_or_path"] == str(folder.resolve())
     assert json.loads((Path(run) / META_FILE).read_text())["model"] == str(folder)
     # PEFT sees the printed option order only, so compare with that order's reading.
-    ours = run_cli(["survey", "--model", str(folder), "--prompt", run, "--dtype", "float32",
-                    "--orders", "shown", "--format", "number"], capsys)
+    ours = run_json(run_cli, ["survey", "--model", str(folder), "--prompt", run, "--dtype",
+                              "float32", "--orders", "shown", "--format", "number"])
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", PEFT_SCRIPT, run], env=env,

@@ -16,11 +16,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from culturetune.experiment.grid import measured as numbers
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -65,12 +68,11 @@ def test_an_address_without_a_cluster_is_refused_before_the_model(tmp_path: Path
 
 def test_ctrl_c_on_the_driver_exits_130_and_stops_ray(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                      run_cli: Cli) -> None:
     """Interrupted while the workers start (no model is needed for that here): the hint to run
     again, Ray shut down, no lock file left."""
     import ray
 
-    from culturetune.cli import main
     from culturetune.experiment import executors
 
     def interrupted(self: Any) -> None:
@@ -78,10 +80,8 @@ def test_ctrl_c_on_the_driver_exits_130_and_stops_ray(tmp_path: Path,
 
     monkeypatch.setattr(executors.WorkerPool, "describe", interrupted)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as info:
-        main(["experiment", *GRID, *RAY, "--out", "exp"])
-    err = capsys.readouterr().err
-    assert info.value.code == 130, err
+    code, _, err = run_cli(["experiment", *GRID, *RAY, "--out", "exp"])
+    assert code == 130, err
     assert "run the same command again" in err
     assert not ray.is_initialized()
     assert not any(p.name.startswith(".culturetune") for p in tmp_path.rglob("*"))

@@ -4,6 +4,7 @@ split, and the bound on how much of it the VSM 2013 wordings (and the check's pr
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from culturetune.instrument.vsm import load_instrument
 from culturetune.reading.check import HIGH_SYSTEM, LOW_SYSTEM
 from culturetune.respondent import data
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 WORDINGS = ("vsm2013", "paraphrase", "paraphrase2")
 
@@ -178,9 +182,7 @@ def test_training_writes_a_loadable_adapter_and_continues_from_it(tmp_path, monk
             assert (v.float() - 0.05).abs().max() < 0.01, k
 
 
-def test_the_train_command_refuses_a_used_folder_and_a_bad_init(tmp_path, capsys) -> None:
-    from culturetune.cli import main
-
+def test_the_train_command_refuses_a_used_folder_and_a_bad_init(tmp_path, run_cli: Cli) -> None:
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "x").write_text("x")
     for args, needle in ((["--out", str(tmp_path / "used")], "not an empty folder"),
@@ -190,7 +192,5 @@ def test_the_train_command_refuses_a_used_folder_and_a_bad_init(tmp_path, capsys
                           "--stop-after"),
                          (["--out", str(tmp_path / "n"), "--data-version", "7"],
                           "--data-version")):
-        with pytest.raises(SystemExit) as exc:
-            main(["respondent", "train", *args])
-        err = capsys.readouterr().err
-        assert exc.value.code == 2 and needle in err and "Traceback" not in err, err
+        code, _, err = run_cli(["respondent", "train", *args])
+        assert code == 2 and needle in err and "Traceback" not in err, err

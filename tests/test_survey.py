@@ -27,13 +27,8 @@ CONFIDENT = 0.9
 
 
 @pytest.fixture(scope="module")
-def lm() -> LoadedModel:
-    """The bundled default model with automatic device and dtype, loaded once."""
-    return load_model()
-
-
-@pytest.fixture(scope="module")
 def lm32(lm: LoadedModel) -> LoadedModel:
+    """conftest's ``lm`` when that is float32 already (on the CPU), so the model loads once."""
     return lm if lm.dtype == "float32" else load_model(dtype="float32")
 
 

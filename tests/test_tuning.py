@@ -26,16 +26,6 @@ from culturetune.tuning.softprompt import ADAPTER_FILE, META_FILE, SoftPrompt, i
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_model()
-
-
-@pytest.fixture(scope="module")
-def lm32():
-    return load_model(dtype="float32")
-
-
 def small(**kw) -> TuneConfig:
     base = dict(target=lookup_country("China"), budget=32, population=8, seed=3)
     base.update(kw)
@@ -263,13 +253,33 @@ def test_defaults_tune_order_balanced_and_check_the_prompt(lm, tmp_path):
     assert v["training"]["plain"] >= run.baseline.loss.value - 1e-6
     gain = v["training"]["plain"] - v["training"]["tuned"]
     assert v["gain"] == pytest.approx(gain)
+    # the option mass is the training survey's, plain and tuned, and their ratio
+    assert v["plain_mass"] == meta["baseline"]["option_mass"]
+    assert v["tuned_mass"] == meta["final"]["option_mass"]
+    assert v["mass_kept"] == pytest.approx(v["tuned_mass"] / v["plain_mass"])
+    # the shown-order check reads the same prompt as the shown view of the training survey
+    assert v["checks"][2]["tuned"] is not None
+    # each check's share kept and state, then the verdict and the failed checks, follow the rule
+    # (culturetune.reading.validity) whichever way this run came out: a gain under one point
+    # checks nothing, half the gain kept holds, none kept collapses
     for c in v["checks"]:
         assert c["uniform"] == pytest.approx(meta["uniform"]["loss"]["value"])
-        if gain >= 1.0:
+        if gain < 1.0 or c["plain"] is None or c["tuned"] is None:
+            assert c["kept"] is None and c["state"] is None
+        else:
             assert c["kept"] == pytest.approx((c["plain"] - c["tuned"]) / gain)
-    # the shown-order check reads the same prompt as the shown view of the training survey
-    assert v["checks"][2]["tuned"] is not None and v["mass_kept"] is not None
-    assert v["verdict"] in ("held", "partly held", "collapsed", "no gain")
+            assert c["state"] == ("held" if c["kept"] >= 0.5 else
+                                  "weakened" if c["kept"] > 0 else "collapsed")
+    states = [c["state"] for c in v["checks"]]
+    if gain < 1.0:
+        verdict, failed = "no gain", []
+    elif None in states:
+        verdict, failed = "unknown", []
+    else:
+        failed = [c["view"] for c in v["checks"] if c["state"] != "held"]
+        failed += ["option mass"] if v["mass_kept"] < 0.5 else []
+        verdict = "held" if not failed else "collapsed" if "collapsed" in states else "partly held"
+    assert (v["verdict"], v["failed"]) == (verdict, failed)
 
 
 def test_a_printed_order_run_is_checked_on_the_reversed_order(lm, tmp_path):

@@ -142,13 +142,6 @@ def _few_items():
                                                  ("m01", "m11", "m15", "m21")))
 
 
-@pytest.fixture(scope="module")
-def lm():
-    from culturetune.model.loading import load_model
-
-    return load_model()
-
-
 @pytest.mark.model
 @pytest.mark.parametrize("orders", ["both", "cyclic"])
 def test_position_only_model_scores_the_constants(lm, orders: str) -> None:
