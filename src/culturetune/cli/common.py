@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from culturetune.core.errors import CultureTuneError
-from culturetune.instrument.targets import Target, lookup_country
+from culturetune.instrument.targets import Target
 
 if TYPE_CHECKING:
     from culturetune.model.loading import LoadedModel
@@ -159,15 +159,9 @@ def resolve_target(spec: str | None) -> Target | None:
 
 def system_prompt(persona: str | None, system: str | None) -> str | None:
     """The system prompt from ``--persona COUNTRY`` or ``--system TEXT`` (not both)."""
-    if persona is not None and system is not None:
-        raise CultureTuneError(
-            "--persona and --system both set a system prompt; give only one of them"
-        )
-    if persona is not None:
-        from culturetune.reading.survey import persona_prompt
+    from culturetune.api import system_prompt as choose
 
-        return persona_prompt(lookup_country(persona).name)
-    return system
+    return choose(persona, system, "--")
 
 
 def resolve_orders(orders: Any, reverse_options: bool = False, default: str = "both") -> str:

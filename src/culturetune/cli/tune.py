@@ -58,20 +58,6 @@ if TYPE_CHECKING:
     from culturetune.model.loading import LoadedModel
 
 
-def parse_subspace(value: str) -> int | None:
-    """``--subspace``: a positive dimension, or ``full`` for the whole matrix."""
-    if value.strip().lower() == "full":
-        return None
-    try:
-        dim = int(value)
-    except ValueError:
-        raise CultureTuneError(
-            f"--subspace takes a dimension such as 64 or 'full', not {value!r}") from None
-    if dim < 1:
-        raise CultureTuneError("--subspace must be a positive dimension or 'full'")
-    return dim
-
-
 @command()
 def tune(
     ctx: typer.Context,
@@ -221,7 +207,7 @@ def tune(
         target = (resolve_target(country) if country is not None else
                   Target("planted", None, {}, "measured when the run starts"))
         config = TuneConfig(
-            target=target, subspace=parse_subspace(subspace),
+            target=target, subspace=inputs.parse_subspace(subspace),
             constants=parse_constants(constant), instrument=instrument,
             validate_instruments=list(validate_instrument or []),
             train_instruments=(list(train_instrument) if train_instrument
@@ -236,7 +222,7 @@ def tune(
             asked = {k: v for k, v in settings.items() if k in _given(ctx, *settings)}
             asked.update(_given_values(
                 ctx, country=lambda: resolve_target(country).to_dict(),
-                subspace=lambda: parse_subspace(subspace),
+                subspace=lambda: inputs.parse_subspace(subspace),
                 constant=lambda: parse_constants(constant), model=lambda: model,
                 instrument=lambda: instrument_key(instrument),
                 validate_instrument=lambda: [instrument_key(p)

@@ -60,6 +60,24 @@ def check_seed(value: Any, option: str = "--seed") -> int:
     return check_count(value, option, 0, MAX_SEED)
 
 
+def parse_subspace(value: int | str | None, option: str = "--subspace") -> int | None:
+    """A subspace dimension: ``full`` (any case) is the whole matrix (``None``); other text is
+    read as a positive dimension; a number or ``None`` is returned as given (range-checked by
+    the settings' own checks)."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().lower() == "full":
+        return None
+    try:
+        dim = int(value)
+    except ValueError:
+        raise CultureTuneError(
+            f"{option} takes a dimension such as 64 or 'full', not {value!r}") from None
+    if dim < 1:
+        raise CultureTuneError(f"{option} must be a positive dimension or 'full'")
+    return dim
+
+
 def check_time_limit(value: float | None) -> float | None:
     """``--time-limit``: seconds, finite and not negative (left out: no limit)."""
     if value is None:

@@ -15,7 +15,7 @@ from typing import Any
 from culturetune.core import defaults
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_text
-from culturetune.core.inputs import check_experiment_limits, loads_json
+from culturetune.core.inputs import check_experiment_limits, loads_json, parse_subspace
 from culturetune.experiment.methods import (
     BASELINES,
     DEFAULT_METHODS,
@@ -143,9 +143,8 @@ class ExperimentConfig:
             load_instrument(path)
         for name in ("seeds", "budget", "population", "tokens"):
             setattr(self, name, _count(getattr(self, name), name))
-        if self.subspace == "full":
-            self.subspace = None
-        self.subspace = _count(self.subspace, "subspace", allow_none=True)
+        self.subspace = _count(parse_subspace(self.subspace, "subspace"), "subspace",
+                               allow_none=True)
         self.bench_limit = _count(self.bench_limit, "bench_limit", allow_none=True)
         check_placement(self.placement)
         parse_constants(self.constants)
