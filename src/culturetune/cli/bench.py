@@ -89,8 +89,7 @@ def bench(
     from culturetune.culturalbench import check_scoring, conditions, load_culturalbench, run_bench
     from culturetune.tuning import limits
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    model, adapter, device = common.check_model_options(model, adapter, device)
     if not country and not all_countries:
         raise CultureTuneError("say which questions to use: --country NAME (repeatable) or "
                                "--all-countries")

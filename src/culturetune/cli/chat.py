@@ -47,8 +47,7 @@ def chat(
     from culturetune.reading.survey import prompt_segments
     from culturetune.tuning import limits
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    model, adapter, device = common.check_model_options(model, adapter, device)
     inputs.check_text(message, "the message")
     inputs.check_count(max_new_tokens, "--max-new-tokens", 1, inputs.MAX_NEW_TOKENS)
     sys_prompt = system_prompt(persona, system)

@@ -22,7 +22,6 @@ from culturetune.cli.options import (
     ThreadsOpt,
     TrustOpt,
 )
-from culturetune.core import inputs
 from culturetune.core.errors import CultureTuneError
 from culturetune.report.console import print_model_check
 
@@ -30,7 +29,7 @@ CheckFormat = StrEnum("CheckFormat", {n: n for n in ("all", "number", "letter", 
 
 
 @command("check-model")
-def check_model(
+def check_model_command(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     instrument: InstrumentOpt = "vsm2013",
@@ -54,8 +53,7 @@ def check_model(
     from culturetune.instrument.vsm import instrument_key, load_instrument
     from culturetune.reading.prompts import check_instrument_format
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    model, adapter, device = common.check_model_options(model, adapter, device)
     key = instrument_key(instrument)
     inst = load_instrument(key)  # a bad file is reported before the model loads
     asked = list(FORMATS) if str(format) == "all" else [str(format)]
@@ -63,14 +61,13 @@ def check_model(
         check_instrument_format(inst, asked[0])
     lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
 
-    from culturetune.reading.check import check_model as run
-    from culturetune.reading.check import content_format
+    from culturetune.reading.check import check_model, content_format
 
     progress = None if as_json else lambda what: status(f"checking: {what} ...")
     checks, skipped = {}, {}
     for fmt in asked:
         try:
-            checks[fmt] = run(lm, key, refresh=refresh, progress=progress, format=fmt)
+            checks[fmt] = check_model(lm, key, refresh=refresh, progress=progress, format=fmt)
         except CultureTuneError as exc:
             if len(asked) == 1:
                 raise

@@ -70,6 +70,17 @@ def quiet_transformers() -> None:
         gguf_utils.tqdm = quiet
 
 
+def check_model_options(model: str | None, adapter: str | None,
+                        device: str | None) -> tuple[str | None, str | None, str]:
+    """``--model``, ``--adapter`` and ``--device`` checked before any model loads (the other model
+    options, ``--dtype``, ``--trust-remote-code`` and ``--threads``, are checked as it loads):
+    ``(model, adapter, device)`` as the loader takes them."""
+    from culturetune.core import inputs
+
+    model, device = inputs.check_model_name(model), inputs.check_device(device)
+    return model, check_adapter(adapter), device
+
+
 def check_adapter(adapter: str | None) -> str | None:
     """``--adapter``: a PEFT LoRA folder, checked before any model loads."""
     if adapter is None:

@@ -97,8 +97,7 @@ def survey(
     """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
     from culturetune.instrument.vsm import instrument_key, load_instrument
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    model, adapter, device = common.check_model_options(model, adapter, device)
     constants = parse_constants(constant)
     target = resolve_target(country)
     sys_prompt = system_prompt(persona, system)
@@ -160,7 +159,7 @@ def score(
     constants = parse_constants(constant)
     target = resolve_target(country)
     path = inputs.check_input_file(responses, "responses file", "RESPONSES.csv")
-    with inputs.reading(f"responses file {path}"):
+    with inputs.reading_file(f"responses file {path}"):
         rows = read_responses(path)
     result = score_responses(rows, constants)
     result_loss = compute_loss(result.indices, target, str(loss)) if target else None

@@ -178,8 +178,7 @@ def tune(
     from culturetune.tuning.config import TuneConfig
     from culturetune.tuning.search import RUN_FILE, runfolder
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    model, adapter, device = common.check_model_options(model, adapter, device)
     if resume is not None and adapter is not None:
         raise CultureTuneError("--resume keeps the run's model (with its adapter merged); leave "
                                "--adapter out")

@@ -138,7 +138,7 @@ def check_device(device: str | None) -> str:
     raise CultureTuneError(f"unknown --device {device!r}; {DEVICES_HELP}")
 
 
-def check_model(model: str | None) -> str | None:
+def check_model_name(model: str | None) -> str | None:
     """``--model``: left out (the bundled default), a known model's name (installed; returned as
     :data:`~culturetune.core.registry.KNOWN` spells it), a .gguf file, a model folder or a hub
     id. A known name wins over a folder of that name (give ``./NAME`` for the folder)."""
@@ -400,7 +400,7 @@ def read_user_json(path: str | Path, what: str) -> Any:
 
 
 @contextlib.contextmanager
-def reading(where: str) -> Iterator[None]:
+def reading_file(where: str) -> Iterator[None]:
     """Turn parser failures on hostile files (CSV fields past the size limit, nesting, bad
     encodings) into a :class:`CultureTuneError` that names the file."""
     try:
