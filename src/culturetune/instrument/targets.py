@@ -18,7 +18,7 @@ import numpy as np
 
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.inputs import check_score, is_file, loads_json, read_user_text
-from culturetune.instrument.vsm import DIMENSIONS, to_number
+from culturetune.instrument.vsm import DIMENSIONS, csv_delimiter, read_dimensions, to_number
 
 TABLE_SOURCE = "Hofstede's six-dimension country scores, dataset of 2015-08-16 (geerthofstede.com)"
 LOSS_KINDS: tuple[str, ...] = ("l1", "l2")
@@ -95,19 +95,8 @@ def _score(value: Any, what: str) -> float | None:
 
 
 def _normalise_scores(scores: Mapping[str, Any], where: str) -> dict[str, float | None]:
-    out: dict[str, float | None] = dict.fromkeys(DIMENSIONS)
-    seen: set[str] = set()
-    for k, v in scores.items():
-        dim = str(k).strip().upper()
-        if dim not in out:
-            raise CultureTuneError(
-                f"{where}: unknown dimension {str(k).strip()!r}; valid: {', '.join(DIMENSIONS)}"
-            )
-        if dim in seen:
-            raise CultureTuneError(f"{where}: dimension {dim} given twice")
-        seen.add(dim)
-        out[dim] = _score(v, f"{where}: value of {dim}")
-    return out
+    return read_dimensions(scores.items(), where, _score, None,
+                           twice="dimension {dim} given twice")
 
 
 @dataclass(frozen=True)
@@ -273,12 +262,6 @@ def _scores_from_spec(spec: str) -> dict[str, Any]:
     return scores
 
 
-def _delimiter(line: str) -> str:
-    counts = {d: line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
 def _target_from_json(path: Path) -> Target:
     data = loads_json(read_user_text(path, "target file"), f"target file {path}")
     if not isinstance(data, dict):
@@ -316,7 +299,7 @@ def _target_from_csv(path: Path) -> Target:
     lines = [ln for ln in read_user_text(path, "target file").splitlines() if ln.strip()]
     if not lines:
         raise CultureTuneError(f"{where}: the file is empty")
-    rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=_delimiter(lines[0]))]
+    rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=csv_delimiter(lines[0]))]
     header = [c.upper() for c in rows[0]]
     twice = sorted({c for c in header if header.count(c) > 1 and c in DIMENSIONS})
     if twice:
