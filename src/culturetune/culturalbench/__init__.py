@@ -16,6 +16,7 @@ One module per step of the data path; every public name is importable from here 
   test against the plain model (:class:`BenchResult`); :func:`format_tables` prints it.
 """
 
+from culturetune.culturalbench.condition import Condition, conditions
 from culturetune.culturalbench.data import (
     CULTURALBENCH_COUNTRIES,
     EASY_COLUMNS,
@@ -55,6 +56,7 @@ from culturetune.culturalbench.results import (
 )
 from culturetune.culturalbench.scoring import (
     EASY_INSTRUCTION,
+    FORMULATIONS,
     HARD_INSTRUCTION,
     LETTER_FORMS,
     LETTER_HINT,
@@ -63,14 +65,14 @@ from culturetune.culturalbench.scoring import (
     SCORINGS,
     TRUTH_FORMS,
     TRUTH_HINT,
-    Condition,
     EasyOutcome,
+    Formulation,
     HardOutcome,
     Progress,
     check_scoring,
     choice_logprobs,
-    conditions,
     easy_prompt,
+    evaluate_choices,
     evaluate_cloze,
     evaluate_easy,
     evaluate_hard,
@@ -89,11 +91,11 @@ __all__ = [
     # likelihood
     "continuation_logprobs", "label_groups", "label_logprobs", "label_probs", "length_batches",
     # scoring
-    "EASY_INSTRUCTION", "HARD_INSTRUCTION", "LETTER_FORMS", "LETTER_HINT", "SCORING_ALIASES",
-    "SCORING_NOTES", "SCORINGS", "TRUTH_FORMS", "TRUTH_HINT", "Condition", "EasyOutcome",
-    "HardOutcome", "Progress", "check_scoring", "choice_logprobs", "conditions", "easy_prompt",
-    "evaluate_cloze", "evaluate_easy", "evaluate_hard", "evaluate_mc", "hard_prompt",
-    "lmeval_context", "mc_prompt",
+    "EASY_INSTRUCTION", "FORMULATIONS", "HARD_INSTRUCTION", "LETTER_FORMS", "LETTER_HINT",
+    "SCORING_ALIASES", "SCORING_NOTES", "SCORINGS", "TRUTH_FORMS", "TRUTH_HINT", "Condition",
+    "EasyOutcome", "Formulation", "HardOutcome", "Progress", "check_scoring", "choice_logprobs",
+    "conditions", "easy_prompt", "evaluate_choices", "evaluate_cloze", "evaluate_easy",
+    "evaluate_hard", "evaluate_mc", "hard_prompt", "lmeval_context", "mc_prompt",
     # results
     "ALL_COUNTRIES", "METRIC_NOTES", "METRICS", "BenchResult", "Cell", "format_tables",
     "run_bench",
