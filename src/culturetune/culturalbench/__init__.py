@@ -3,14 +3,16 @@
 One module per step of the data path; every public name is importable from here as well
 (``culturetune.culturalbench.run_bench``):
 
-* :mod:`~culturetune.culturalbench.data`: questions from the hub (``kellycyy/CulturalBench``) or
-  a local CSV / JSON / JSONL / Parquet file, validated, and chosen by country (no torch).
+* :mod:`~culturetune.culturalbench.data`: questions validated and chosen by country (no torch);
+  :mod:`~culturetune.culturalbench.loading` reads them from the hub (``kellycyy/CulturalBench``)
+  or a local CSV / JSON / JSONL / Parquet file.
 * :mod:`~culturetune.culturalbench.likelihood`: label probabilities and continuation
   log-likelihoods on a model, batched, with a soft prompt inserted.
-* :mod:`~culturetune.culturalbench.scoring`: what is applied to the model (:class:`Condition`: a
-  system prompt and/or a soft prompt) and the formulations: Easy ``letter`` (order-debiased),
-  ``mc`` (lm-evaluation-harness's multiple choice), ``cloze`` (alias ``loglik``), and Hard
-  true/false judgements; one outcome per question.
+* :mod:`~culturetune.culturalbench.condition`: what is applied to the model (:class:`Condition`:
+  a system prompt and/or a soft prompt).
+* :mod:`~culturetune.culturalbench.scoring`: the formulations (a table, :data:`FORMULATIONS`):
+  Easy ``letter`` (order-debiased), ``mc`` (lm-evaluation-harness's multiple choice), ``cloze``
+  (alias ``loglik``), and Hard true/false judgements; one outcome per question.
 * :mod:`~culturetune.culturalbench.results`: :func:`run_bench` evaluates several conditions on
   the same questions and reports every accuracy with a 95 % Wilson interval and an exact McNemar
   test against the plain model (:class:`BenchResult`); :func:`format_tables` prints it.
@@ -32,8 +34,6 @@ from culturetune.culturalbench.data import (
     Question,
     check_split,
     countries_in,
-    load_culturalbench,
-    load_dataset_table,
     questions_from_dataset,
     resolve_country,
     select_questions,
@@ -45,6 +45,7 @@ from culturetune.culturalbench.likelihood import (
     label_probs,
     length_batches,
 )
+from culturetune.culturalbench.loading import load_culturalbench, load_dataset_table
 from culturetune.culturalbench.results import (
     ALL_COUNTRIES,
     METRIC_NOTES,
