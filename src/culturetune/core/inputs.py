@@ -15,7 +15,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -414,6 +414,16 @@ def check_tune_settings(config: TuneSettings) -> None:
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not (
             math.isfinite(scale) and scale > 0):
         raise CultureTuneError(f"setting scale must be a positive number, got {scale!r}")
+
+
+def check_known_settings(keys: Iterable[str], known: Sequence[str], source: str) -> None:
+    """Refuse settings that are not fields of a config (``known``), naming ``source``: the one
+    rule for every config read from a dict or a file."""
+    unknown = sorted(k for k in keys if k not in known)
+    if unknown:
+        raise CultureTuneError(
+            f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
+        )
 
 
 def check_experiment_limits(config: ExperimentLimits) -> None:
