@@ -13,14 +13,9 @@ from culturetune.cli.app import command
 from culturetune.cli.common import print_json, status
 from culturetune.cli.options import (
     AdapterOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
     InstrumentOpt,
     JsonOpt,
     ModelOpt,
-    ThreadsOpt,
-    TrustOpt,
 )
 from culturetune.core.errors import CultureTuneError
 from culturetune.report.console import print_model_check
@@ -29,6 +24,7 @@ CheckFormat = StrEnum("CheckFormat", {n: n for n in ("all", "number", "letter", 
 
 
 @command("check-model")
+@common.with_load_options
 def check_model_command(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
@@ -41,10 +37,7 @@ def check_model_command(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Measure again instead of reading the cache.")
     ] = False,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = Dtype.auto,
-    trust_remote_code: TrustOpt = False,
-    threads: ThreadsOpt = None,
+    load: common.LoadOptions = common.DEFAULT_LOAD,
     as_json: JsonOpt = False,
 ) -> None:
     """Check whether a model answers the survey by content, in each answer format, before
@@ -53,13 +46,13 @@ def check_model_command(
     from culturetune.instrument.vsm import instrument_key, load_instrument
     from culturetune.reading.prompts import check_instrument_format
 
-    model, adapter, device = common.check_model_options(model, adapter, device)
+    load_model = common.model_loader(model, adapter, load)
     key = instrument_key(instrument)
     inst = load_instrument(key)  # a bad file is reported before the model loads
     asked = list(FORMATS) if str(format) == "all" else [str(format)]
     if len(asked) == 1:
         check_instrument_format(inst, asked[0])
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
+    lm = load_model()
 
     from culturetune.reading.check import check_model, content_format
 

@@ -7,15 +7,18 @@ happen inside the functions that need them, so that ``countries`` and ``score`` 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import os
 import statistics
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from culturetune.cli.options import DeviceOpt, Dtype, DtypeOpt, ThreadsOpt, TrustOpt
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import Target
 
@@ -68,6 +71,54 @@ def quiet_transformers() -> None:
         quiet = functools.partial(bar, disable=True)
         quiet._culturetune_quiet = True  # type: ignore[attr-defined]
         gguf_utils.tqdm = quiet
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a model loads: ``--device``, ``--dtype``, ``--trust-remote-code``, ``--threads``."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    threads: int | None = None
+
+
+#: A command's ``load`` default (replaced by the options' own defaults).
+DEFAULT_LOAD = LoadOptions()
+#: The options :func:`with_load_options` declares, in the order ``--help`` lists them.
+_LOAD_OPTIONS = (("device", DeviceOpt, "auto"), ("dtype", DtypeOpt, Dtype.auto),
+                 ("trust_remote_code", TrustOpt, False), ("threads", ThreadsOpt, None))
+
+
+def with_load_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare the options of :class:`LoadOptions` once for a command: they take the place of its
+    ``load`` parameter (so ``--help`` lists them there) and reach it as one ``LoadOptions``."""
+    sig = inspect.signature(fn, eval_str=True)
+    params: list[inspect.Parameter] = []
+    for p in sig.parameters.values():
+        if p.name != "load":
+            params.append(p)
+            continue
+        params += [inspect.Parameter(name, p.kind, default=default, annotation=annotation)
+                   for name, annotation, default in _LOAD_OPTIONS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        device, dtype, trust, threads = (kwargs.pop(name) for name, _, _ in _LOAD_OPTIONS)
+        return fn(*args, load=LoadOptions(device, str(dtype), trust, threads), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def model_loader(model: str | None, adapter: str | None,
+                 load: LoadOptions) -> Callable[[], LoadedModel]:
+    """The model options checked before any model loads (:func:`check_model_options`); returns
+    the call that loads the model (:func:`load_lm`)."""
+    model, adapter, device = check_model_options(model, adapter, load.device)
+    return functools.partial(load_lm, model, device, load.dtype, load.trust_remote_code,
+                             load.threads, adapter)
 
 
 def check_model_options(model: str | None, adapter: str | None,
