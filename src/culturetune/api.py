@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from culturetune.core import defaults
+from culturetune.core import defaults, inputs
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import Target, lookup_country, parse_target
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 #: What names a prompt: a prompt folder, a :class:`~culturetune.tuning.softprompt.SoftPrompt`, or
 #: the :class:`~culturetune.tuning.search.TuneResult` of :func:`tune`.
-PromptLike = Any
+PromptLike: TypeAlias = "str | Path | SoftPrompt | TuneResult"
 
 
 def load_model(
@@ -54,6 +54,20 @@ def load_model(
                              trust_remote_code=trust_remote_code)
 
 
+def system_prompt(persona: str | None, system: str | None, dashes: str = "") -> str | None:
+    """The system prompt from ``persona`` (a country: the persona prompt) or ``system`` (the
+    text), never both; ``dashes`` (``"--"`` on the command line) prefixes the names in the
+    error."""
+    if persona is not None and system is not None:
+        raise CultureTuneError(f"{dashes}persona and {dashes}system both set a system prompt; "
+                               "give only one of them")
+    if persona is not None:
+        from culturetune.reading.survey import persona_prompt
+
+        return persona_prompt(lookup_country(persona).name)
+    return system
+
+
 def _target(country: str | Target | None) -> Target | None:
     return None if country is None else parse_target(country)
 
@@ -78,7 +92,7 @@ def survey_model(
     instrument: str = "vsm2013",
     system: str | None = None,
     persona: str | None = None,
-    prompt: PromptLike = None,
+    prompt: PromptLike | None = None,
     constants: str | float | Mapping[str, float] | None = None,
     answers: str = "expected",
     loss: str = "l1",
@@ -96,12 +110,9 @@ def survey_model(
     model answers by content, measured where not cached; else ``number``).
     """
     from culturetune.instrument.vsm import load_instrument, parse_constants
-    from culturetune.reading.survey import Survey, persona_prompt, run_survey
+    from culturetune.reading.survey import Survey, run_survey
 
-    if persona is not None and system is not None:
-        raise CultureTuneError("persona and system both set a system prompt; give only one")
-    if persona is not None:
-        system = persona_prompt(lookup_country(persona).name)
+    system = system_prompt(persona, system)
     target = _target(country)
     name, soft = (None, None) if prompt is None else _prompt(prompt)
     if soft is not None:
@@ -150,8 +161,8 @@ def tune(
     if unknown:
         raise CultureTuneError(f"unknown tuning setting(s) {', '.join(unknown)}; valid: "
                                f"{', '.join(known)}")
-    if settings.get("subspace") == "full":
-        settings["subspace"] = None
+    if "subspace" in settings:
+        settings["subspace"] = inputs.parse_subspace(settings["subspace"], "subspace")
     if "constants" in settings:
         settings["constants"] = parse_constants(settings["constants"])
     if resume:

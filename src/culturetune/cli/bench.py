@@ -15,16 +15,11 @@ from culturetune.cli.common import checked, print_json, read_prompt, status
 from culturetune.cli.options import (
     AdapterOpt,
     DataOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
     JsonOpt,
     ModelOpt,
     OrderSet,
     Scoring,
     Split,
-    ThreadsOpt,
-    TrustOpt,
 )
 from culturetune.core import defaults, inputs
 from culturetune.core.errors import CultureTuneError
@@ -35,6 +30,7 @@ if TYPE_CHECKING:
 
 
 @command()
+@common.with_load_options
 def bench(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
@@ -79,18 +75,14 @@ def bench(
     per_question: Annotated[
         bool, typer.Option("--per-question", help="With --json: every question's answers.")
     ] = False,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = Dtype.auto,
-    trust_remote_code: TrustOpt = False,
-    threads: ThreadsOpt = None,
+    load: common.LoadOptions = common.DEFAULT_LOAD,
     as_json: JsonOpt = False,
 ) -> None:
     """CulturalBench accuracy of the plain model, persona prompting and tuned prompts."""
     from culturetune.culturalbench import check_scoring, conditions, load_culturalbench, run_bench
     from culturetune.tuning import limits
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    load_model = common.model_loader(model, adapter, load)
     if not country and not all_countries:
         raise CultureTuneError("say which questions to use: --country NAME (repeatable) or "
                                "--all-countries")
@@ -112,7 +104,7 @@ def bench(
     prompts = [(folder, read_prompt(folder)) for folder in prompt or []]
     status("loading CulturalBench ...")
     questions = load_culturalbench(str(split), data, None if all_countries else country, limit)
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
+    lm = load_model()
     conds = conditions(persona, prompts)
     longest = _longest_question(lm, questions, str(split)) if prompts else 0
     for folder, soft in prompts:

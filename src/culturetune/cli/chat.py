@@ -11,16 +11,11 @@ from culturetune.cli.app import command
 from culturetune.cli.common import checked, fits, print_json, read_prompt, status, system_prompt
 from culturetune.cli.options import (
     AdapterOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
     JsonOpt,
     ModelOpt,
     PersonaOpt,
     PromptOpt,
     SystemOpt,
-    ThreadsOpt,
-    TrustOpt,
 )
 from culturetune.core import inputs
 from culturetune.core.errors import CultureTuneError
@@ -28,6 +23,7 @@ from culturetune.report.console import say, stdout
 
 
 @command()
+@common.with_load_options
 def chat(
     message: Annotated[str, typer.Argument(help="What to say to the model.")],
     prompt: PromptOpt = None,
@@ -36,10 +32,7 @@ def chat(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply, in tokens.")] = 128,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = Dtype.auto,
-    trust_remote_code: TrustOpt = False,
-    threads: ThreadsOpt = None,
+    load: common.LoadOptions = common.DEFAULT_LOAD,
     as_json: JsonOpt = False,
 ) -> None:
     """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
@@ -47,13 +40,12 @@ def chat(
     from culturetune.reading.survey import prompt_segments
     from culturetune.tuning import limits
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    load_model = common.model_loader(model, adapter, load)
     inputs.check_text(message, "the message")
     inputs.check_count(max_new_tokens, "--max-new-tokens", 1, inputs.MAX_NEW_TOKENS)
     sys_prompt = system_prompt(persona, system)
     soft = read_prompt(prompt)
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
+    lm = load_model()
     soft = checked(soft, lm)
     placement = soft.placement if soft is not None else "answer"
     segments = prompt_segments(lm, [message], sys_prompt, placement)

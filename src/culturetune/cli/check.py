@@ -13,16 +13,10 @@ from culturetune.cli.app import command
 from culturetune.cli.common import print_json, status
 from culturetune.cli.options import (
     AdapterOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
     InstrumentOpt,
     JsonOpt,
     ModelOpt,
-    ThreadsOpt,
-    TrustOpt,
 )
-from culturetune.core import inputs
 from culturetune.core.errors import CultureTuneError
 from culturetune.report.console import print_model_check
 
@@ -30,7 +24,8 @@ CheckFormat = StrEnum("CheckFormat", {n: n for n in ("all", "number", "letter", 
 
 
 @command("check-model")
-def check_model(
+@common.with_load_options
+def check_model_command(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     instrument: InstrumentOpt = "vsm2013",
@@ -42,10 +37,7 @@ def check_model(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Measure again instead of reading the cache.")
     ] = False,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = Dtype.auto,
-    trust_remote_code: TrustOpt = False,
-    threads: ThreadsOpt = None,
+    load: common.LoadOptions = common.DEFAULT_LOAD,
     as_json: JsonOpt = False,
 ) -> None:
     """Check whether a model answers the survey by content, in each answer format, before
@@ -54,23 +46,21 @@ def check_model(
     from culturetune.instrument.vsm import instrument_key, load_instrument
     from culturetune.reading.prompts import check_instrument_format
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    load_model = common.model_loader(model, adapter, load)
     key = instrument_key(instrument)
     inst = load_instrument(key)  # a bad file is reported before the model loads
     asked = list(FORMATS) if str(format) == "all" else [str(format)]
     if len(asked) == 1:
         check_instrument_format(inst, asked[0])
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
+    lm = load_model()
 
-    from culturetune.reading.check import check_model as run
-    from culturetune.reading.check import content_format
+    from culturetune.reading.check import check_model, content_format
 
     progress = None if as_json else lambda what: status(f"checking: {what} ...")
     checks, skipped = {}, {}
     for fmt in asked:
         try:
-            checks[fmt] = run(lm, key, refresh=refresh, progress=progress, format=fmt)
+            checks[fmt] = check_model(lm, key, refresh=refresh, progress=progress, format=fmt)
         except CultureTuneError as exc:
             if len(asked) == 1:
                 raise

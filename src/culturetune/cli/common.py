@@ -7,17 +7,20 @@ happen inside the functions that need them, so that ``countries`` and ``score`` 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import os
 import statistics
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from culturetune.cli.options import DeviceOpt, Dtype, DtypeOpt, ThreadsOpt, TrustOpt
 from culturetune.core.errors import CultureTuneError
-from culturetune.instrument.targets import Target, lookup_country
+from culturetune.instrument.targets import Target
 
 if TYPE_CHECKING:
     from culturetune.model.loading import LoadedModel
@@ -68,6 +71,65 @@ def quiet_transformers() -> None:
         quiet = functools.partial(bar, disable=True)
         quiet._culturetune_quiet = True  # type: ignore[attr-defined]
         gguf_utils.tqdm = quiet
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a model loads: ``--device``, ``--dtype``, ``--trust-remote-code``, ``--threads``."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    threads: int | None = None
+
+
+#: A command's ``load`` default (replaced by the options' own defaults).
+DEFAULT_LOAD = LoadOptions()
+#: The options :func:`with_load_options` declares, in the order ``--help`` lists them.
+_LOAD_OPTIONS = (("device", DeviceOpt, "auto"), ("dtype", DtypeOpt, Dtype.auto),
+                 ("trust_remote_code", TrustOpt, False), ("threads", ThreadsOpt, None))
+
+
+def with_load_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare the options of :class:`LoadOptions` once for a command: they take the place of its
+    ``load`` parameter (so ``--help`` lists them there) and reach it as one ``LoadOptions``."""
+    sig = inspect.signature(fn, eval_str=True)
+    params: list[inspect.Parameter] = []
+    for p in sig.parameters.values():
+        if p.name != "load":
+            params.append(p)
+            continue
+        params += [inspect.Parameter(name, p.kind, default=default, annotation=annotation)
+                   for name, annotation, default in _LOAD_OPTIONS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        device, dtype, trust, threads = (kwargs.pop(name) for name, _, _ in _LOAD_OPTIONS)
+        return fn(*args, load=LoadOptions(device, str(dtype), trust, threads), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def model_loader(model: str | None, adapter: str | None,
+                 load: LoadOptions) -> Callable[[], LoadedModel]:
+    """The model options checked before any model loads (:func:`check_model_options`); returns
+    the call that loads the model (:func:`load_lm`)."""
+    model, adapter, device = check_model_options(model, adapter, load.device)
+    return functools.partial(load_lm, model, device, load.dtype, load.trust_remote_code,
+                             load.threads, adapter)
+
+
+def check_model_options(model: str | None, adapter: str | None,
+                        device: str | None) -> tuple[str | None, str | None, str]:
+    """``--model``, ``--adapter`` and ``--device`` checked before any model loads (the other model
+    options, ``--dtype``, ``--trust-remote-code`` and ``--threads``, are checked as it loads):
+    ``(model, adapter, device)`` as the loader takes them."""
+    from culturetune.core import inputs
+
+    model, device = inputs.check_model_name(model), inputs.check_device(device)
+    return model, check_adapter(adapter), device
 
 
 def check_adapter(adapter: str | None) -> str | None:
@@ -159,15 +221,9 @@ def resolve_target(spec: str | None) -> Target | None:
 
 def system_prompt(persona: str | None, system: str | None) -> str | None:
     """The system prompt from ``--persona COUNTRY`` or ``--system TEXT`` (not both)."""
-    if persona is not None and system is not None:
-        raise CultureTuneError(
-            "--persona and --system both set a system prompt; give only one of them"
-        )
-    if persona is not None:
-        from culturetune.reading.survey import persona_prompt
+    from culturetune.api import system_prompt as choose
 
-        return persona_prompt(lookup_country(persona).name)
-    return system
+    return choose(persona, system, "--")
 
 
 def resolve_orders(orders: Any, reverse_options: bool = False, default: str = "both") -> str:

@@ -149,7 +149,7 @@ def experiment(
         cfg = ExperimentConfig.quick(**overrides)
     else:
         cfg = ExperimentConfig(**overrides).validate()
-    inputs.check_model(cfg.model)
+    inputs.check_model_name(cfg.model)
     adapter = common.check_adapter(adapter)
     ray = _ray_settings(ctx, str(executor), ray_address, workers, cpus_per_worker,
                         gpus_per_worker, threads, cfg.model, device, str(dtype), trust_remote_code)

@@ -27,9 +27,6 @@ from culturetune.cli.options import (
     Answers,
     CalibrateOpt,
     ConstantOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
     FormatOpt,
     InstrumentOpt,
     JsonOpt,
@@ -42,8 +39,6 @@ from culturetune.cli.options import (
     PromptOpt,
     SystemOpt,
     TargetOpt,
-    ThreadsOpt,
-    TrustOpt,
 )
 from culturetune.core import inputs
 from culturetune.core.errors import CultureTuneError
@@ -53,6 +48,7 @@ from culturetune.report.console import print_countries, print_score, print_surve
 
 
 @command()
+@common.with_load_options
 def survey(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
@@ -88,17 +84,13 @@ def survey(
     prompt: PromptOpt = None,
     constant: ConstantOpt = None,
     loss: LossOpt = LossKind.l1,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = Dtype.auto,
-    trust_remote_code: TrustOpt = False,
-    threads: ThreadsOpt = None,
+    load: common.LoadOptions = common.DEFAULT_LOAD,
     as_json: JsonOpt = False,
 ) -> None:
     """Survey a model with the 24 VSM 2013 items: answers, indices, gap and loss vs a target."""
     from culturetune.instrument.vsm import instrument_key, load_instrument
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    load_model = common.model_loader(model, adapter, load)
     constants = parse_constants(constant)
     target = resolve_target(country)
     sys_prompt = system_prompt(persona, system)
@@ -112,7 +104,7 @@ def survey(
     if order_set == "all":
         status("--orders all asks every item in all 120 option orders (about 120x the time "
                "of one order)")
-    lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads, adapter)
+    lm = load_model()
 
     from culturetune.reading.survey import Survey, run_survey
 
@@ -160,7 +152,7 @@ def score(
     constants = parse_constants(constant)
     target = resolve_target(country)
     path = inputs.check_input_file(responses, "responses file", "RESPONSES.csv")
-    with inputs.reading(f"responses file {path}"):
+    with inputs.reading_file(f"responses file {path}"):
         rows = read_responses(path)
     result = score_responses(rows, constants)
     result_loss = compute_loss(result.indices, target, str(loss)) if target else None

@@ -56,20 +56,7 @@ from culturetune.report.console import print_tune_result
 
 if TYPE_CHECKING:
     from culturetune.model.loading import LoadedModel
-
-
-def parse_subspace(value: str) -> int | None:
-    """``--subspace``: a positive dimension, or ``full`` for the whole matrix."""
-    if value.strip().lower() == "full":
-        return None
-    try:
-        dim = int(value)
-    except ValueError:
-        raise CultureTuneError(
-            f"--subspace takes a dimension such as 64 or 'full', not {value!r}") from None
-    if dim < 1:
-        raise CultureTuneError("--subspace must be a positive dimension or 'full'")
-    return dim
+    from culturetune.tuning.config import TuneConfig
 
 
 @command()
@@ -188,12 +175,10 @@ def tune(
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
     from culturetune.model.loading import DEFAULT_MODEL
-    from culturetune.model.loading import merge_adapter as merge
-    from culturetune.tuning.config import TuneConfig
-    from culturetune.tuning.search import RUN_FILE, runfolder
+    from culturetune.tuning.search import runfolder
 
-    model, device = inputs.check_model(model), inputs.check_device(device)
-    adapter = common.check_adapter(adapter)
+    # 1. every option checked before anything is read or loaded
+    model, adapter, device = common.check_model_options(model, adapter, device)
     if resume is not None and adapter is not None:
         raise CultureTuneError("--resume keeps the run's model (with its adapter merged); leave "
                                "--adapter out")
@@ -212,31 +197,21 @@ def tune(
         loss=str(loss), orders=str(orders), calibrate=calibrate, objective=str(objective),
         reading=str(reading), missing=str(missing), min_mass=min_mass, format=str(format),
     )
+    # 2. the run's settings: new ones, or (in the claimed folder) the saved ones
     if resume is not None:
         folder = str(runfolder.check_run(resume))
         if out is not None and not runfolder.same_folder(out, folder):
             raise CultureTuneError("--resume continues the run in its own folder; leave --out "
                                    "out (or give the same folder)")
     else:
-        target = (resolve_target(country) if country is not None else
-                  Target("planted", None, {}, "measured when the run starts"))
-        config = TuneConfig(
-            target=target, subspace=parse_subspace(subspace),
-            constants=parse_constants(constant), instrument=instrument,
-            validate_instruments=list(validate_instrument or []),
-            train_instruments=(list(train_instrument) if train_instrument
-                               else list(defaults.TRAIN_INSTRUMENTS)),
-            target_system=target_from_system, **settings,
-        ).validate()
-        slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
-        slug = slug.strip("-").lower()[:60] or "custom"
-        folder = out if out is not None else f"runs/{slug}-{optimizer}-s{seed}"
+        config, folder = _new_run(country, target_from_system, subspace, constant, instrument,
+                                  validate_instrument, train_instrument, settings, out)
     with runfolder.claim(folder, "--resume" if resume else "--out"):  # "in use" comes first
         if resume is not None:
             asked = {k: v for k, v in settings.items() if k in _given(ctx, *settings)}
             asked.update(_given_values(
                 ctx, country=lambda: resolve_target(country).to_dict(),
-                subspace=lambda: parse_subspace(subspace),
+                subspace=lambda: inputs.parse_subspace(subspace),
                 constant=lambda: parse_constants(constant), model=lambda: model,
                 instrument=lambda: instrument_key(instrument),
                 validate_instrument=lambda: [instrument_key(p)
@@ -246,20 +221,64 @@ def tune(
             model = model or (config.model if config.model != DEFAULT_MODEL else None)
         else:
             runfolder.check_new_run(folder)
-        try:
-            if adapter is not None:  # every worker loads the merged folder like any model
-                common.status(f"merging the LoRA in {adapter} into {model or DEFAULT_MODEL} ...")
-                model = str(merge(model, adapter, trust_remote_code=trust_remote_code))
-            with _scorer(ray, model, config) as evaluate:
-                lm = common.load_lm(model, device, str(dtype), trust_remote_code, threads)
-                result = _run_tuning(lm, config, folder, resume is not None, time_limit, as_json,
-                                     evaluate)
-        except KeyboardInterrupt:
-            if (Path(folder) / RUN_FILE).exists():
-                raise Interrupted(f"interrupted; the run is saved in {folder}: continue it with "
-                                  f"`culturetune tune --resume {folder}`") from None
-            raise Interrupted("interrupted before the first step; nothing was saved: run the same "
-                              "command again") from None
+        # 3. the run
+        result = _tune_in(folder, config, model, adapter, ray, resume is not None, time_limit,
+                          as_json, device, str(dtype), trust_remote_code, threads)
+    # 4. what it prints
+    _print_result(result, as_json)
+
+
+def _new_run(country: str | None, target_from_system: str | None, subspace: str,
+             constant: str | None, instrument: str, validate_instrument: list[str] | None,
+             train_instrument: list[str] | None, settings: dict[str, Any],
+             out: str | None) -> tuple[TuneConfig, str]:
+    """A new run's checked settings and its folder (``--out``, or
+    ``runs/<country>-<optimizer>-s<seed>``)."""
+    from culturetune.tuning.config import TuneConfig
+
+    target = (resolve_target(country) if country is not None else
+              Target("planted", None, {}, "measured when the run starts"))
+    config = TuneConfig(
+        target=target, subspace=inputs.parse_subspace(subspace),
+        constants=parse_constants(constant), instrument=instrument,
+        validate_instruments=list(validate_instrument or []),
+        train_instruments=(list(train_instrument) if train_instrument
+                           else list(defaults.TRAIN_INSTRUMENTS)),
+        target_system=target_from_system, **settings,
+    ).validate()
+    slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
+    slug = slug.strip("-").lower()[:60] or "custom"
+    return config, (out if out is not None
+                    else f"runs/{slug}-{settings['optimizer']}-s{settings['seed']}")
+
+
+def _tune_in(folder: str, config: TuneConfig, model: str | None, adapter: str | None, ray: Any,
+             resume: bool, time_limit: float | None, quiet: bool, device: str, dtype: str,
+             trust_remote_code: bool, threads: int | None) -> Any:
+    """Run the tuning in the claimed ``folder``: the adapter merged first (every worker loads the
+    merged folder like any model), the Ray scorer up before the model loads here; Ctrl-C says
+    how to continue."""
+    from culturetune.model.loading import DEFAULT_MODEL
+    from culturetune.model.loading import merge_adapter as merge
+    from culturetune.tuning.search import RUN_FILE
+
+    try:
+        if adapter is not None:
+            common.status(f"merging the LoRA in {adapter} into {model or DEFAULT_MODEL} ...")
+            model = str(merge(model, adapter, trust_remote_code=trust_remote_code))
+        with _scorer(ray, model, config) as evaluate:
+            lm = common.load_lm(model, device, dtype, trust_remote_code, threads)
+            return _run_tuning(lm, config, folder, resume, time_limit, quiet, evaluate)
+    except KeyboardInterrupt:
+        if (Path(folder) / RUN_FILE).exists():
+            raise Interrupted(f"interrupted; the run is saved in {folder}: continue it with "
+                              f"`culturetune tune --resume {folder}`") from None
+        raise Interrupted("interrupted before the first step; nothing was saved: run the same "
+                          "command again") from None
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    """The run's result: JSON on stdout, or the console summary."""
     if as_json:
         print_json({
             "folder": str(result.folder), "status": result.status,

@@ -15,13 +15,16 @@ import csv
 import json
 import math
 import re
-import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from culturetune.core import registry
 from culturetune.core.errors import CultureTuneError
+from culturetune.core.ggufheader import check_gguf
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_BUDGET = 10_000_000
 MAX_POPULATION = 100_000
@@ -58,6 +61,24 @@ def check_count(value: Any, option: str, low: int = 1, high: int | None = None) 
 
 def check_seed(value: Any, option: str = "--seed") -> int:
     return check_count(value, option, 0, MAX_SEED)
+
+
+def parse_subspace(value: int | str | None, option: str = "--subspace") -> int | None:
+    """A subspace dimension: ``full`` (any case) is the whole matrix (``None``); other text is
+    read as a positive dimension; a number or ``None`` is returned as given (range-checked by
+    the settings' own checks)."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().lower() == "full":
+        return None
+    try:
+        dim = int(value)
+    except ValueError:
+        raise CultureTuneError(
+            f"{option} takes a dimension such as 64 or 'full', not {value!r}") from None
+    if dim < 1:
+        raise CultureTuneError(f"{option} must be a positive dimension or 'full'")
+    return dim
 
 
 def check_time_limit(value: float | None) -> float | None:
@@ -120,7 +141,7 @@ def check_device(device: str | None) -> str:
     raise CultureTuneError(f"unknown --device {device!r}; {DEVICES_HELP}")
 
 
-def check_model(model: str | None) -> str | None:
+def check_model_name(model: str | None) -> str | None:
     """``--model``: left out (the bundled default), a known model's name (installed; returned as
     :data:`~culturetune.core.registry.KNOWN` spells it), a .gguf file, a model folder or a hub
     id. A known name wins over a folder of that name (give ``./NAME`` for the folder)."""
@@ -152,107 +173,6 @@ def check_model(model: str | None) -> str | None:
         raise CultureTuneError(f"--model {name!r} is neither a local folder, a .gguf file nor a "
                                "Hugging Face hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'")
     return name
-
-
-_GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-
-
-def check_gguf(path: str | Path) -> None:
-    """Refuse a file that is not a complete GGUF model: wrong magic, an unknown version, a header
-    that runs past the end, or tensor data cut short. Reads the header only."""
-    path = Path(path).expanduser()
-    if not is_file(path):
-        raise CultureTuneError(f"GGUF file {path} not found")
-    size = path.stat().st_size
-    bad = f"{path} is not a usable GGUF model file"
-    if size == 0:
-        raise CultureTuneError(f"{bad}: it is empty")
-    try:
-        with path.open("rb") as fh:
-            needed = _gguf_needed_bytes(fh, size)
-    except _Truncated:
-        raise CultureTuneError(f"{bad}: its header is cut short (truncated download or copy?)"
-                               ) from None
-    except (ValueError, struct.error) as exc:
-        raise CultureTuneError(f"{bad}: {exc}") from None
-    if needed > size:
-        raise CultureTuneError(f"{bad}: it is truncated ({size:,} bytes, its header describes "
-                               f"{needed:,}); download or copy it again")
-
-
-class _Truncated(Exception):
-    pass
-
-
-def _gguf_needed_bytes(fh: Any, size: int) -> int:
-    """Bytes a GGUF file needs for all its tensors, read from the header (v2/v3)."""
-    from gguf.constants import GGML_QUANT_SIZES
-
-    def read(n: int) -> bytes:
-        if n > size:
-            raise _Truncated
-        b = fh.read(n)
-        if len(b) != n:
-            raise _Truncated
-        return b
-
-    def u32() -> int:
-        return struct.unpack("<I", read(4))[0]
-
-    def u64() -> int:
-        return struct.unpack("<Q", read(8))[0]
-
-    def string() -> bytes:
-        return read(u64())
-
-    def skip(kind: int, count: int = 1) -> None:
-        if kind in _GGUF_SCALARS:
-            n = _GGUF_SCALARS[kind] * count
-            if fh.tell() + n > size:
-                raise _Truncated
-            fh.seek(n, 1)
-        elif kind == 8:
-            for _ in range(count):
-                n = u64()
-                if fh.tell() + n > size:
-                    raise _Truncated
-                fh.seek(n, 1)
-        elif kind == 9:
-            for _ in range(count):
-                inner, n = u32(), u64()
-                skip(inner, n)
-        else:
-            raise ValueError(f"unknown metadata value type {kind}")
-
-    if read(4) != b"GGUF":
-        raise ValueError("it does not start with the GGUF magic bytes")
-    version = u32()
-    if version not in (2, 3):
-        raise ValueError(f"GGUF version {version} is not supported (2 or 3)")
-    n_tensors, n_kv = u64(), u64()
-    if n_tensors > 1_000_000 or n_kv > 1_000_000:
-        raise ValueError("its header counts are implausible")
-    alignment = 32
-    for _ in range(n_kv):
-        key = string()
-        kind = u32()
-        if key == b"general.alignment" and kind == 4:
-            alignment = u32() or 32
-        else:
-            skip(kind)
-    end = 0
-    for _ in range(n_tensors):
-        string()
-        dims = [u64() for _ in range(u32())]
-        kind, offset = u32(), u64()
-        if kind not in GGML_QUANT_SIZES:
-            raise ValueError(f"unknown tensor type {kind}")
-        block, type_size = GGML_QUANT_SIZES[kind]
-        elements = math.prod(dims)
-        end = max(end, offset + elements // block * type_size)
-    start = fh.tell()
-    start += -start % alignment
-    return start + end
 
 
 # --------------------------------------------------------------------------- paths
@@ -382,7 +302,7 @@ def read_user_json(path: str | Path, what: str) -> Any:
 
 
 @contextlib.contextmanager
-def reading(where: str) -> Iterator[None]:
+def reading_file(where: str) -> Iterator[None]:
     """Turn parser failures on hostile files (CSV fields past the size limit, nesting, bad
     encodings) into a :class:`CultureTuneError` that names the file."""
     try:
@@ -398,7 +318,7 @@ def reading(where: str) -> Iterator[None]:
 # --------------------------------------------------------------------------- prompt folders
 
 
-def check_prompt_meta(meta: Any, folder: Path, file: str) -> dict[str, Any]:
+def check_prompt_meta(meta: object, folder: Path, file: str) -> dict[str, Any]:
     """``culturetune.json`` of a prompt folder: an object whose known fields have the right type."""
     where = f"{folder / file}"
     if not isinstance(meta, Mapping):
@@ -424,7 +344,7 @@ def check_prompt_shape(shape: tuple[int, ...] | list[int], path: Path) -> None:
                                f"{MAX_PROMPT_TOKENS:,} virtual tokens are read")
 
 
-def check_prompt_values(embeddings: Any, folder: Path) -> None:
+def check_prompt_values(embeddings: torch.Tensor, folder: Path) -> None:
     """Refuse a prompt whose tensor holds NaN or infinite values (naming the folder)."""
     import torch
 
@@ -439,7 +359,33 @@ def check_prompt_values(embeddings: Any, folder: Path) -> None:
 # --------------------------------------------------------------------------- settings
 
 
-def check_tune_settings(config: Any) -> None:
+class TuneSettings(Protocol):
+    """What :func:`check_tune_settings` reads of a ``TuneConfig`` (tuning sits above core)."""
+
+    tokens: int
+    budget: int
+    population: int
+    seed: int
+    subspace: int | None
+    optimizer: str
+    init: str
+    init_text: str | None
+    scale: float
+
+
+class ExperimentLimits(Protocol):
+    """What :func:`check_experiment_limits` reads of an ``ExperimentConfig``."""
+
+    seeds: int
+    budget: int
+    population: int
+    tokens: int
+    subspace: int | None
+    methods: list[str]
+    model: str | None
+
+
+def check_tune_settings(config: TuneSettings) -> None:
     """Types and ranges of a ``TuneConfig`` (a hand-edited ``run.json`` included; its
     constants are checked by ``TuneConfig.validate``)."""
     check_count(config.tokens, "--tokens", 1, MAX_PROMPT_TOKENS)
@@ -470,7 +416,17 @@ def check_tune_settings(config: Any) -> None:
         raise CultureTuneError(f"setting scale must be a positive number, got {scale!r}")
 
 
-def check_experiment_limits(config: Any) -> None:
+def check_known_settings(keys: Iterable[str], known: Sequence[str], source: str) -> None:
+    """Refuse settings that are not fields of a config (``known``), naming ``source``: the one
+    rule for every config read from a dict or a file."""
+    unknown = sorted(k for k in keys if k not in known)
+    if unknown:
+        raise CultureTuneError(
+            f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
+        )
+
+
+def check_experiment_limits(config: ExperimentLimits) -> None:
     """Upper limits of an ``ExperimentConfig`` (its own ``validate`` checks the rest)."""
     check_count(config.seeds, "seeds", 1, MAX_SEEDS)
     check_count(config.budget, "budget", 1, MAX_BUDGET)

@@ -11,6 +11,7 @@ from typing import Any
 
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.stats import Accuracy, Comparison, accuracy, compare
+from culturetune.culturalbench.condition import Condition
 from culturetune.culturalbench.data import (
     HUB_CONFIGS,
     LETTERS,
@@ -22,13 +23,11 @@ from culturetune.culturalbench.data import (
 )
 from culturetune.culturalbench.scoring import (
     SCORING_NOTES,
-    Condition,
     Progress,
     check_scoring,
-    evaluate_cloze,
+    evaluate_choices,
     evaluate_easy,
     evaluate_hard,
-    evaluate_mc,
 )
 from culturetune.model.loading import LoadedModel
 
@@ -187,8 +186,8 @@ def run_bench(
     outcomes: dict[str, list[Any]] = {}
     for cond in conditions:
         if split == "easy" and scoring != "letter":
-            evaluate = evaluate_mc if scoring == "mc" else evaluate_cloze
-            outcomes[cond.name] = evaluate(lm, qs, cond, chat_template, batch_size, progress)
+            outcomes[cond.name] = evaluate_choices(lm, qs, cond, chat_template, batch_size,
+                                                   progress, formulation=scoring)
         elif split == "easy":
             outcomes[cond.name] = evaluate_easy(lm, qs, cond, scoring, batch_size, progress,
                                                 orders=orders)

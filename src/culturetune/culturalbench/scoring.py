@@ -13,39 +13,29 @@
   lm-eval's ``acc_norm``).
 * **Hard**: every (question, option) pair is judged true or false from P(True) vs P(False).
 
-A :class:`Condition` is what is applied to the model: a system prompt (persona prompting) and/or
-a soft prompt.
+Each is scored under a :class:`~culturetune.culturalbench.condition.Condition`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from culturetune.core.errors import CultureTuneError
+from culturetune.culturalbench.condition import Condition
 from culturetune.culturalbench.data import LETTERS, HardQuestion, Question
 from culturetune.culturalbench.likelihood import continuation_logprobs, label_probs
 from culturetune.instrument.orders import Order, option_orders, shown_options, to_content_order
 from culturetune.model.loading import PLAIN_SYSTEM, PLAIN_USER, LoadedModel
-from culturetune.reading.survey import PLACEMENTS, label_token_ids, persona_prompt
+from culturetune.reading.survey import label_token_ids
 
-SCORINGS = ("letter", "mc", "cloze")
 #: Other names accepted for a scoring: ``loglik`` was the name of ``cloze`` before there were
 #: three formulations.
 SCORING_ALIASES = {"loglik": "cloze"}
-SCORING_NOTES = {
-    "letter": "options A-D shown with an instruction line; next-token probability of each "
-              "letter after the assistant header",
-    "mc": "lm-evaluation-harness's multiple choice: options shown, context ending 'Answer:'; "
-          "log-likelihood of each letter as the continuation",
-    "cloze": "question alone; log-likelihood of each option's text as the continuation "
-             "(the model never sees the other options, so fluency and length weigh in)",
-}
 EASY_INSTRUCTION = "Answer with the letter of the correct option only."
 HARD_INSTRUCTION = ("Is this answer true or false for this question? "
                     "Answer with True or False only.")
@@ -56,90 +46,6 @@ LETTER_HINT = "use --scoring mc or cloze (Easy) or another model"
 TRUTH_HINT = "use another model for the Hard split"
 
 Progress = Callable[[str, int, int], None]
-
-
-# --------------------------------------------------------------------------- conditions
-
-
-@dataclass
-class Condition:
-    """What is applied to the model: a system prompt and/or a soft prompt.
-
-    ``persona=True`` uses :func:`culturetune.reading.survey.persona_prompt` of each question's
-    country as the system prompt. ``soft`` is a :class:`~culturetune.tuning.softprompt.SoftPrompt`
-    (any object with ``embeddings`` ``[tokens, hidden]`` and ``placement`` in prefix/system/answer).
-    """
-
-    name: str
-    system: str | None = None
-    soft: Any = None
-    persona: bool = False
-
-    def __post_init__(self) -> None:
-        if not str(self.name).strip():
-            raise CultureTuneError("a condition needs a name")
-        if self.persona and self.system is not None:
-            raise CultureTuneError(f"condition {self.name!r}: give either a system prompt or "
-                                   "persona=True, not both")
-        if self.soft is not None:
-            emb = getattr(self.soft, "embeddings", None)
-            placement = getattr(self.soft, "placement", None)
-            if not isinstance(emb, torch.Tensor) or emb.dim() != 2:
-                raise CultureTuneError(f"condition {self.name!r}: the soft prompt needs "
-                                       "embeddings of shape [tokens, hidden]")
-            if placement not in PLACEMENTS:
-                raise CultureTuneError(f"condition {self.name!r}: unknown soft-prompt placement "
-                                       f"{placement!r}; use one of {', '.join(PLACEMENTS)}")
-
-    @classmethod
-    def plain(cls) -> Condition:
-        return cls("plain")
-
-    @classmethod
-    def persona_prompted(cls) -> Condition:
-        return cls("persona", persona=True)
-
-    def system_for(self, country: str) -> str | None:
-        return persona_prompt(country) if self.persona else self.system
-
-    def soft_tensor(self, lm: LoadedModel) -> torch.Tensor | None:
-        """The soft prompt as ``[1, tokens, hidden]`` (``None`` without one)."""
-        if self.soft is None:
-            return None
-        emb = self.soft.embeddings
-        if int(emb.shape[1]) != lm.hidden_size:
-            raise CultureTuneError(
-                f"condition {self.name!r}: the soft prompt has hidden size {int(emb.shape[1])} "
-                f"but model {lm.name} has {lm.hidden_size}; use a prompt tuned for this model"
-            )
-        return emb.detach()[None]
-
-    def split_at(self, text: str, user_offset: int) -> int:
-        """Character offset in a rendered prompt where the soft prompt goes."""
-        placement = None if self.soft is None else self.soft.placement
-        return {"prefix": 0, "system": user_offset}.get(placement, len(text))
-
-    def to_dict(self) -> dict[str, Any]:
-        soft = None
-        if self.soft is not None:
-            soft = {"tokens": int(self.soft.embeddings.shape[0]), "placement": self.soft.placement}
-        return {"name": self.name, "system": self.system, "persona": self.persona,
-                "soft_prompt": soft}
-
-
-def conditions(persona: bool = False, prompts: Sequence[tuple[str, Any]] = ()) -> list[Condition]:
-    """The plain model, persona prompting (when asked) and one condition per soft prompt, given
-    as (name, prompt) pairs: a prompt is named by its name (a folder's last part), with ``'``
-    added while that name is taken."""
-    out = [Condition.plain()] + ([Condition.persona_prompted()] if persona else [])
-    names = {"plain", "persona"}
-    for name, soft in prompts:
-        name = Path(name).name or str(name)
-        while name in names:
-            name += "'"
-        names.add(name)
-        out.append(Condition(name, soft=soft))
-    return out
 
 
 def check_scoring(scoring: str, split: str = "easy", chat_template: bool = True) -> str:
@@ -279,14 +185,45 @@ def evaluate_easy(
                                    mass=float(mass_avg[i]),
                                    order_predicted=each if len(perms) > 1 else None))
         return out
-    evaluate = evaluate_mc if scoring == "mc" else evaluate_cloze
-    return evaluate(lm, qs, condition, batch_size=batch_size, progress=progress)
+    return evaluate_choices(lm, qs, condition, batch_size=batch_size, progress=progress,
+                            formulation=scoring)
 
 
 def mc_prompt(q: Question) -> str:
     """lm-eval's multiple-choice context: the question, options A-D and ``Answer:``."""
     lines = [q.question] + [f"{x}. {o}" for x, o in zip(LETTERS, q.options, strict=True)]
     return "\n".join(lines + ["Answer:"])
+
+
+@dataclass(frozen=True)
+class Formulation:
+    """One way of asking an Easy question, declared as lm-evaluation-harness declares a task:
+    ``doc_to_text`` (the user text; ``plain_text`` wraps it outside the chat template) and
+    ``doc_to_choice`` (the continuations scored), or neither for ``letter``, which reads the
+    next token instead; ``acc_norm``: also answer per character of the choice."""
+
+    name: str
+    note: str
+    doc_to_text: Callable[[Question], str] | None = None
+    doc_to_choice: Callable[[Question], Sequence[str]] | None = None
+    plain_text: str = "{user}"
+    acc_norm: bool = False
+
+
+#: The Easy formulations by name, in the order the tables list them.
+FORMULATIONS: dict[str, Formulation] = {f.name: f for f in (
+    Formulation("letter", "options A-D shown with an instruction line; next-token probability "
+                "of each letter after the assistant header"),
+    Formulation("mc", "lm-evaluation-harness's multiple choice: options shown, context ending "
+                "'Answer:'; log-likelihood of each letter as the continuation",
+                doc_to_text=mc_prompt, doc_to_choice=lambda q: LETTERS),
+    Formulation("cloze", "question alone; log-likelihood of each option's text as the "
+                "continuation (the model never sees the other options, so fluency and length "
+                "weigh in)", doc_to_text=lambda q: q.question, doc_to_choice=lambda q: q.options,
+                plain_text=PLAIN_USER, acc_norm=True),
+)}
+SCORINGS = tuple(FORMULATIONS)
+SCORING_NOTES = {name: f.note for name, f in FORMULATIONS.items()}
 
 
 def lmeval_context(
@@ -372,47 +309,45 @@ def _ranked(q: Question, sums: Sequence[float], texts: Sequence[str] | None = No
                        correct_norm=best_norm == q.answer)
 
 
-def evaluate_mc(
+def evaluate_choices(
     lm: LoadedModel,
     questions: Sequence[Question],
     condition: Condition,
     chat_template: bool = True,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    *,
+    formulation: str,
 ) -> list[EasyOutcome]:
-    """lm-eval's multiple-choice formulation: :func:`mc_prompt` as the context and the letters
-    as continuations, with lm-eval's target delimiter (``" A"``.. outside the chat template,
-    ``"A"``.. inside it); the most likely letter is the answer."""
-    qs = list(questions)
-    if not qs:
-        return []
-    chat = chat_template and lm.has_chat_template
-    letters = [("" if chat else " ") + x for x in LETTERS]
-    ll = _choice_scores(lm, qs, [mc_prompt(q) for q in qs], [letters] * len(qs), condition,
-                        chat, batch_size, progress)
-    return [_ranked(q, sums) for q, sums in zip(qs, ll, strict=True)]
-
-
-def evaluate_cloze(
-    lm: LoadedModel,
-    questions: Sequence[Question],
-    condition: Condition,
-    chat_template: bool = True,
-    batch_size: int | None = None,
-    progress: Progress | None = None,
-) -> list[EasyOutcome]:
-    """The cloze formulation: the question alone as the context (``"Question: {q}\\nAnswer:"``
-    outside the chat template), each option's text as the continuation. Also answers by
-    log-likelihood per character of the option (lm-eval's ``acc_norm``)."""
+    """Answer Easy questions in a continuation formulation of :data:`FORMULATIONS` (``mc`` or
+    ``cloze``) as lm-eval does: each choice scored as a continuation of the context after
+    lm-eval's target delimiter (``" "`` outside the chat template, nothing inside it); the most
+    likely choice is the answer (and, where the formulation says ``acc_norm``, the most likely
+    per character of the choice)."""
+    form = FORMULATIONS[formulation]
+    if form.doc_to_text is None or form.doc_to_choice is None:
+        raise CultureTuneError(f"{formulation} is not a continuation formulation")
     qs = list(questions)
     if not qs:
         return []
     chat = chat_template and lm.has_chat_template
     delim = "" if chat else " "
-    users = [q.question if chat else PLAIN_USER.format(user=q.question) for q in qs]
-    conts = [[delim + o for o in q.options] for q in qs]
+    users = [form.doc_to_text(q) if chat else form.plain_text.format(user=form.doc_to_text(q))
+             for q in qs]
+    choices = [form.doc_to_choice(q) for q in qs]
+    conts = [[delim + c for c in cs] for cs in choices]
     ll = _choice_scores(lm, qs, users, conts, condition, chat, batch_size, progress)
-    return [_ranked(q, sums, q.options) for q, sums in zip(qs, ll, strict=True)]
+    return [_ranked(q, sums, cs if form.acc_norm else None)
+            for q, sums, cs in zip(qs, ll, choices, strict=True)]
+
+
+#: lm-eval's multiple-choice formulation: :func:`mc_prompt` as the context and the letters as
+#: continuations (``" A"``.. outside the chat template, ``"A"``.. inside it).
+evaluate_mc = functools.partial(evaluate_choices, formulation="mc")
+#: The cloze formulation: the question alone as the context (``"Question: {q}\\nAnswer:"``
+#: outside the chat template), each option's text as the continuation, also answered per
+#: character of the option (lm-eval's ``acc_norm``).
+evaluate_cloze = functools.partial(evaluate_choices, formulation="cloze")
 
 
 def evaluate_hard(

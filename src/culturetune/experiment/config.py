@@ -13,8 +13,13 @@ from typing import Any
 
 from culturetune.core import defaults
 from culturetune.core.errors import CultureTuneError
-from culturetune.core.files import read_text
-from culturetune.core.inputs import check_experiment_limits, loads_json
+from culturetune.core.files import read_text, write_json
+from culturetune.core.inputs import (
+    check_experiment_limits,
+    check_known_settings,
+    loads_json,
+    parse_subspace,
+)
 from culturetune.experiment.methods import (
     BASELINES,
     DEFAULT_METHODS,
@@ -142,9 +147,8 @@ class ExperimentConfig:
             load_instrument(path)
         for name in ("seeds", "budget", "population", "tokens"):
             setattr(self, name, _count(getattr(self, name), name))
-        if self.subspace == "full":
-            self.subspace = None
-        self.subspace = _count(self.subspace, "subspace", allow_none=True)
+        self.subspace = _count(parse_subspace(self.subspace, "subspace"), "subspace",
+                               allow_none=True)
         self.bench_limit = _count(self.bench_limit, "bench_limit", allow_none=True)
         check_placement(self.placement)
         parse_constants(self.constants)
@@ -229,11 +233,7 @@ class ExperimentConfig:
             )
         known = [f.name for f in fields(cls)]
         clean = {str(k).replace("-", "_"): v for k, v in d.items()}
-        unknown = sorted(k for k in clean if k not in known)
-        if unknown:
-            raise CultureTuneError(
-                f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
-            )
+        check_known_settings(clean, known, source)
         try:
             return cls(**clean).validate()
         except CultureTuneError as exc:
@@ -246,6 +246,10 @@ class ExperimentConfig:
         text = read_text(path, "config file")
         data = loads_json(text, f"config file {path}")
         return cls.from_dict(data, f"config file {path}")
+
+    def to_file(self, path: str | Path) -> None:
+        """Write the settings as a JSON config file that :meth:`from_file` reads back."""
+        write_json(path, self.to_dict())
 
 
 def quick(**overrides: Any) -> ExperimentConfig:

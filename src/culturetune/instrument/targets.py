@@ -18,62 +18,11 @@ import numpy as np
 
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.inputs import check_score, is_file, loads_json, read_user_text
-from culturetune.instrument.vsm import DIMENSIONS, to_number
+from culturetune.instrument.aliases import COUNTRY_ALIASES
+from culturetune.instrument.vsm import DIMENSIONS, csv_delimiter, read_dimensions, to_number
 
 TABLE_SOURCE = "Hofstede's six-dimension country scores, dataset of 2015-08-16 (geerthofstede.com)"
 LOSS_KINDS: tuple[str, ...] = ("l1", "l2")
-
-# alias -> table code. Table names and codes resolve by themselves; these add common names,
-# ISO 3166 alpha-3 codes that differ from the table's own codes (only where they do not clash
-# with one of the table's codes) and the names CulturalBench uses.
-# fmt: off
-_ALIASES: dict[str, str] = {
-    # United States
-    "USA": "USA", "US": "USA", "U.S.": "USA", "United States": "USA",
-    "United States of America": "USA", "America": "USA",
-    # United Kingdom
-    "UK": "GBR", "U.K.": "GBR", "United Kingdom": "GBR", "Britain": "GBR", "England": "GBR",
-    "United Kingdom of Great Britain and Northern Ireland": "GBR",
-    # China and neighbours
-    "PRC": "CHI", "CHN": "CHI", "People's Republic of China": "CHI", "Mainland China": "CHI",
-    "Hong Kong SAR": "HOK", "HKG": "HOK", "Hongkong": "HOK",
-    "TWN": "TAI", "Chinese Taipei": "TAI", "Republic of China": "TAI",
-    "South Korea": "KOR", "Korea": "KOR", "Republic of Korea": "KOR", "Korea, Republic of": "KOR",
-    "ROK": "KOR",
-    # Europe
-    "Germany West": "GER", "West Germany": "GER", "DEU": "GER", "Deutschland": "GER",
-    "East Germany": "GEE", "GDR": "GEE",
-    "Czech Republic": "CZE", "Czechia": "CZE",
-    "Slovakia": "SLK", "Slovak Republic": "SLK", "SVK": "SLK",
-    "SVN": "SLV",
-    "Kyrgyzstan": "KYR", "Kyrgyz Republic": "KYR", "KGZ": "KYR",
-    "Macedonia": "MAC", "North Macedonia": "MAC", "Republic of Macedonia": "MAC", "MKD": "MAC",
-    "Bosnia and Herzegovina": "BOS", "Bosnia-Herzegovina": "BOS", "BIH": "BOS",
-    "Holland": "NET", "The Netherlands": "NET", "NLD": "NET",
-    "Belgium Dutch": "BEN", "Belgium Flemish": "BEN", "Belgium Netherlands": "BEN",
-    "Flanders": "BEN", "Wallonia": "BEF",
-    "Switzerland German-speaking": "SWG", "German Switzerland": "SWG",
-    "Switzerland French-speaking": "SWF", "French Switzerland": "SWF", "CHE": "SWI",
-    "Russian Federation": "RUS", "Türkiye": "TUR", "Turkiye": "TUR",
-    "Moldova, Republic of": "MOL", "Republic of Moldova": "MOL", "MDA": "MOL",
-    "MNE": "MNG", "SRB": "SER", "ROU": "ROM", "HRV": "CRO", "BGR": "BUL", "DNK": "DEN",
-    "GRC": "GRE", "ISL": "ICE", "IRL": "IRE", "LVA": "LAT", "LTU": "LIT", "PRT": "POR",
-    "ESP": "SPA",
-    # Americas
-    "Quebec": "CAF", "French Canada": "CAF", "Canada Quebec": "CAF",
-    "Dominican Republic": "DOM", "Trinidad": "TRI", "TTO": "TRI", "CRI": "COS", "ECU": "ECA",
-    "GTM": "GUA", "PRI": "PUE", "URY": "URU",
-    # Asia, Middle East, Africa
-    "Viet Nam": "VIE", "VNM": "VIE", "Iran, Islamic Republic of": "IRA",
-    "Islamic Republic of Iran": "IRA", "Persia": "IRA", "IRN": "IRA",
-    "Saudi": "SAU", "KSA": "SAU", "Kingdom of Saudi Arabia": "SAU",
-    "Arab World": "ARA", "Arab Countries": "ARA", "Arab States": "ARA",
-    "Bharat": "IND", "IDN": "IDO", "BGD": "BAN", "MYS": "MAL", "PHL": "PHI", "SGP": "SIN",
-    "AUS": "AUL", "NGA": "NIG", "ZAF": "SAF", "RSA": "SAF", "ZMB": "ZAM", "ZWE": "ZIM",
-    "TZA": "TAN", "MAR": "MOR", "DZA": "ALG", "East Africa": "AFE", "West Africa": "AFW",
-    "Burkina": "BUF", "BFA": "BUF",
-}
-# fmt: on
 
 
 def _key(name: str) -> str:
@@ -95,19 +44,8 @@ def _score(value: Any, what: str) -> float | None:
 
 
 def _normalise_scores(scores: Mapping[str, Any], where: str) -> dict[str, float | None]:
-    out: dict[str, float | None] = dict.fromkeys(DIMENSIONS)
-    seen: set[str] = set()
-    for k, v in scores.items():
-        dim = str(k).strip().upper()
-        if dim not in out:
-            raise CultureTuneError(
-                f"{where}: unknown dimension {str(k).strip()!r}; valid: {', '.join(DIMENSIONS)}"
-            )
-        if dim in seen:
-            raise CultureTuneError(f"{where}: dimension {dim} given twice")
-        seen.add(dim)
-        out[dim] = _score(v, f"{where}: value of {dim}")
-    return out
+    return read_dimensions(scores.items(), where, _score, None,
+                           twice="dimension {dim} given twice")
 
 
 @dataclass(frozen=True)
@@ -219,7 +157,7 @@ def _index() -> tuple[dict[str, str], dict[str, str]]:
     for code, name, *_ in rows:
         by_key.setdefault(_key(name), code)
         display[name] = code
-    for alias, code in _ALIASES.items():
+    for alias, code in COUNTRY_ALIASES.items():
         by_key.setdefault(_key(alias), code)
         display[alias] = code
     return by_key, display
@@ -273,12 +211,6 @@ def _scores_from_spec(spec: str) -> dict[str, Any]:
     return scores
 
 
-def _delimiter(line: str) -> str:
-    counts = {d: line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
 def _target_from_json(path: Path) -> Target:
     data = loads_json(read_user_text(path, "target file"), f"target file {path}")
     if not isinstance(data, dict):
@@ -316,7 +248,7 @@ def _target_from_csv(path: Path) -> Target:
     lines = [ln for ln in read_user_text(path, "target file").splitlines() if ln.strip()]
     if not lines:
         raise CultureTuneError(f"{where}: the file is empty")
-    rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=_delimiter(lines[0]))]
+    rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=csv_delimiter(lines[0]))]
     header = [c.upper() for c in rows[0]]
     twice = sorted({c for c in header if header.count(c) > 1 and c in DIMENSIONS})
     if twice:

@@ -11,10 +11,10 @@ import csv
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ from culturetune.instrument.items import (
     bundled,
 )
 from culturetune.instrument.schema import read_instrument_file
+
+V = TypeVar("V")
 
 
 def load_instrument(name: str | Path = "vsm2013") -> Instrument:
@@ -112,19 +114,34 @@ def parse_constants(spec: str | float | Mapping[str, float] | None) -> dict[str,
             pairs.append((k, v))
     else:
         return dict.fromkeys(DIMENSIONS, _constant(spec, f"bad constants {spec!r} ({hint})"))
-    out = dict.fromkeys(DIMENSIONS, DEFAULT_CONSTANT)
+    return read_dimensions(pairs, f"bad constants {spec!r}", _constant, DEFAULT_CONSTANT,
+                           kind="index")
+
+
+def read_dimensions(
+    pairs: Iterable[tuple[Any, Any]],
+    where: str,
+    read: Callable[[Any, str], V],
+    missing: V,
+    *,
+    kind: str = "dimension",
+    twice: str = "{dim} given twice",
+) -> dict[str, V]:
+    """One value per dimension from (key, raw value) pairs: keys matched without case or
+    surrounding spaces, each read with ``read(raw, what)``; a dimension left out gets
+    ``missing``. An unknown ``kind`` of key or a key given twice is refused, naming ``where``."""
+    out: dict[str, V] = dict.fromkeys(DIMENSIONS, missing)
     seen: set[str] = set()
     for k, v in pairs:
-        dim = k.strip().upper()
+        dim = str(k).strip().upper()
         if dim not in out:
             raise CultureTuneError(
-                f"bad constants {spec!r}: unknown index {k.strip()!r}; "
-                f"valid: {', '.join(DIMENSIONS)}"
+                f"{where}: unknown {kind} {str(k).strip()!r}; valid: {', '.join(DIMENSIONS)}"
             )
         if dim in seen:
-            raise CultureTuneError(f"bad constants {spec!r}: {dim} given twice")
+            raise CultureTuneError(f"{where}: {twice.format(dim=dim)}")
         seen.add(dim)
-        out[dim] = _constant(v, f"bad constants {spec!r}: value of {dim}")
+        out[dim] = read(v, f"{where}: value of {dim}")
     return out
 
 
@@ -228,7 +245,9 @@ class ResponseScore:
         )
 
 
-def _delimiter(header_line: str) -> str:
+def csv_delimiter(header_line: str) -> str:
+    """The delimiter of a small CSV file: the most frequent of comma, semicolon and tab in its
+    first line (a comma when none is there)."""
     counts = {d: header_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
@@ -263,7 +282,7 @@ def read_responses(
             f"responses file {p} is empty; expected a header row with columns "
             f"{vars_[0]}..{vars_[-1]}"
         )
-    reader = csv.reader(lines, delimiter=_delimiter(lines[0]))
+    reader = csv.reader(lines, delimiter=csv_delimiter(lines[0]))
     header = [h.strip().lower() for h in next(reader)]
     col = {}
     for j, h in enumerate(header):

@@ -20,7 +20,7 @@ from pathlib import Path
 from culturetune.core import registry
 from culturetune.core.cache import cache_dir
 from culturetune.core.errors import CultureTuneError
-from culturetune.core.inputs import check_device, check_gguf, check_model
+from culturetune.core.inputs import check_device, check_gguf, check_model_name
 from culturetune.core.registry import KnownModel
 from culturetune.model import adapters, assemble, fit
 from culturetune.model.dequantize import (
@@ -224,9 +224,9 @@ def load_model(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     if adapter is not None:  # merge checks the folder before anything loads
-        name = str(merge_adapter(check_model(name), adapter,
+        name = str(merge_adapter(check_model_name(name), adapter,
                                   trust_remote_code=trust_remote_code))
-    name = DEFAULT_MODEL if name is None else check_model(name) or DEFAULT_MODEL
+    name = DEFAULT_MODEL if name is None else check_model_name(name) or DEFAULT_MODEL
     known = registry.lookup(name)
     source = ""
     try:

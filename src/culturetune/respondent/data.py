@@ -8,14 +8,14 @@ middle, with mild stances on the steps between. Negated statements turn the answ
 that the stance's words alone do not give the answer. The reply is the shown number of that
 option, so that only an answer by content is correct in every order.
 
-None of these texts is a VSM 2013 item or a rewording of one: :func:`max_overlap` measures the
-share of content words any text here shares with any item of the bundled wordings, and the
-tests hold it under :data:`MAX_SHARED`.
+None of these texts is a VSM 2013 item or a rewording of one:
+:func:`~culturetune.respondent.overlap.max_overlap` measures the share of content words any text
+here shares with any item of the bundled wordings, and the tests hold it under
+:data:`MAX_SHARED`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -422,35 +422,3 @@ def all_texts() -> list[str]:
         texts += [u.format(topic=topic) for u in _UNDECIDED]
     texts += [t for ts in GENERIC.values() for t in ts] + list(LEAD_INS)
     return texts
-
-
-_STOP = frozenset(
-    """
-    the and you your yours yourself are for with that this these those who whom what which
-    how not but can from any all each its their them they his her has had have was were been
-    will would should could does did into than then there out about some such more much
-    """.split()
-)
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased alphabetic words of 3+ letters, function words left out."""
-    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in _STOP}
-
-
-def shared_share(text: str, other: str) -> float:
-    """The share of ``text``'s content words that also appear in ``other``."""
-    mine = content_words(text)
-    return len(mine & content_words(other)) / len(mine) if mine else 0.0
-
-
-def max_overlap(texts: list[str], references: list[str]) -> tuple[float, str, str]:
-    """The largest share of content words any of ``texts`` shares with any of ``references``
-    (either way round), with the pair."""
-    best = (0.0, "", "")
-    for t in texts:
-        for r in references:
-            share = max(shared_share(t, r), shared_share(r, t))
-            if share > best[0]:
-                best = (share, t, r)
-    return best

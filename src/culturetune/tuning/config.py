@@ -3,7 +3,8 @@ folder's ``run.json`` gives them back for ``--resume``."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,11 @@ class TuneConfig:
         return list(dict.fromkeys([self.instrument, *self.train_instruments]))
 
     def validate(self) -> TuneConfig:
+        """Check every setting, raising :class:`CultureTuneError` saying what to change, and put
+        each in its canonical form in place (instrument keys, ``--train-instrument none`` as no
+        extra wording, ``--min-mass 0`` as no floor, the format's name). Returns this same config,
+        so that ``TuneConfig(...).validate()`` builds and checks in one expression; a second call
+        changes nothing (``ExperimentConfig.validate`` keeps the same contract)."""
         inputs.check_tune_settings(self)
         parse_constants(self.constants)
         check_placement(self.placement)
@@ -141,8 +147,15 @@ class TuneConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
+    def from_dict(cls, d: Mapping[str, Any], source: str = "tuning settings") -> TuneConfig:
+        """The settings :meth:`to_dict` wrote (call :meth:`validate` next); settings that a run
+        made by an older version left out get that version's values, and a key that is not a
+        setting is refused, naming ``source``, as :meth:`ExperimentConfig.from_dict` does."""
+        if not isinstance(d, Mapping):
+            raise CultureTuneError(
+                f"{source}: expected a JSON object of settings, got {type(d).__name__}")
         d = dict(d)
+        inputs.check_known_settings(d, [f.name for f in fields(cls)], source)
         d["target"] = Target.from_dict(d["target"])
         d.setdefault("orders", "shown")  # runs made before option orders were a setting
         d.setdefault("optimizer", "de")  # the default of those runs
@@ -153,8 +166,7 @@ class TuneConfig:
         d.setdefault("train_instruments", [])
         d.setdefault("reading", "expected")
         d.setdefault("format", "number")  # runs made before answer formats
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**d)
 
 
 
@@ -165,7 +177,7 @@ def load_run_config(folder: str | Path) -> TuneConfig:
         raise CultureTuneError(f"nothing to resume in {folder}: {RUN_FILE} is missing")
     saved = read_json(folder / RUN_FILE)
     try:
-        config = TuneConfig.from_dict(saved["config"]).validate()
+        config = TuneConfig.from_dict(saved["config"], f"{folder / RUN_FILE}").validate()
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CultureTuneError(f"{folder / RUN_FILE} is malformed ({exc})") from exc
     return config
