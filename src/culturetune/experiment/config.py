@@ -249,11 +249,6 @@ class ExperimentConfig:
         return cls.from_dict(data, f"config file {path}")
 
 
-def quick(**overrides: Any) -> ExperimentConfig:
-    """The ``--quick`` preset (see :meth:`ExperimentConfig.quick`)."""
-    return ExperimentConfig.quick(**overrides)
-
-
 # --------------------------------------------------------------------------- experiment
 
 

@@ -302,10 +302,6 @@ def method_table(results: dict[str, Any]) -> Table:
     return Table(headers, rows)
 
 
-#: Kept for callers of the first report format's name.
-optimizer_table = method_table
-
-
 def validity(results: dict[str, Any], country: dict[str, Any], method: str) -> dict[str, Any]:
     """Whether a method's alignment held on the views it was not tuned on (mean over seeds):
     see :mod:`culturetune.reading.validity` for the rule."""
