@@ -15,6 +15,7 @@ from culturetune.core.files import read_json, write_text
 from culturetune.experiment.methods import FORMAT
 from culturetune.reading.validity import HELD_SHARE, MIN_GAIN
 from culturetune.report.figures import make_figures
+from culturetune.report.sentences import validity_statement
 from culturetune.report.tables import (
     Table,
     accuracy_summary_table,
@@ -28,7 +29,6 @@ from culturetune.report.tables import (
     method_table,
     methods,
     tuned_methods,
-    validity_statement,
     validity_table,
     verdict_table,
     view_label,
