@@ -124,6 +124,7 @@ def experiment(
 ) -> None:
     """The reference study end to end: countries x methods x seeds, report and figures."""
     from culturetune.experiment.config import ExperimentConfig
+    from culturetune.experiment.folder import check_experiment
     from culturetune.experiment.grid import run_experiment
     from culturetune.report import write_report
     from culturetune.tuning import runfolder
@@ -161,7 +162,7 @@ def experiment(
     _check_bench_data(cfg)
     progress = None if as_json else status
     with runfolder.claim(out):
-        runfolder.check_experiment(out)
+        check_experiment(out)
         try:
             if adapter is not None:  # every cell and worker loads the merged folder
                 from culturetune.model.loading import merge_adapter as merge
