@@ -515,7 +515,7 @@ def test_quick_preset_runs(lm, tmp_path):
 def test_cached_letter_scoring_agrees_with_culturalbench(lm):
     """The experiment encodes each country's questions once; it must answer as evaluate_easy."""
     from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
-    from culturetune.experiment.cells import _LetterScorer
+    from culturetune.experiment.shared import LetterScorer
     from culturetune.reading.survey import persona_prompt
     from culturetune.tuning.softprompt import SoftPrompt, initial_prompt
 
@@ -524,9 +524,9 @@ def test_cached_letter_scoring_agrees_with_culturalbench(lm):
     for system, condition in [(None, Condition.plain()), (None, Condition("soft", soft=soft))]:
         expected = [o.correct for o in evaluate_easy(lm, qs, condition)]
         emb = None if condition.soft is None else soft.embeddings
-        assert _LetterScorer(lm, qs, system).correct(emb) == expected
+        assert LetterScorer(lm, qs, system).correct(emb) == expected
     persona = [o.correct for o in evaluate_easy(lm, qs[:4], Condition.persona_prompted())]
-    assert _LetterScorer(lm, qs[:4], persona_prompt("China")).correct(None) == persona
+    assert LetterScorer(lm, qs[:4], persona_prompt("China")).correct(None) == persona
 
 
 def test_measured_drops_times_and_machine_at_any_depth() -> None:
