@@ -24,7 +24,6 @@ from culturetune.experiment.config import (
     QUICK_BUDGET,
     QUICK_METHODS,
     ExperimentConfig,
-    quick,
 )
 from culturetune.experiment.grid import run_experiment
 from culturetune.instrument.targets import lookup_country
@@ -67,13 +66,13 @@ def test_default_config_is_the_reference_study():
 
 
 def test_quick_preset_reduces_seeds_methods_and_budget():
-    q = quick()
+    q = ExperimentConfig.quick()
     assert q.seeds == 1
     assert q.methods == list(QUICK_METHODS) == ["plain", "persona", "pso", "de"]
     assert q.budget == QUICK_BUDGET < DEFAULT_BUDGET
     assert q.countries == list(DEFAULT_COUNTRIES)
     assert len(q.cells()) == 4 * 4
-    assert quick(countries=["China"]).countries == ["China"]
+    assert ExperimentConfig.quick(countries=["China"]).countries == ["China"]
 
 
 def test_config_round_trips_through_a_file(tmp_path):
@@ -487,8 +486,8 @@ def test_quick_preset_runs(lm, tmp_path):
     # The full --quick (4 countries at 320 evaluations each) is too slow for the test suite;
     # CI runs the same preset (seeds, methods) on one country with 4 fixture questions and a
     # budget of 4 steps: the preset's own budget is a setting, checked as one.
-    assert quick().budget == QUICK_BUDGET and quick().seeds == 1
-    cfg = quick(countries=["China"], data=str(FIXTURE), bench_limit=4, budget=64)
+    assert ExperimentConfig.quick().budget == QUICK_BUDGET and ExperimentConfig.quick().seeds == 1
+    cfg = ExperimentConfig.quick(countries=["China"], data=str(FIXTURE), bench_limit=4, budget=64)
     results = run_experiment(lm, cfg, tmp_path, report=write_report)
     assert {c["method"] for c in results["cells"]} == set(QUICK_METHODS)
     by = {c["method"]: c for c in results["cells"]}
@@ -509,7 +508,7 @@ def test_quick_preset_runs(lm, tmp_path):
 def test_cached_letter_scoring_agrees_with_culturalbench(lm):
     """The experiment encodes each country's questions once; it must answer as evaluate_easy."""
     from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench
-    from culturetune.experiment.cells import _LetterScorer
+    from culturetune.experiment.shared import LetterScorer
     from culturetune.reading.prompts import persona_prompt
     from culturetune.tuning.softprompt import SoftPrompt, initial_prompt
 
@@ -518,9 +517,9 @@ def test_cached_letter_scoring_agrees_with_culturalbench(lm):
     for system, condition in [(None, Condition.plain()), (None, Condition("soft", soft=soft))]:
         expected = [o.correct for o in evaluate_easy(lm, qs, condition)]
         emb = None if condition.soft is None else soft.embeddings
-        assert _LetterScorer(lm, qs, system).correct(emb) == expected
+        assert LetterScorer(lm, qs, system).correct(emb) == expected
     persona = [o.correct for o in evaluate_easy(lm, qs[:4], Condition.persona_prompted())]
-    assert _LetterScorer(lm, qs[:4], persona_prompt("China")).correct(None) == persona
+    assert LetterScorer(lm, qs[:4], persona_prompt("China")).correct(None) == persona
 
 
 def test_measured_drops_times_and_machine_at_any_depth() -> None:

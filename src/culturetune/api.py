@@ -241,6 +241,7 @@ def run_experiment(
     ``data="CulturalBench-Easy.csv"``...). Finished cells in ``out`` are kept: running again
     resumes. ``progress`` receives one line per cell."""
     from culturetune.experiment import grid as experiment
+    from culturetune.experiment.folder import check_experiment
     from culturetune.report import write_report
     from culturetune.tuning import runfolder
 
@@ -254,7 +255,7 @@ def run_experiment(
         base = {}
     cfg = experiment.ExperimentConfig.from_dict({**base, **settings}, "experiment settings")
     with runfolder.claim(out):
-        runfolder.check_experiment(out)
+        check_experiment(out)
         return experiment.run_experiment(lm, cfg, out, progress=progress, report=write_report)
 
 

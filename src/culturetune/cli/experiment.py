@@ -37,6 +37,11 @@ from culturetune.core.errors import CultureTuneError, Interrupted
 from culturetune.report.console import say, stdout
 
 
+def _choice(flag: str, help: str) -> Any:
+    """A case-insensitive choice option whose default is said in its help."""
+    return typer.Option(flag, help=help, case_sensitive=False, show_default=False)
+
+
 @command()
 def experiment(
     ctx: typer.Context,
@@ -55,8 +60,8 @@ def experiment(
     ] = None,
     orders: Annotated[
         TuneOrders | None,
-        typer.Option("--orders", help="Option orders of tuned methods named without their own "
-                     "(default: both).", case_sensitive=False, show_default=False),
+        _choice("--orders", "Option orders of tuned methods named without their own "
+                "(default: both)."),
     ] = None,
     calibrate: Annotated[
         bool | None,
@@ -65,15 +70,15 @@ def experiment(
     ] = None,
     bench_orders: Annotated[
         OrderSet | None,
-        typer.Option("--bench-orders", help="Option orders of CulturalBench letter scoring "
-                     "(default: cyclic).", case_sensitive=False, show_default=False),
+        _choice("--bench-orders", "Option orders of CulturalBench letter scoring "
+                "(default: cyclic)."),
     ] = None,
     format: Annotated[
         FormatName | None,
-        typer.Option("--format", help="Answer format of every cell: number, letter, words, or "
-                     "auto (default): the format in which `culturetune check-model` says the "
-                     "model answers by content, else number. Each cell is also read in the "
-                     "other formats.", case_sensitive=False, show_default=False),
+        _choice("--format", "Answer format of every cell: number, letter, words, or "
+                "auto (default): the format in which `culturetune check-model` says the "
+                "model answers by content, else number. Each cell is also read in the "
+                "other formats."),
     ] = None,
     validate_instrument: Annotated[
         list[str] | None,
@@ -119,6 +124,7 @@ def experiment(
 ) -> None:
     """The reference study end to end: countries x methods x seeds, report and figures."""
     from culturetune.experiment.config import ExperimentConfig
+    from culturetune.experiment.folder import check_experiment
     from culturetune.experiment.grid import run_experiment
     from culturetune.report import write_report
     from culturetune.tuning import runfolder
@@ -156,7 +162,7 @@ def experiment(
     _check_bench_data(cfg)
     progress = None if as_json else status
     with runfolder.claim(out):
-        runfolder.check_experiment(out)
+        check_experiment(out)
         try:
             if adapter is not None:  # every cell and worker loads the merged folder
                 from culturetune.model.loading import merge_adapter as merge

@@ -252,11 +252,6 @@ class ExperimentConfig:
         write_json(path, self.to_dict())
 
 
-def quick(**overrides: Any) -> ExperimentConfig:
-    """The ``--quick`` preset (see :meth:`ExperimentConfig.quick`)."""
-    return ExperimentConfig.quick(**overrides)
-
-
 # --------------------------------------------------------------------------- experiment
 
 

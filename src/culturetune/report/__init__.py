@@ -2,6 +2,8 @@
 
 * :mod:`~culturetune.report.tables`: the numbers (means over seeds, validity verdicts) and every
   table of the report as a :class:`Table` of strings.
+* :mod:`~culturetune.report.sentences`: one plain sentence per (country, method) on whether
+  the alignment held.
 * :mod:`~culturetune.report.figures`: radar charts, convergence curves and loss bars (PNG).
 * :mod:`~culturetune.report.document`: the report as blocks rendered once as Markdown and once
   as standalone HTML (same content); :func:`load_results` and :func:`write_report`.
@@ -23,6 +25,7 @@ from culturetune.report.figures import (
     make_figures,
     radar_figure,
 )
+from culturetune.report.sentences import validity_statement
 from culturetune.report.tables import (
     MISSING,
     VIEW_LABELS,
@@ -39,11 +42,9 @@ from culturetune.report.tables import (
     mean_sd,
     method_table,
     methods,
-    optimizer_table,
     training_view,
     tuned_methods,
     validity,
-    validity_statement,
     validity_table,
     verdict_table,
     view_label,
@@ -71,7 +72,6 @@ __all__ = [
     "mean_sd",
     "method_table",
     "methods",
-    "optimizer_table",
     "radar_figure",
     "report_blocks",
     "to_html",

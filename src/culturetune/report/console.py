@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,27 +18,15 @@ from culturetune.core.progress import Heartbeat
 from culturetune.instrument.items import DIMENSION_NAMES
 from culturetune.instrument.targets import TABLE_SOURCE, Loss, Target
 from culturetune.instrument.vsm import DIMENSIONS
+from culturetune.report.terminal import MISSING, TABLE_STYLE, num, say, stdout
+from culturetune.report.verdicts import LOW_MASS_SHARE, low_mass_note, print_validity
 
 if TYPE_CHECKING:
     from culturetune.instrument.vsm import ResponseScore
     from culturetune.reading.survey import SurveyResult
 
-MISSING = "—"
-_TABLE_STYLE: dict[str, Any] = {
-    "box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "show_edge": False
-}
 #: Up to this many orders the survey table shows each order's item mean in its own column.
 ORDER_COLUMNS = 5
-
-
-def stdout() -> Console:
-    """Console for results (stdout); created per call so redirected streams are honoured."""
-    return Console(highlight=False)
-
-
-def say(console: Console, text: str) -> None:
-    """One line of plain text (never read as markup; long lines are not hard-wrapped)."""
-    console.print(Text(text), soft_wrap=True)
 
 
 def _short(text: str, width: int) -> str:
@@ -47,22 +34,15 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _num(x: float | None, fmt: str = "g") -> str:
-    if x is None:
-        return MISSING
-    return format(x, fmt)
-
-
 # --------------------------------------------------------------------------- indices and loss
-
 
 
 def describe_constants(constants: Mapping[str, float]) -> str:
     """``"C = 50"`` when all indices share a constant, else ``"C: PDI=0, IDV=50, ..."``."""
     values = set(constants.values())
     if len(values) == 1:
-        return f"C = {_num(values.pop())}"
-    return "C: " + ", ".join(f"{d}={_num(constants[d])}" for d in DIMENSIONS)
+        return f"C = {num(values.pop())}"
+    return "C: " + ", ".join(f"{d}={num(constants[d])}" for d in DIMENSIONS)
 
 
 def describe_target(target: Target) -> str:
@@ -79,7 +59,7 @@ def indices_table(
 ) -> Table:
     """The six indices, and with a target its scores and the gaps (index - target)."""
     table = Table(
-        title=f"Indices ({describe_constants(constants)})", title_justify="left", **_TABLE_STYLE
+        title=f"Indices ({describe_constants(constants)})", title_justify="left", **TABLE_STYLE
     )
     table.add_column("dim")
     table.add_column("dimension")
@@ -88,7 +68,7 @@ def indices_table(
         table.add_column("target", justify="right")
         table.add_column("gap", justify="right")
     for d in DIMENSIONS:
-        row = [d, DIMENSION_NAMES[d], _num(indices.get(d), ".1f")]
+        row = [d, DIMENSION_NAMES[d], num(indices.get(d), ".1f")]
         if target is not None:
             t = target.scores.get(d)
             mark = "*" if d in target.estimated else ""
@@ -166,7 +146,7 @@ def print_survey(result: SurveyResult, persona: str | None = None) -> None:
         title=title + ", raw option mass",
         title_justify="left",
         expand=con.width <= 120,
-        **_TABLE_STYLE,
+        **TABLE_STYLE,
     )
     table.add_column("item", no_wrap=True)
     table.add_column("question", no_wrap=True, overflow="ellipsis", ratio=1, max_width=60)
@@ -184,9 +164,9 @@ def print_survey(result: SurveyResult, persona: str | None = None) -> None:
     for it in result.items:
         row: list[str | Text] = [it.var, Text(_short(it.text, 200))]
         row += [f"{p:.2f}" for p in it.probs]
-        row.append(_num(it.mean, ".2f"))
+        row.append(num(it.mean, ".2f"))
         if per_order:
-            row += [_num(m, ".2f") for m in it.order_means]
+            row += [num(m, ".2f") for m in it.order_means]
         elif n_orders > 1:
             got = [m for m in it.order_means if m is not None]
             row.append(f"{min(got):.2f}-{max(got):.2f}" if got else MISSING)
@@ -219,7 +199,7 @@ def print_score(
     """Human VSM 2013 answers scored: respondents, item means, indices, and the loss line."""
     con = stdout()
     say(con, f"{source}: respondents {result.n_respondents}")
-    table = Table(title="Item means", title_justify="left", **_TABLE_STYLE)
+    table = Table(title="Item means", title_justify="left", **TABLE_STYLE)
     table.add_column("item")
     table.add_column("mean", justify="right")
     table.add_column("n", justify="right")
@@ -238,7 +218,7 @@ def print_countries(rows: Sequence[Target], one: bool = False) -> None:
     """Hofstede's country scores as a table (estimates marked *), with sources and notes;
     ``one``: a single country was asked for."""
     con = stdout()
-    table = Table(title="Hofstede's country scores", title_justify="left", **_TABLE_STYLE)
+    table = Table(title="Hofstede's country scores", title_justify="left", **TABLE_STYLE)
     table.add_column("code")
     table.add_column("country")
     for d in DIMENSIONS:
@@ -289,7 +269,7 @@ def print_model_check(checks: Any) -> None:
     say(con, f"model {first.model} · instrument {first.instrument} · {first.items} items · "
         f"{seconds:.0f} s")
     table = Table(title="Does the model answer by content? (what it says)", title_justify="left",
-                  **_TABLE_STYLE)
+                  **TABLE_STYLE)
     columns = ("format", "content", "pos", "gap", "probe1", "probe2", "top=said", "said",
                "verdict")
     for col in columns:
@@ -353,13 +333,13 @@ def print_tune_result(result: Any) -> None:
     if result.model_check is not None:
         say(con, f"model check: {result.model_check.verdict} ({cfg.format} format)")
     table = Table(title=f"Indices vs {describe_target(cfg.target)}",
-                  title_justify="left", **_TABLE_STYLE)
+                  title_justify="left", **TABLE_STYLE)
     for col in ("dim", "target", "plain", "uniform", "tuned"):
         table.add_column(col, justify="left" if col == "dim" else "right")
     for d in DIMENSIONS:
         t = cfg.target.scores.get(d)
-        table.add_row(d, _num(t), _num(result.baseline.indices[d], ".1f"),
-                      _num(cfg.constants[d], ".1f"), _num(result.final.indices[d], ".1f"))
+        table.add_row(d, num(t), num(result.baseline.indices[d], ".1f"),
+                      num(cfg.constants[d], ".1f"), num(result.final.indices[d], ".1f"))
     con.print(table)
     say(con, f"loss ({cfg.loss}): plain {result.baseline.loss.value:.2f} · uniform "
         f"{result.baseline.uniform_loss.value:.2f} · tuned {result.final.loss.value:.2f}")
@@ -371,77 +351,6 @@ def print_tune_result(result: Any) -> None:
     print_validity(con, result.validity)
     if result.status == "time-limit":
         say(con, f"budget not reached; continue with: culturetune tune --resume {result.folder}")
-
-
-#: A tuned prompt whose option mass falls below this share of the plain model's is flagged.
-LOW_MASS_SHARE = 0.5
-
-
-def low_mass_note(plain: float, tuned: float, folder: Any) -> str:
-    """Says that a tuned model's answers are read from a small remainder of its distribution."""
-    return (f"with the prompt the model puts {tuned:.1%} of its next-token probability on the "
-            f"answer options (plain {plain:.1%}): it would mostly not answer with an option, and "
-            "the indices are read from what is left; `culturetune survey --prompt "
-            f"{folder}` shows each item's mass and the reply it generates")
-
-
-def print_validity(con: Console, validity: Any) -> None:
-    """Does it hold? The training view and each check: plain, uniform, tuned, share kept."""
-    table = Table(title="Does it hold? Loss on views the prompt was not tuned on",
-                  title_justify="left", **_TABLE_STYLE)
-    for col in ("view", "role", "plain", "uniform", "tuned", "gain kept", "answered"):
-        table.add_column(col, justify="left" if col in ("view", "role") else "right")
-    for row in [validity.training, *validity.checks]:
-        role = ROLE_NAMES.get(row.role, row.role)
-        kept = "—" if row.kept is None else f"{100 * row.kept:.0f} %"
-        answered = ("" if row.tuned_answered is None else
-                    f"{row.plain_answered:.0%} → {row.tuned_answered:.0%}")
-        table.add_row(row.view, role, _num(row.plain, ".2f"), f"{row.uniform:.2f}",
-                      _num(row.tuned, ".2f"), kept if row.role != "training" else "", answered)
-    con.print(table)
-    unread = getattr(validity, "unread", None)
-    if unread:
-        said = "; ".join(f"{f}: {v}" for f, v in unread.items())
-        say(con, f"not read in other answer formats where the model check says a reading "
-            f"carries none of its answers ({said})")
-    if validity.tuned_mass is not None:
-        say(con, f"option mass: plain {validity.plain_mass:.3f} · tuned "
-            f"{validity.tuned_mass:.3f} ({_pct(validity.mass_kept)} kept)")
-    gain = validity.gain
-    failed = f"; failed: {', '.join(validity.failed)}" if validity.failed else ""
-    say(con, f"verdict: {validity.verdict.upper()} (training gain {_num(gain, '.2f')}{failed})")
-    say(con, f"rule: {validity.rule}")
-    say(con, verdict_sentence(validity))
-
-
-#: How the validity table names each role.
-ROLE_NAMES = {"training": "tuned on", "wording": "other wording", "shown": "printed order",
-              "reversed": "reversed order", "said": "said, both orders",
-              "said shown": "said, printed order", "said reversed": "said, reversed order"}
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.0f} %"
-
-
-def verdict_sentence(validity: Any) -> str:
-    """The verdict read plainly, in one sentence."""
-    v = validity.verdict
-    if v == "no gain":
-        return "in plain words: tuning did not lower the loss by a point; nothing to check."
-    if v == "held":
-        return ("in plain words: the alignment held on every view checked, in what the model "
-                "says too, and the model still answers with the options.")
-    said = [c for c in validity.checks if c.reading == "said"]
-    said_lost = [c for c in said if c.state != "held"]
-    if said_lost and all(c.tuned == c.plain for c in said_lost):
-        return ("in plain words: what the model says did not change; the gain lives in "
-                "probability it does not say, so it is not an alignment of its answers.")
-    if "option mass" in validity.failed:
-        return ("in plain words: the prompt pushed probability off the answer options; the "
-                "tuned indices are read from what is left, not from answers the model gives.")
-    return ("in plain words: the gain does not carry over to every view checked (failed: "
-            f"{', '.join(validity.failed)}); do not read the tuned indices as the model's values.")
 
 
 # --------------------------------------------------------------------------- CulturalBench
@@ -490,7 +399,7 @@ def print_models(report: Mapping[str, Any]) -> None:
     con = stdout()
     for m in report["models"]:
         table = Table(title=f"{m['name']}: {m['display']}", title_justify="left",
-                      show_header=False, **_TABLE_STYLE)
+                      show_header=False, **TABLE_STYLE)
         table.add_column("", style="bold")
         table.add_column("", overflow="fold")
         packages = m["packages"]

@@ -6,7 +6,7 @@ reading ``results.json`` and writing the report with its figures.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from culturetune.core.files import read_json, write_text
 from culturetune.experiment.methods import FORMAT
 from culturetune.reading.validity import HELD_SHARE, MIN_GAIN
 from culturetune.report.figures import make_figures
+from culturetune.report.sentences import validity_statement
 from culturetune.report.tables import (
     Table,
     accuracy_summary_table,
@@ -28,7 +29,6 @@ from culturetune.report.tables import (
     method_table,
     methods,
     tuned_methods,
-    validity_statement,
     validity_table,
     verdict_table,
     view_label,
@@ -229,24 +229,26 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _render(blocks: Sequence[Block], render: dict[str, Callable[..., str]]) -> list[str]:
+    """Each block through the renderer of its kind (kinds without one are skipped)."""
+    return [render[block[0]](*block[1:]) for block in blocks if block[0] in render]
+
+
+def _md_table(t: Table) -> str:
+    lines = ["| " + " | ".join(_md_cell(h) for h in t.headers) + " |"]
+    lines.append("|" + "|".join("---" for _ in t.headers) + "|")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
+    return "\n".join(lines)
+
+
 def to_markdown(blocks: Sequence[Block]) -> str:
-    out: list[str] = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            out.append(f"{'#' * block[1]} {block[2]}")
-        elif kind == "p":
-            out.append(block[1])
-        elif kind == "list":
-            out.append("\n".join(f"- {item}" for item in block[1]))
-        elif kind == "table":
-            t: Table = block[1]
-            lines = ["| " + " | ".join(_md_cell(h) for h in t.headers) + " |"]
-            lines.append("|" + "|".join("---" for _ in t.headers) + "|")
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
-            out.append("\n".join(lines))
-        elif kind == "img":
-            out.append(f"![{block[2]}]({block[1]})")
+    out = _render(blocks, {
+        "h": lambda level, text: f"{'#' * level} {text}",
+        "p": lambda text: text,
+        "list": lambda items: "\n".join(f"- {item}" for item in items),
+        "table": _md_table,
+        "img": lambda src, alt: f"![{alt}]({src})",
+    })
     return "\n\n".join(out) + "\n"
 
 
@@ -256,26 +258,22 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"""
 
 
+def _html_table(t: Table) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in t.headers)
+    rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def to_html(blocks: Sequence[Block], title: str = "culturetune experiment") -> str:
     e = html.escape
-    body: list[str] = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            body.append(f"<h{block[1]}>{e(block[2])}</h{block[1]}>")
-        elif kind == "p":
-            body.append(f"<p>{e(block[1])}</p>")
-        elif kind == "list":
-            body.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in block[1]) + "</ul>")
-        elif kind == "table":
-            t: Table = block[1]
-            head = "".join(f"<th>{e(h)}</th>" for h in t.headers)
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows
-            )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif kind == "img":
-            body.append(f'<p><img src="{e(block[1])}" alt="{e(block[2])}"></p>')
+    body = _render(blocks, {
+        "h": lambda level, text: f"<h{level}>{e(text)}</h{level}>",
+        "p": lambda text: f"<p>{e(text)}</p>",
+        "list": lambda items: "<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>",
+        "table": _html_table,
+        "img": lambda src, alt: f'<p><img src="{e(src)}" alt="{e(alt)}"></p>',
+    })
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
         f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"

@@ -9,7 +9,8 @@
 - ``--resume`` keeps the run's settings. Only the budget may change: a larger one extends the
   run, a smaller one (not below the evaluations already made) ends it sooner.
 - An experiment's folder follows the same rules, marked by ``cells/``, ``runs/`` or
-  ``results.json`` instead of ``run.json``.
+  ``results.json`` instead of ``run.json`` (checked by
+  :func:`culturetune.experiment.folder.check_experiment`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ LOCK_FILE = ".culturetune.lock"
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.safetensors"
 HISTORY = "history.csv"
-EXPERIMENT_MARKERS = ("cells", "runs", "results.json")
 HISTORY_FIELDS = ("evaluations", "best_loss", "mean_loss", "seconds")
 
 #: Folders this process holds: resolved path -> [lock, nesting depth].
@@ -57,7 +57,8 @@ def entries(folder: Path) -> list[str]:
         raise CultureTuneError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
 
 
-def _listing(names: Sequence[str]) -> str:
+def listing(names: Sequence[str]) -> str:
+    """The first five names, and how many more."""
     shown = ", ".join(names[:5])
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
@@ -92,7 +93,7 @@ def check_new_run(folder: str | Path, option: str = "--out") -> Path:
         if names:
             raise CultureTuneError(
                 f"{option} {path} holds files that are not a culturetune run "
-                f"({_listing(names)}); a run writes only into a new or empty folder: choose "
+                f"({listing(names)}); a run writes only into a new or empty folder: choose "
                 "another --out")
     check_writable(path, option)
     return path
@@ -105,23 +106,6 @@ def check_run(folder: str | Path, option: str = "--resume") -> Path:
         raise CultureTuneError(f"nothing to resume in {path}: no such folder")
     if not is_file(path / RUN_FILE):
         raise CultureTuneError(f"nothing to resume in {path}: {RUN_FILE} is missing")
-    check_writable(path, option)
-    return path
-
-
-def check_experiment(folder: str | Path, option: str = "--out") -> Path:
-    """A folder an experiment may write into: new, empty, or an experiment's own folder."""
-    path = check_path(folder, option)
-    if exists(path) and not is_dir(path):
-        raise CultureTuneError(f"{option} {path} is a file; give a new, empty or experiment "
-                               "folder")
-    if is_dir(path):
-        names = entries(path)
-        if names and not set(names) & set(EXPERIMENT_MARKERS):
-            raise CultureTuneError(
-                f"{option} {path} holds files that are not a culturetune experiment "
-                f"({_listing(names)}); an experiment writes only into a new or empty folder or "
-                "its own earlier folder: choose another --out")
     check_writable(path, option)
     return path
 

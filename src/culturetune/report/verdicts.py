@@ -1,0 +1,84 @@
+"""A tuning run's validity on a terminal: does the alignment hold on views it was not tuned on?
+
+The table of views, the option-mass line and the verdict in plain words, printed after the
+tuned indices by :func:`culturetune.report.console.print_tune_result`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from culturetune.report.terminal import TABLE_STYLE, num, say
+
+#: A tuned prompt whose option mass falls below this share of the plain model's is flagged.
+LOW_MASS_SHARE = 0.5
+
+
+def low_mass_note(plain: float, tuned: float, folder: Any) -> str:
+    """Says that a tuned model's answers are read from a small remainder of its distribution."""
+    return (f"with the prompt the model puts {tuned:.1%} of its next-token probability on the "
+            f"answer options (plain {plain:.1%}): it would mostly not answer with an option, and "
+            "the indices are read from what is left; `culturetune survey --prompt "
+            f"{folder}` shows each item's mass and the reply it generates")
+
+
+def print_validity(con: Console, validity: Any) -> None:
+    """Does it hold? The training view and each check: plain, uniform, tuned, share kept."""
+    table = Table(title="Does it hold? Loss on views the prompt was not tuned on",
+                  title_justify="left", **TABLE_STYLE)
+    for col in ("view", "role", "plain", "uniform", "tuned", "gain kept", "answered"):
+        table.add_column(col, justify="left" if col in ("view", "role") else "right")
+    for row in [validity.training, *validity.checks]:
+        role = ROLE_NAMES.get(row.role, row.role)
+        kept = "—" if row.kept is None else f"{100 * row.kept:.0f} %"
+        answered = ("" if row.tuned_answered is None else
+                    f"{row.plain_answered:.0%} → {row.tuned_answered:.0%}")
+        table.add_row(row.view, role, num(row.plain, ".2f"), f"{row.uniform:.2f}",
+                      num(row.tuned, ".2f"), kept if row.role != "training" else "", answered)
+    con.print(table)
+    unread = getattr(validity, "unread", None)
+    if unread:
+        said = "; ".join(f"{f}: {v}" for f, v in unread.items())
+        say(con, f"not read in other answer formats where the model check says a reading "
+            f"carries none of its answers ({said})")
+    if validity.tuned_mass is not None:
+        say(con, f"option mass: plain {validity.plain_mass:.3f} · tuned "
+            f"{validity.tuned_mass:.3f} ({_pct(validity.mass_kept)} kept)")
+    gain = validity.gain
+    failed = f"; failed: {', '.join(validity.failed)}" if validity.failed else ""
+    say(con, f"verdict: {validity.verdict.upper()} (training gain {num(gain, '.2f')}{failed})")
+    say(con, f"rule: {validity.rule}")
+    say(con, verdict_sentence(validity))
+
+
+#: How the validity table names each role.
+ROLE_NAMES = {"training": "tuned on", "wording": "other wording", "shown": "printed order",
+              "reversed": "reversed order", "said": "said, both orders",
+              "said shown": "said, printed order", "said reversed": "said, reversed order"}
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
+def verdict_sentence(validity: Any) -> str:
+    """The verdict read plainly, in one sentence."""
+    v = validity.verdict
+    if v == "no gain":
+        return "in plain words: tuning did not lower the loss by a point; nothing to check."
+    if v == "held":
+        return ("in plain words: the alignment held on every view checked, in what the model "
+                "says too, and the model still answers with the options.")
+    said = [c for c in validity.checks if c.reading == "said"]
+    said_lost = [c for c in said if c.state != "held"]
+    if said_lost and all(c.tuned == c.plain for c in said_lost):
+        return ("in plain words: what the model says did not change; the gain lives in "
+                "probability it does not say, so it is not an alignment of its answers.")
+    if "option mass" in validity.failed:
+        return ("in plain words: the prompt pushed probability off the answer options; the "
+                "tuned indices are read from what is left, not from answers the model gives.")
+    return ("in plain words: the gain does not carry over to every view checked (failed: "
+            f"{', '.join(validity.failed)}); do not read the tuned indices as the model's values.")
