@@ -110,3 +110,7 @@ def test_the_readme_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.
         assert (tmp_path / "exp-china" / name).exists()
     out = capsys.readouterr().out
     assert "Indices (C = 50)" in out and "CulturalBench-Easy, letter scoring" in out
+    # resumed from the API with a larger budget: the saved settings, 16 more evaluations
+    more = ct.tune(names["lm"], None, "runs/nb-china", resume=True, budget=48)
+    assert more.evaluations == 48 and more.config.target.code == "CHI"
+    assert more.config.optimizer == run.config.optimizer and more.config.seed == run.config.seed

@@ -155,6 +155,7 @@ def tune(
     """
     from culturetune.instrument.vsm import parse_constants
     from culturetune.tuning import search as tuning
+    from culturetune.tuning.config import load_run_config
 
     known = [f.name for f in fields(tuning.TuneConfig) if f.name not in ("target", "model")]
     unknown = sorted(k for k in settings if k not in known)
@@ -166,7 +167,7 @@ def tune(
     if "constants" in settings:
         settings["constants"] = parse_constants(settings["constants"])
     if resume:
-        config = tuning.load_run_config(out)  # what is asked must agree with it (but budget)
+        config = load_run_config(out)  # what is asked must agree with it (but budget)
         if country is not None:
             settings["target"] = _target(country)
         for key, value in settings.items():
