@@ -119,11 +119,11 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {v['view']} | {v['plain']:.2f} | {v['hard_prompt']:.2f} "
                      f"({closed(v['plain'], v['hard_prompt'])}) | {mean:.2f} ± {sd:.2f} "
                      f"({closed(v['plain'], mean)}) |")
-    lines += ["", "| seed | verdict | checks that failed | evaluations | wall time |",
+    lines += ["", "| seed | verdict | checks that failed | evaluations | tuning time |",
               "| --- | --- | --- | --- | --- |"]
     for r in res["runs"]:
         lines.append(f"| {r['seed']} | {r['verdict']} | {', '.join(r['failed']) or '-'} | "
-                     f"{r['evaluations']} | {r['wall_seconds'] / 60:.0f} min |")
+                     f"{r['evaluations']} | {r['seconds'] / 60:.0f} min |")
     lines += ["", f"Reproduce: `{res['command']}`", ""]
     return "\n".join(lines)
 
