@@ -719,6 +719,13 @@ def _culturetune(*args: str) -> list[str]:
     return [sys.executable, "-c", "from culturetune.cli import main; main()", *args]
 
 
+def _default_sigint() -> None:
+    """Run in a child before it starts: a process started in the background by a
+    non-interactive shell ignores SIGINT and its children inherit that, so a child that is to
+    receive SIGINT gets the default handler back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_second_process_is_refused_while_the_first_holds_the_folder(tmp_path: Path) -> None:
     """No model: another process holds the lock, as a running ``tune`` does."""
     cleanup: list = []
@@ -766,7 +773,7 @@ def test_two_tunes_one_folder_then_sigint_resume_equals_uninterrupted(tmp_path: 
     first = subprocess.Popen(_culturetune("tune", *settings, "--budget", "100000", "--out", "r",
                                           "--json"),
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=_default_sigint)
     try:
         _wait_for(tmp_path / "r" / "run.json", first)
         second = subprocess.run(_culturetune("tune", *settings, "--out", "r"), cwd=tmp_path,

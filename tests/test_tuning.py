@@ -161,7 +161,7 @@ def test_prompt_for_another_hidden_size_is_refused(lm, tmp_path):
     SoftPrompt(torch.zeros(2, 64), "answer", "tiny-model").save(tmp_path / "p")
     prompt = SoftPrompt.load(tmp_path / "p")
     with pytest.raises(CultureTuneError, match="hidden size 64"):
-        prompt.check_model(lm)
+        prompt.check_hidden_size(lm)
 
 
 def test_corrupt_prompt_folders(tmp_path):
