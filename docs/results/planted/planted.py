@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         resume = (folder / "run.json").exists()
         print(f"seed {seed}: {'resuming' if resume else 'tuning'} in {folder}", flush=True)
         settings = dict(format=args.format, seed=seed, budget=args.budget,
-                        optimizer=args.optimizer)
+                        optimizer=args.optimizer, placement=args.placement, tokens=args.tokens)
         if args.train_instrument is not None:
             settings["train_instruments"] = [args.train_instrument]
         if not resume:
@@ -73,10 +73,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{p.rate:.2f} evals/s", flush=True), **settings)
         runs.append((seed, result, time.perf_counter() - began))
     target = runs[0][1].config.target
+    known = reused_columns(args.reuse, target, args.format, args.system)
     table = []
     for view in VIEWS:
-        plain = loss_of(lm, target, args.format, view)
-        hard = loss_of(lm, target, args.format, view, system=args.system)
+        if view[0] in known:
+            plain, hard = known[view[0]]
+        else:
+            plain = loss_of(lm, target, args.format, view)
+            hard = loss_of(lm, target, args.format, view, system=args.system)
         tuned = [loss_of(lm, target, args.format, view, prompt=r) for _, r, _ in runs]
         table.append({"view": view[0], "wording": view[1], "orders": view[2],
                       "reading": view[3], "plain": plain, "hard_prompt": hard, "tuned": tuned})
@@ -85,6 +89,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": lm.name, "format": args.format, "system": args.system,
         "target": target.to_dict(), "budget": args.budget, "optimizer": args.optimizer,
+        "placement": args.placement, "tokens": args.tokens,
+        "reused_plain_and_hard_from": args.reuse if known else None,
         "objective": runs[0][1].validity.training.view,
         "runs": [{"seed": s, "folder": str(r.folder), "verdict": r.validity.verdict,
                   "failed": r.validity.failed, "evaluations": r.evaluations,
@@ -97,6 +103,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def reused_columns(path: str | None, target: Any, fmt: str,
+                   system: str) -> dict[str, tuple[float, float]]:
+    """The plain and hard-prompt losses of an earlier ``planted.json`` (they do not depend on
+    the tuned prompt), when it was read toward the same target, format and system prompt; else
+    nothing, and they are measured again."""
+    if path is None:
+        return {}
+    import json
+    old = json.loads(Path(path).read_text())
+    same = (old["format"] == fmt and old["system"] == system
+            and all(abs(old["target"]["scores"][k] - v) < 1e-6
+                    for k, v in target.scores.items()))
+    if not same:
+        print(f"not reusing {path}: another target, format or system prompt", flush=True)
+        return {}
+    return {v["view"]: (v["plain"], v["hard_prompt"]) for v in old["views"]}
+
+
 def closed(plain: float, x: float) -> str:
     return "" if plain <= 0 else f"{100 * (plain - x) / plain:.0f} %"
 
@@ -107,8 +131,10 @@ def markdown(res: dict[str, Any]) -> str:
              f"Target: the model's own indices under the system prompt {res['system']!r} "
              "(official items, both orders, expected reading): "
              + ", ".join(f"{k} {v:.1f}" for k, v in res["target"]["scores"].items()) + ".",
-             f"Tuned toward it without that prompt: {res['optimizer']}, {res['budget']} "
-             f"evaluations per seed, objective: {res['objective']}; culturetune's checks.",
+             f"Tuned toward it without that prompt: {res.get('tokens', 5)} virtual tokens "
+             f"placed at the {res.get('placement', 'answer')}, {res['optimizer']}, "
+             f"{res['budget']} evaluations per seed, objective: {res['objective']}; "
+             "culturetune's checks.",
              "",
              "| view | plain | hard prompt (closed) | tuned, mean ± sd over seeds (closed) |",
              "| --- | --- | --- | --- |"]
@@ -136,6 +162,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=640)
     ap.add_argument("--optimizer", default="pso")
+    ap.add_argument("--placement", default="answer", help="answer, system or prefix")
+    ap.add_argument("--tokens", type=int, default=5, help="virtual tokens")
+    ap.add_argument("--reuse", default=None, help="an earlier planted.json whose plain and "
+                    "hard-prompt columns (same target, format, system prompt) are reused")
     ap.add_argument("--train-instrument", default=None,
                     help="none: tune on the official items alone (half the cost of the default "
                     "objective, which adds the first paraphrase)")
