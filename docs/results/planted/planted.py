@@ -22,6 +22,7 @@ Resumable: finished runs are kept, an interrupted one continues. Writes ``plante
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import culturetune as ct
+from culturetune.core.choices import PLACEMENTS
+from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import write_json, write_text
 from culturetune.reading.check import LOW_SYSTEM
 
@@ -110,7 +113,6 @@ def reused_columns(path: str | None, target: Any, fmt: str,
     nothing, and they are measured again."""
     if path is None:
         return {}
-    import json
     old = json.loads(Path(path).read_text())
     same = (old["format"] == fmt and old["system"] == system
             and all(abs(old["target"]["scores"][k] - v) < 1e-6
@@ -154,6 +156,23 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, before the model loads; None when nothing is."""
+    if args.placement not in PLACEMENTS:
+        return f"unknown placement {args.placement!r}; use one of {', '.join(PLACEMENTS)}"
+    if args.tokens < 1 or args.seeds < 1 or args.budget < 1:
+        return "--tokens, --seeds and --budget must be at least 1"
+    if args.reuse is not None:
+        try:
+            old = json.loads(Path(args.reuse).read_text())
+            if not {"format", "system", "target", "views"} <= old.keys():
+                raise ValueError
+        except (OSError, ValueError, AttributeError):
+            return (f"--reuse {args.reuse}: not a planted.json this script wrote; give one or "
+                    "drop --reuse")
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None)
@@ -171,7 +190,13 @@ def main() -> None:
                     "objective, which adds the first paraphrase)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    res = run(args)
+    problem = check_args(args)
+    if problem:
+        sys.exit(f"error: {problem}")
+    try:
+        res = run(args)
+    except CultureTuneError as e:
+        sys.exit(f"error: {e}")
     out = Path(args.out)
     write_json(out / "planted.json", res)
     write_text(out / "planted.md", markdown(res))
