@@ -4,6 +4,7 @@ rule that reads the prompt) and on the bundled model itself."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -211,6 +212,51 @@ def test_held_needs_the_said_views_and_the_mass() -> None:
     assert assess(train, weak, 0.6, 0.5).verdict == "partly held"
     assert assess(_row("training", 27.0, 26.5), good, 0.6, 0.1).verdict == "no gain"
 
+
+
+def test_the_validity_table_fits_80_columns_with_a_legend() -> None:
+    """Short view names in the table, one line per view at 80 columns; the legend under it gives
+    each view in full (a long objective, three wordings, one of them a file, another format)."""
+    from rich.console import Console
+
+    from culturetune.report.verdicts import print_validity
+
+    train = _row("training", 27.0, 17.0)
+    train.view = "worst of vsm2013, paraphrase x both orders, option mass >= 0.5 x plain"
+    checks = [_row("wording", 27.0, 20.0), _row("wording", 27.0, 30.0),
+              _row("wording", 27.0, 121.25), _row("shown", 27.0, 21.0),
+              _row("reversed", 27.0, 24.0), _row("said", 27.0, 21.0, "said"),
+              _row("said shown", 27.0, 101.0, "said"), _row("said reversed", 27.0, 22.0, "said"),
+              _row("format", 27.0, 26.0)]
+    views = ["paraphrase2 · both", "my_own_long_wording_of_the_survey.json · both",
+             "paraphrase3 · both", "vsm2013 · shown", "vsm2013 · reversed",
+             "vsm2013 · both · said", "vsm2013 · shown · said", "vsm2013 · reversed · said",
+             "vsm2013 · both · letter"]
+    for check, view in zip(checks, views, strict=True):
+        check.view = view
+    for check in checks[5:8]:
+        check.plain_answered, check.tuned_answered = 1.0, 0.125
+    checks[-1].format, checks[-1].counted = "letter", False
+    validity = assess(train, checks, 0.6, 0.25)
+    con = Console(width=80, file=io.StringIO(), color_system=None)
+    print_validity(con, validity)
+    lines = con.file.getvalue().splitlines()
+    labels = ["tuned on", "other wording 1", "other wording 2", "other wording 3",
+              "printed order", "reversed order", "said, both", "said, printed", "said, reversed",
+              "letter format"]
+    head = next(i for i, line in enumerate(lines) if line.startswith("view "))
+    assert set(lines[head + 1].strip()) == {"─"}
+    rows = lines[head + 2:head + 2 + len(labels)]
+    # one line per view, in order, nothing cut; then the legend
+    assert [r.split("  ")[0] for r in rows] == labels
+    assert all(len(line.rstrip()) <= 80 for line in lines[:head + 2 + len(labels)])
+    assert "-943 %" in rows[3] and "100% → 12%" in rows[7]
+    assert lines[head + 2 + len(labels)] == "the views in full:"
+    legend = lines[head + 3 + len(labels):head + 3 + 2 * len(labels)]
+    assert legend[0] == f"  tuned on: {train.view}"
+    assert legend[2] == "  other wording 2: my_own_long_wording_of_the_survey.json · both"
+    assert legend[-1].startswith("  letter format: vsm2013 · both · letter (shown, not counted")
+    assert any(line.startswith("verdict: COLLAPSED") for line in lines)
 
 # --------------------------------------------------------------------------- stored with a run
 

@@ -25,20 +25,54 @@ def low_mass_note(plain: float, tuned: float, folder: Any) -> str:
             f"{folder}` shows each item's mass and the reply it generates")
 
 
-def print_validity(con: Console, validity: Any) -> None:
-    """Does it hold? The training view and each check: plain, uniform, tuned, share kept."""
+def validity_table(validity: Any) -> tuple[Table, list[str]]:
+    """The validity table and its legend. Each row is one view under a short name (at most
+    :data:`LABEL_WIDTH` characters), so that the table fits 80 columns with no cell wrapped; the
+    legend under it gives each short name's view in full (the training objective, the wording,
+    the option orders, the reading, the format)."""
     table = Table(title="Does it hold? Loss on views the prompt was not tuned on",
                   title_justify="left", **TABLE_STYLE)
-    for col in ("view", "role", "plain", "uniform", "tuned", "gain kept", "answered"):
-        table.add_column(col, justify="left" if col in ("view", "role") else "right")
-    for row in [validity.training, *validity.checks]:
-        role = ROLE_NAMES.get(row.role, row.role)
+    for col in ("view", "plain", "uniform", "tuned", "gain kept", "answered"):
+        table.add_column(col, justify="left" if col == "view" else "right", no_wrap=True,
+                         overflow="ellipsis", max_width=LABEL_WIDTH if col == "view" else None)
+    legend = []
+    for row, label in zip([validity.training, *validity.checks], view_labels(validity),
+                          strict=True):
         kept = "—" if row.kept is None else f"{100 * row.kept:.0f} %"
         answered = ("" if row.tuned_answered is None else
                     f"{row.plain_answered:.0%} → {row.tuned_answered:.0%}")
-        table.add_row(row.view, role, num(row.plain, ".2f"), f"{row.uniform:.2f}",
+        table.add_row(label, num(row.plain, ".2f"), f"{row.uniform:.2f}",
                       num(row.tuned, ".2f"), kept if row.role != "training" else "", answered)
+        counted = "" if getattr(row, "counted", True) else (
+            " (shown, not counted: the model check says it does not answer by content in "
+            "this format)")
+        legend.append(f"{label}: {row.view}{counted}")
+    return table, legend
+
+
+def view_labels(validity: Any) -> list[str]:
+    """The short name of each row (the training view, then each check): its role's name,
+    numbered where a role has several views (``other wording 2``), ``FORMAT format`` for
+    another answer format."""
+    rows = [validity.training, *validity.checks]
+    names = [f"{row.format} format" if row.role == "format" else ROLE_NAMES.get(row.role, row.role)
+             for row in rows]
+    out = []
+    for i, name in enumerate(names):
+        if names.count(name) > 1:
+            name = f"{name} {names[:i].count(name) + 1}"
+        out.append(name[:LABEL_WIDTH])
+    return out
+
+
+def print_validity(con: Console, validity: Any) -> None:
+    """Does it hold? The training view and each check: plain, uniform, tuned, share kept; the
+    views' short names explained under the table."""
+    table, legend = validity_table(validity)
     con.print(table)
+    say(con, "the views in full:")
+    for line in legend:
+        say(con, f"  {line}")
     unread = getattr(validity, "unread", None)
     if unread:
         said = "; ".join(f"{f}: {v}" for f, v in unread.items())
@@ -54,10 +88,12 @@ def print_validity(con: Console, validity: Any) -> None:
     say(con, verdict_sentence(validity))
 
 
-#: How the validity table names each role.
+#: How the validity table names each role (its short names; the legend gives the views).
 ROLE_NAMES = {"training": "tuned on", "wording": "other wording", "shown": "printed order",
-              "reversed": "reversed order", "said": "said, both orders",
-              "said shown": "said, printed order", "said reversed": "said, reversed order"}
+              "reversed": "reversed order", "said": "said, both", "said shown": "said, printed",
+              "said reversed": "said, reversed"}
+#: The longest short name of a view (the table's first column).
+LABEL_WIDTH = 17
 
 
 def _pct(x: float | None) -> str:
