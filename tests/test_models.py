@@ -531,9 +531,22 @@ def test_models_json_lists_install_state_cache_and_checks(
     assert m["checks"]["letter"] == []
     assert m["check_command"] == f"culturetune check-model --model {NAME}"
 
+    # where each Qwen file comes from: a community GGUF conversion, the packages, the hash checked
+    qwen = {q["name"]: q for q in report["models"] if q["name"].startswith("qwen")}
+    for name, q in qwen.items():
+        known = registry.KNOWN[name]
+        assert q["origin"].startswith("a community GGUF conversion (Q4_K_M)"), name
+        assert q["shipped"].startswith(f"{known.packages[0]} .. {known.packages[-1]} =="), name
+        assert f"{known.gguf_bytes:,} B and sha256 {known.sha256}" in q["checked"], name
+    assert "AWQ-derived" in qwen["qwen2.5-coder-0.5b"]["origin"]
+    assert "AWQ" not in qwen["qwen2.5-coder-1.5b"]["origin"]
+    assert "not compared" in report["models"][0]["checked"]  # the single file: header only
+
     code, out, err = run_cli(["models"])
     assert code == 0, err
     assert f"{NAME}: Fake-Model" in out and "words: answers by content" in out
+    for label in ("from", "file", "packages", "size", "checked", "installed"):
+        assert f"\n{label} " in out, label
     assert "letter: —" in out and "fake-model-part3 is 2.0.0, not 1.0.0" in out
 
 

