@@ -48,6 +48,7 @@ from culturetune.cli.options import (
     TuneOrders,
 )
 from culturetune.core import defaults, inputs
+from culturetune.core.choices import GRADIENT_OPTIMIZERS
 from culturetune.core.errors import CultureTuneError, Interrupted
 from culturetune.core.progress import Heartbeat
 from culturetune.instrument.targets import Target
@@ -88,17 +89,32 @@ def tune(
     ] = Init.auto,
     init_text: Annotated[str | None, typer.Option(help="Text for --init text.")] = None,
     subspace: Annotated[
-        str, typer.Option(help="Search a random subspace of this dimension, or 'full'.")
-    ] = "64",
+        str, typer.Option(help="Search a random subspace of this dimension, or 'full' (auto: "
+                          "64 for a derivative-free optimizer, full for adam).")
+    ] = "auto",
     optimizer: Annotated[
         Optimizer,
-        typer.Option(help="de: Differential Evolution; cma: CMA-ES; pso: particle swarm; "
+        typer.Option(help="adam: Adam on the objective's gradient (the expected reading); "
+                     "de: Differential Evolution; cma: CMA-ES; pso: particle swarm; "
                      "random: random search.", case_sensitive=False),
     ] = DEFAULT_OPTIMIZER,
     budget: Annotated[
-        int, typer.Option(help="Evaluations (candidate surveys) in all.")
+        int, typer.Option(help="Forward-equivalents in all: one is one candidate's forward "
+                          "pass over the training prompts (a derivative-free evaluation); an "
+                          "adam step costs its counted forward + backward.")
     ] = defaults.BUDGET,
-    population: Annotated[int, typer.Option(help="Candidates per optimizer step.")] = 16,
+    population: Annotated[int, typer.Option(help="Candidates per optimizer step "
+                                            "(derivative-free optimizers).")] = 16,
+    lr: Annotated[float, typer.Option(help="adam: learning rate, a share of the embedding "
+                                      "table's standard deviation per step.")
+                  ] = defaults.LEARNING_RATE,
+    temperature: Annotated[float, typer.Option(help="adam on --objective worst: smooth-maximum "
+                                               "temperature in index points for the gradient "
+                                               "(0: the worst view alone).")
+                           ] = defaults.TEMPERATURE,
+    grad_chunk: Annotated[int | None, typer.Option(help="adam: prompts per backward pass "
+                                                   "(bounds a step's memory; default: all).")
+                          ] = None,
     orders: Annotated[
         TuneOrders,
         typer.Option(help="Option orders the objective reads each item in (answers averaged in "
@@ -196,6 +212,7 @@ def tune(
         optimizer=str(optimizer), budget=budget, population=population, seed=seed,
         loss=str(loss), orders=str(orders), calibrate=calibrate, objective=str(objective),
         reading=str(reading), missing=str(missing), min_mass=min_mass, format=str(format),
+        lr=lr, temperature=temperature, grad_chunk=grad_chunk,
     )
     # 2. the run's settings: new ones, or (in the claimed folder) the saved ones
     if resume is not None:
@@ -262,6 +279,11 @@ def _tune_in(folder: str, config: TuneConfig, model: str | None, adapter: str | 
     from culturetune.model.loading import merge_adapter as merge
     from culturetune.tuning.search import RUN_FILE
 
+    if ray is not None and config.optimizer in GRADIENT_OPTIMIZERS:
+        raise CultureTuneError(f"--optimizer {config.optimizer} takes its gradient steps in this "
+                               "process; --workers and --ray-address split a derivative-free "
+                               "population: leave them out (an experiment runs adam cells on "
+                               "Ray workers)")
     try:
         if adapter is not None:
             common.status(f"merging the LoRA in {adapter} into {model or DEFAULT_MODEL} ...")
@@ -377,8 +399,8 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
     if checked.warning():
         common.status(f"warning: {checked.warning()}; it still runs")
     def line(p: Any) -> str:
-        return (f"step {p.step} · {p.evaluations}/{p.budget} evals · best {p.best_loss:.2f} · "
-                f"mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s")
+        return (f"step {p.step} · {p.evaluations:g}/{p.budget} evals · best "
+                f"{p.best_loss:.2f} · mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s")
 
     console = Console(stderr=True)
     if not quiet and not console.is_terminal:  # a file, a pipe, a CI log: whole lines

@@ -22,8 +22,12 @@ READINGS: tuple[str, ...] = ("expected", "said")
 #: own loss; ``worst``: the largest of them (a prompt must do well in every view alone, so that
 #: favouring a position or a wording cannot win).
 OBJECTIVES: tuple[str, ...] = ("pooled", "mean", "worst")
-#: The derivative-free optimizers a soft prompt is tuned with.
-OPTIMIZERS: tuple[str, ...] = ("de", "cma", "pso", "random")
+#: The optimizers a soft prompt is tuned with: Adam on the objective's gradient, or a
+#: derivative-free search (Differential Evolution, CMA-ES, particle swarm, random search).
+OPTIMIZERS: tuple[str, ...] = ("adam", "de", "cma", "pso", "random")
+#: The optimizers that follow the objective's gradient (they need the model's weights here and
+#: the expected reading, and search the whole prompt, not a subspace).
+GRADIENT_OPTIMIZERS: tuple[str, ...] = ("adam",)
 #: Where the soft prompt goes: before the answer, in the system turn, or before everything.
 PLACEMENTS: tuple[str, ...] = ("answer", "system", "prefix")
 #: Where a soft prompt starts (``auto``: the measured choice for the model).
@@ -42,5 +46,5 @@ BENCH_SPLITS: tuple[str, ...] = ("easy", "hard")
 BENCH_SCORINGS: tuple[str, ...] = ("letter", "mc", "cloze", "loglik")
 
 __all__ = ["ANSWER_MODES", "BENCH_SCORINGS", "BENCH_SPLITS", "DTYPES", "FORMATS",
-           "FORMAT_CHOICES", "INITS", "MISSING_RULES", "OBJECTIVES", "OPTIMIZERS", "PLACEMENTS",
-           "READINGS"]
+           "FORMAT_CHOICES", "GRADIENT_OPTIMIZERS", "INITS", "MISSING_RULES", "OBJECTIVES",
+           "OPTIMIZERS", "PLACEMENTS", "READINGS"]

@@ -71,6 +71,8 @@ def parse_subspace(value: int | str | None, option: str = "--subspace") -> int |
         return value
     if value.strip().lower() == "full":
         return None
+    if value.strip().lower() == "auto":
+        return "auto"  # type: ignore[return-value]  # resolved by the optimizer (TuneConfig)
     try:
         dim = int(value)
     except ValueError:

@@ -39,6 +39,7 @@ def label_groups(label_ids: Sequence[Sequence[int]]) -> tuple[list[int], list[li
     return flat, groups
 
 
+@torch.inference_mode()
 def label_logprobs(
     scorer: PromptScorer, soft: torch.Tensor | None, flat: list[int], groups: list[list[int]]
 ) -> torch.Tensor:
@@ -76,6 +77,7 @@ def label_probs(
     return (per_label - total[:, None]).exp(), total.exp()
 
 
+@torch.inference_mode()
 def continuation_logprobs(
     lm: LoadedModel,
     contexts: Sequence[str],

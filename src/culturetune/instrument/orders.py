@@ -9,7 +9,7 @@ and averaging removes that position preference from the reading (Dominguez-Olmed
 
 An order is a permutation ``order[j] = i``: the option at content index ``i`` (0-based, 0 = the
 instrument's first option) is shown at position ``j`` and labelled ``j + 1`` (or letter ``j``).
-Pure numpy; no torch.
+Numpy, or torch tensors passed in (the formulas are written once: :mod:`culturetune.core.arrays`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from culturetune.core.arrays import as_float, constant, namespace
 from culturetune.core.errors import CultureTuneError
 
 #: Named order sets. ``shown``: as printed; ``reversed``: last option first; ``both``: the two;
@@ -79,15 +80,20 @@ def to_content_order(probs: np.ndarray, orders: Sequence[Order]) -> np.ndarray:
     """Map ``[..., orders, items, k]`` shown-position probabilities to content order.
 
     Position ``j`` of order ``o`` holds option ``o[j]``, so ``content[..., o[j]] = shown[..., j]``.
+    A numpy array or a torch tensor: the move is a product with each order's permutation matrix
+    (exact: each value is multiplied by one and added to zeros), so that the tuning objective's
+    gradient flows through this one definition.
     """
-    probs = np.asarray(probs)
+    if not hasattr(probs, "shape"):
+        probs = np.asarray(probs)
     if probs.shape[-3] != len(orders):
-        raise ValueError(f"expected {len(orders)} orders on axis -3, got shape {probs.shape}")
-    out = np.empty_like(probs)
+        raise ValueError(f"expected {len(orders)} orders on axis -3, got shape "
+                         f"{tuple(probs.shape)}")
+    k = probs.shape[-1]
+    perm = np.zeros((len(orders), k, k))
     for n, order in enumerate(orders):
-        inverse = np.argsort(order)  # inverse[i] = the position where option i is shown
-        out[..., n, :, :] = probs[..., n, :, :][..., inverse]
-    return out
+        perm[n, np.arange(k), list(order)] = 1.0  # shown j -> content order[j]
+    return probs @ constant(perm, probs)
 
 
 def calibrate(probs: np.ndarray, content_free: np.ndarray) -> np.ndarray:
@@ -99,10 +105,12 @@ def calibrate(probs: np.ndarray, content_free: np.ndarray) -> np.ndarray:
     ``probs / content_free`` renormalised, is what the question adds to that prior. A position
     with zero content-free probability keeps a tiny floor so that nothing divides by zero.
     """
-    cf = np.maximum(np.asarray(content_free, dtype=np.float64), 1e-300)
-    cf = cf / cf.sum(-1, keepdims=True)
-    w = np.asarray(probs, dtype=np.float64) / cf
-    return w / w.sum(-1, keepdims=True)
+    probs = as_float(probs)
+    xp = namespace(probs)
+    cf = xp.clip(as_float(content_free, probs), 1e-300, None)
+    cf = cf / xp.sum(cf, axis=-1, keepdims=True)
+    w = probs / cf
+    return w / xp.sum(w, axis=-1, keepdims=True)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from culturetune.core.arrays import as_float, constant, namespace
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.inputs import check_score, is_file, loads_json, read_user_text
 from culturetune.instrument.aliases import COUNTRY_ALIASES
@@ -391,18 +392,24 @@ def loss(indices: Mapping[str, float], target: Target, kind: str = "l1") -> Loss
 
 
 def loss_batch(indices: np.ndarray, target: Target, kind: str = "l1") -> np.ndarray:
-    """Vectorised ``loss``: ``indices`` [..., 6] (columns in ``DIMENSIONS`` order) -> [...]."""
+    """Vectorised ``loss``: ``indices`` [..., 6] (columns in ``DIMENSIONS`` order) -> [...].
+
+    A numpy array or a torch tensor (differentiable: the tuning objective's gradient uses this
+    one formula)."""
     k = _check_kind(kind)
     dims = _check_target(target)
-    arr = np.asarray(indices, dtype=np.float64)
+    arr = as_float(indices)
     if arr.ndim == 0 or arr.shape[-1] != len(DIMENSIONS):
         raise CultureTuneError(
             f"indices must have shape [..., {len(DIMENSIONS)}] (columns "
-            f"{', '.join(DIMENSIONS)}), got shape {arr.shape}"
+            f"{', '.join(DIMENSIONS)}), got shape {tuple(arr.shape)}"
         )
-    cols = [DIMENSIONS.index(d) for d in dims]
-    ref = np.array([target.scores[d] for d in dims], dtype=np.float64)
-    g = arr[..., cols] - ref
+    xp = namespace(arr)
+    pick = np.zeros((len(DIMENSIONS), len(dims)))
+    for j, d in enumerate(dims):
+        pick[DIMENSIONS.index(d), j] = 1.0
+    ref = [target.scores[d] for d in dims]
+    g = arr @ constant(pick, arr) - constant(ref, arr)
     if k == "l1":
-        return np.mean(np.abs(g), axis=-1)
-    return np.sqrt(np.mean(g * g, axis=-1))
+        return xp.mean(xp.abs(g), axis=-1)
+    return xp.sqrt(xp.mean(g * g, axis=-1))

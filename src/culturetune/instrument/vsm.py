@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from culturetune.core.arrays import as_float, constant
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_text
 from culturetune.instrument.items import (
@@ -207,15 +208,18 @@ def compute_indices_batch(
     constants: str | float | Mapping[str, float] | None = None,
     instrument: Instrument | str | None = None,
 ) -> np.ndarray:
-    """Indices for a batch: ``means`` [..., n_items] (columns in item order) -> [..., 6]."""
+    """Indices for a batch: ``means`` [..., n_items] (columns in item order) -> [..., 6].
+
+    A numpy array or a torch tensor (float64 out, differentiable in the means): the numpy
+    readings and the tuning objective's gradient use this one formula."""
     w, vars_ = index_matrix(instrument)
-    arr = np.asarray(means, dtype=np.float64)
+    arr = as_float(means)
     if arr.ndim == 0 or arr.shape[-1] != len(vars_):
         raise CultureTuneError(
             f"item means must have shape [..., {len(vars_)}] (one column per item "
-            f"{vars_[0]}..{vars_[-1]}), got shape {arr.shape}"
+            f"{vars_[0]}..{vars_[-1]}), got shape {tuple(arr.shape)}"
         )
-    return arr @ w.T + constants_vector(constants)
+    return arr @ constant(w.T, arr) + constant(constants_vector(constants), arr)
 
 
 # --------------------------------------------------------------------------- respondents

@@ -11,6 +11,10 @@ pass under a tree mask.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -28,6 +32,15 @@ from culturetune.model.segments import Segments, split_tokens
 
 #: Bytes of float32 logits one read of the output layer may hold at once (rows x reads x vocab).
 LOGIT_BYTES = 256 * 2**20
+
+
+@contextmanager
+def cache_mode() -> Iterator[None]:
+    """What a scorer keeps across calls (prefix caches, masks, embedded tokens) is made outside
+    any graph and outside inference mode, so that reads (under inference mode) and gradient
+    steps (under autograd) can both use it."""
+    with torch.inference_mode(False), torch.no_grad():
+        yield
 
 
 class PromptScorer:
@@ -58,52 +71,73 @@ class PromptScorer:
         self.embed = model.get_input_embeddings()
         self.decoder = model.get_decoder()
         self.head = model.get_output_embeddings()
-        n = len(segments)
-        pad = lm.tokenizer.pad_token_id or 0
-        # Left-padded pre part: its KV cache is computed once.
-        self.pre_len = torch.tensor([len(p) for p in segments.pre], device=self.device)
-        lp = int(self.pre_len.max()) if n else 0
-        self.pre_mask = torch.zeros(n, lp, dtype=torch.long, device=self.device)
-        self.kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-        self.pre_last: torch.Tensor | None = None  # final hidden state of each pre part
-        if lp:
-            ids = torch.full((n, lp), pad, dtype=torch.long, device=self.device)
-            for i, p in enumerate(segments.pre):
+        with cache_mode():  # kept across calls: no graph, not inference tensors
+            n = len(segments)
+            pad = lm.tokenizer.pad_token_id or 0
+            # Left-padded pre part: its KV cache is computed once.
+            self.pre_len = torch.tensor([len(p) for p in segments.pre], device=self.device)
+            lp = int(self.pre_len.max()) if n else 0
+            self.pre_mask = torch.zeros(n, lp, dtype=torch.long, device=self.device)
+            self.kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+            self.pre_last: torch.Tensor | None = None  # final hidden state of each pre part
+            if lp:
+                ids = torch.full((n, lp), pad, dtype=torch.long, device=self.device)
+                for i, p in enumerate(segments.pre):
+                    if p:
+                        ids[i, lp - len(p) :] = torch.tensor(p, device=self.device)
+                        self.pre_mask[i, lp - len(p) :] = 1
+                pos = (self.pre_mask.cumsum(-1) - 1).clamp(min=0)
+                out = decoder_forward(
+                    self.decoder,
+                    input_ids=ids,
+                    attention_mask=self.pre_mask,
+                    position_ids=pos,
+                    use_cache=True,
+                )
+                cache = getattr(out, "cache", None) or out.past_key_values
+                self.pre_last = out.last_hidden_state[:, -1]
+                self.kv = [(layer[0], layer[1]) for layer in cache]
+            # Right-padded post part, embedded once.
+            lq = max((len(p) for p in segments.post), default=0)
+            self.post_len = torch.tensor([len(p) for p in segments.post], device=self.device)
+            self.post_mask = torch.zeros(n, lq, dtype=torch.long, device=self.device)
+            post_ids = torch.full((n, lq), pad, dtype=torch.long, device=self.device)
+            for i, p in enumerate(segments.post):
                 if p:
-                    ids[i, lp - len(p) :] = torch.tensor(p, device=self.device)
-                    self.pre_mask[i, lp - len(p) :] = 1
-            pos = (self.pre_mask.cumsum(-1) - 1).clamp(min=0)
-            out = decoder_forward(
-                self.decoder,
-                input_ids=ids,
-                attention_mask=self.pre_mask,
-                position_ids=pos,
-                use_cache=True,
-            )
-            cache = getattr(out, "cache", None) or out.past_key_values
-            self.pre_last = out.last_hidden_state[:, -1]
-            self.kv = [(layer[0], layer[1]) for layer in cache]
-        # Right-padded post part, embedded once.
-        lq = max((len(p) for p in segments.post), default=0)
-        self.post_len = torch.tensor([len(p) for p in segments.post], device=self.device)
-        self.post_mask = torch.zeros(n, lq, dtype=torch.long, device=self.device)
-        post_ids = torch.full((n, lq), pad, dtype=torch.long, device=self.device)
-        for i, p in enumerate(segments.post):
-            if p:
-                post_ids[i, : len(p)] = torch.tensor(p, device=self.device)
-                self.post_mask[i, : len(p)] = 1
-        self.post_embeds = self.embed(post_ids) if lq else None
+                    post_ids[i, : len(p)] = torch.tensor(p, device=self.device)
+                    self.post_mask[i, : len(p)] = 1
+            self.post_embeds = self.embed(post_ids) if lq else None
 
-        self.shared_attention = shared_attention
-        #: Dtype of the shared-prefix attention math: float32 on the CPU, where bf16 kernels for
-        #: these small strided batched matmuls are slow; the model's own dtype on a GPU.
-        self.attention_dtype = attention_dtype or (
-            torch.float32 if self.device.type == "cpu" else self.dtype)
-        self.kv_attn: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-        self.node_embeds = None
-        self._trees: dict[int, torch.Tensor] = {}
-        if replies is not None and replies.n_internal:
-            self.node_embeds = self.embed(replies.input_ids.to(self.device))
+            self.shared_attention = shared_attention
+            #: Dtype of the shared-prefix attention math: float32 on the CPU, where bf16 kernels for
+            #: these small strided batched matmuls are slow; the model's own dtype on a GPU.
+            self.attention_dtype = attention_dtype or (
+                torch.float32 if self.device.type == "cpu" else self.dtype)
+            self.kv_attn: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+            self.node_embeds = None
+            self._trees: dict[int, torch.Tensor] = {}
+            if replies is not None and replies.n_internal:
+                self.node_embeds = self.embed(replies.input_ids.to(self.device))
+
+    def rows(self, a: int, b: int) -> PromptScorer:
+        """This scorer for its prompts ``a:b`` alone, sharing its caches (views, no copies): a
+        gradient step back-propagates a chunk of prompts at a time
+        (:meth:`culturetune.model.scoring.ReplyScorer.value_and_grad`)."""
+        out = copy.copy(self)
+        out.segments = Segments(self.segments.pre[a:b], self.segments.post[a:b])
+        for name in ("pre_len", "pre_mask", "pre_last", "post_len", "post_mask", "post_embeds"):
+            value = getattr(self, name)
+            setattr(out, name, None if value is None else value[a:b])
+        out.kv = None if self.kv is None else [(k[a:b], v[a:b]) for k, v in self.kv]
+        out.kv_attn = (None if self.kv_attn is None
+                       else [(k[a:b], v[a:b]) for k, v in self.kv_attn])
+        out._trees = {}
+        if self.replies is not None:
+            out.replies = self.replies.select(list(range(a, b)))
+            with cache_mode():
+                out.node_embeds = (self.embed(out.replies.input_ids.to(self.device))
+                                   if out.replies.n_internal else None)
+        return out
 
     @property
     def hidden_size(self) -> int:
@@ -191,17 +225,20 @@ class PromptScorer:
         """The prefix cache in the attention dtype, unrepeated (made once); an empty prefix
         where nothing comes before the soft prompt."""
         if self.kv_attn is None:
-            config = self.lm.model.config
-            dt = self.attention_dtype
-            if self.kv is not None:
-                self.kv_attn = [(k.to(dt), v.to(dt)) for k, v in self.kv]
-            else:  # nothing before the soft prompt: an empty shared prefix
-                heads = int(config.num_attention_heads)
-                kvh = int(getattr(config, "num_key_value_heads", None) or heads)
-                d = int(getattr(config, "head_dim", None) or self.hidden_size // heads)
-                empty = torch.zeros(len(self.segments), kvh, 0, d, dtype=dt, device=self.device)
-                self.kv_attn = [(empty, empty)] * int(config.num_hidden_layers)
+            with cache_mode():
+                self.kv_attn = self._attention_kv()
         return self.kv_attn
+
+    def _attention_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        config = self.lm.model.config
+        dt = self.attention_dtype
+        if self.kv is not None:
+            return [(k.to(dt), v.to(dt)) for k, v in self.kv]
+        heads = int(config.num_attention_heads)  # nothing before the soft prompt: empty prefix
+        kvh = int(getattr(config, "num_key_value_heads", None) or heads)
+        d = int(getattr(config, "head_dim", None) or self.hidden_size // heads)
+        empty = torch.zeros(len(self.segments), kvh, 0, d, dtype=dt, device=self.device)
+        return [(empty, empty)] * int(config.num_hidden_layers)
 
     def _decode_shared(
         self, embeds: torch.Tensor, pos: torch.Tensor, ctx: SharedPrefix
@@ -248,10 +285,10 @@ class PromptScorer:
         return self.replies.option_logprobs(node_logp), self.replies.greedy(top)
 
     def rows_per_pass(self, t: int) -> int:
-        """Rows (candidate x prompt) of one forward pass: ``max_rows``, or fewer where the free
-        memory (:func:`culturetune.core.memory.available_bytes`) holds fewer: a row of ``t``
-        soft tokens, the part after them and the trie's nodes costs its activations and its
-        attention scores over the cached prefix."""
+        """Rows (candidate x prompt) of one forward pass: ``max_rows``, or fewer where a batch
+        of :data:`culturetune.model.fit.BATCH_BYTES` holds fewer: a row of ``t`` soft tokens,
+        the part after them and the trie's nodes costs its activations and its attention scores
+        over the cached prefix. Set by the model and the settings, never by the free memory."""
         config = self.lm.model.config
         lq = 0 if self.post_embeds is None else self.post_embeds.shape[1]
         own = t + lq + (self.replies.n_internal if self.replies is not None else 0)
@@ -259,7 +296,7 @@ class PromptScorer:
         mlp = int(getattr(config, "intermediate_size", 4 * self.hidden_size))
         cached = int(self.pre_mask.shape[1])
         per_row = 4 * own * (10 * self.hidden_size + 3 * mlp + 3 * heads * (cached + own))
-        return rows_within(self.lm.device, per_row, self.max_rows)
+        return rows_within(per_row, self.max_rows)
 
     def _reply_chunk(self, soft: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """Node log-probabilities ``[p, n, nodes]`` and the most likely token at every read
@@ -312,8 +349,12 @@ class PromptScorer:
         """``[n, S, S]`` additive mask over each row's own tokens (soft prompt, the part after
         it, the trie's internal nodes): causal before the nodes; a node sees the soft prompt,
         the prompt's own tokens after it and its ancestors (itself included)."""
-        if t in self._trees:
-            return self._trees[t]
+        if t not in self._trees:
+            with cache_mode():
+                self._trees[t] = self._make_tree_bias(t)
+        return self._trees[t]
+
+    def _make_tree_bias(self, t: int) -> torch.Tensor:
         replies, n = self.replies, len(self.segments)
         lq = 0 if self.post_embeds is None else self.post_embeds.shape[1]
         big = replies.n_internal
@@ -330,8 +371,7 @@ class PromptScorer:
         valid = replies.input_valid.to(self.device)[:, :, None]
         allowed[:, first:, first:] = replies.ancestor.to(self.device) | (eye & ~valid)
         bias = torch.zeros(n, size, size, dtype=self.attention_dtype, device=self.device)
-        self._trees[t] = bias.masked_fill_(~allowed, float("-inf"))
-        return self._trees[t]
+        return bias.masked_fill_(~allowed, float("-inf"))
 
     def _tree_forward(self, embeds: torch.Tensor, pos: torch.Tensor, t: int) -> object:
         ctx = SharedPrefix(self._prefix_kv(), self.pre_mask.bool(), len(self.segments))

@@ -77,17 +77,17 @@ def require(name: str, params: int, dtype: str, device: str, gguf_bytes: int = 0
         memory.require(weights + RUNTIME_BYTES, device, what, smaller)
 
 
-#: Share of the free memory one batch of work may plan to use (the rest is for the model's
-#: own buffers and for whatever else runs).
-MEMORY_SHARE = 0.25
+#: Bytes of activations one batch of work is planned around. A constant, not a share of the free
+#: memory: the shape of every pass is then set by the model and the settings alone, so that the
+#: same run gives the same numbers on a busy machine and an idle one (in bf16 a batch's scores
+#: depend on what it is padded to). Where memory is short, a run is refused up front
+#: (:mod:`culturetune.tuning.limits`, :func:`require`), never reshaped.
+BATCH_BYTES = 2 * memory.GIB
 
 
-def rows_within(device: str, per_row: int, most: int) -> int:
-    """How many rows of ``per_row`` bytes fit in :data:`MEMORY_SHARE` of the free memory (at
-    least 1, at most ``most``; ``most`` where the free memory is unknown)."""
-    from culturetune.core.memory import available_bytes
-
-    free = available_bytes(device)
-    if free is None or per_row <= 0:
+def rows_within(per_row: int, most: int, budget: int = BATCH_BYTES) -> int:
+    """How many rows of ``per_row`` bytes a batch of :data:`BATCH_BYTES` holds (at least 1, at
+    most ``most``): fixed by the model and the settings, whatever memory is free."""
+    if per_row <= 0:
         return most
-    return int(max(1, min(most, MEMORY_SHARE * free // per_row)))
+    return int(max(1, min(most, budget // per_row)))

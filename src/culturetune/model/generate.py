@@ -1,4 +1,4 @@
-"""Greedy generation with a soft prompt in place, in batches sized to the free memory."""
+"""Greedy generation with a soft prompt in place, in batches of a size fixed by the model."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ def generation_batch(lm: LoadedModel, width: int, max_new_tokens: int, most: int
     length = width + max_new_tokens
     per = (layers * 2 * kvh * d * length * 4 + width * (10 * hidden + 3 * mlp) * 4
            + heads * width * width * 4 + 4 * vocab * 4)
-    return rows_within(lm.device, per, most)
+    return rows_within(per, most)
 
 
+@torch.inference_mode()
 def generate(
     lm: LoadedModel,
     segments: Segments,
@@ -34,7 +35,7 @@ def generate(
     batch_size: int | None = None,
 ) -> list[str]:
     """Greedy continuations of each prompt with the soft prompt ``[tokens, hidden]`` in place,
-    in batches sized to the free memory (``batch_size`` caps them)."""
+    in batches of a size fixed by the model (``batch_size`` caps them)."""
     model, tok = lm.model, lm.tokenizer
     embed = model.get_input_embeddings()
     dtype = embed.weight.dtype

@@ -219,7 +219,6 @@ def load_model(
     folder. ``name="respondent"`` is the bundled default model with the bundled respondent
     adapter. ``progress`` hears about slow first-load steps. A model that would not fit in memory
     is refused before it loads."""
-    import torch
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
@@ -260,7 +259,6 @@ def load_model(
     model.requires_grad_(False)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    torch.set_grad_enabled(False)
     return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt,
                        source=source)
 

@@ -88,6 +88,10 @@ class ReplySet:
         self._layout([Trie.build(o) for o in options], pad)
 
     def _layout(self, tries: list[Trie], pad: int) -> None:
+        with torch.inference_mode(False):  # index tensors a gradient step may save
+            self._lay_out(tries, pad)
+
+    def _lay_out(self, tries: list[Trie], pad: int) -> None:
         self.tries, self.pad = tries, pad
         self.n_options = max((len(t.paths) for t in self.tries), default=0)
         if any(len(t.paths) != self.n_options for t in self.tries):

@@ -9,7 +9,7 @@ dropped, so that memory stays bounded (``--orders all``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -59,5 +59,49 @@ class ReplyScorer:
             said[:, idx] = s
         return logp, said
 
+    def value_and_grad(
+        self, soft: torch.Tensor, loss_of: LossOf, chunk: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+        """A loss of one soft prompt's readings and its gradient with respect to the prompt.
 
-__all__ = ["MAX_CACHED_PROMPTS", "ReplyScorer"]
+        ``soft`` is ``[1, tokens, hidden]``; ``loss_of(logp, said)`` maps the options'
+        log-probabilities ``[1, prompts, options]`` (and what each greedy reply says) to a pair of
+        scalars: the one to differentiate and the one to report (they differ only where a
+        smooth surrogate stands in for a maximum). Returns the reported loss, the gradient
+        ``[1, tokens, hidden]`` (float32), and the log-probabilities and said options read.
+
+        With ``chunk`` (prompts per backward pass) smaller than a group of prompts, the
+        readings are taken first without a graph (the very shapes of a survey's reading, so
+        the loss is what ``survey --prompt`` reads), ``dloss/dlogp`` is taken on them, and the
+        forward pass is run again with a graph ``chunk`` prompts at a time, each chunk's
+        ``logp . dloss/dlogp`` back-propagated and the gradients summed: memory then holds one
+        chunk's graph. Otherwise one graph holds every prompt (no second forward pass).
+        """
+        leaf = soft.detach().float().clone().requires_grad_(True)
+        if chunk is None or all(len(idx) <= chunk for idx in self.blocks):
+            with torch.enable_grad():
+                logp, said = self(leaf)
+                surrogate, value = loss_of(logp, said)
+                surrogate.backward()
+            return value.detach(), leaf.grad, logp.detach(), said
+        with torch.no_grad():
+            logp, said = self(leaf.detach())
+        at = logp.double().requires_grad_(True)
+        with torch.enable_grad():
+            surrogate, value = loss_of(at, said)
+            (dlogp,) = torch.autograd.grad(surrogate, at)
+        with torch.enable_grad():
+            for b, idx in enumerate(self.blocks):
+                scorer = self._scorers[b] if self._scorers is not None else self._scorer(idx)
+                for a in range(0, len(idx), chunk):
+                    rows = idx[a : a + chunk]
+                    part, _ = scorer.rows(a, a + len(rows)).reply_scores(leaf)
+                    (part.double() * dlogp[:, rows]).sum().backward()
+        return value.detach(), leaf.grad, logp, said
+
+
+#: ``loss_of(logp, said) -> (surrogate, reported)`` (see :meth:`ReplyScorer.value_and_grad`).
+LossOf = Callable[[torch.Tensor, np.ndarray], tuple[torch.Tensor, torch.Tensor]]
+
+
+__all__ = ["MAX_CACHED_PROMPTS", "LossOf", "ReplyScorer"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from culturetune.core.arrays import constant, namespace
 from culturetune.core.choices import MISSING_RULES
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.orders import Order
@@ -47,8 +48,8 @@ class Readout:
     def order_means(self, missing: str = "renormalise") -> np.ndarray:
         """Expected item means ``[candidates, orders, items]`` in each order alone, under the
         rule for the probability off the options (:data:`MISSING_RULES`)."""
-        means = self.by_order @ np.arange(1, N_OPTIONS + 1, dtype=float)
-        return apply_missing(means, self.mass, missing)
+        values = constant(np.arange(1, N_OPTIONS + 1, dtype=float), self.by_order)
+        return apply_missing(self.by_order @ values, self.mass, missing)
 
     def said_means(self) -> np.ndarray:
         """Item values ``[candidates, orders, items]`` of the first tokens said (1-5), the
@@ -68,11 +69,11 @@ def check_missing(rule: str) -> str:
 
 def apply_missing(means: np.ndarray, mass: np.ndarray, missing: str) -> np.ndarray:
     """Item means read from the options' share (``renormalise``), or with the probability off
-    the options counted as the middle answer (``neutral``)."""
+    the options counted as the middle answer (``neutral``). Numpy or torch alike."""
     if check_missing(missing) == "renormalise":
         return means
     middle = (N_OPTIONS + 1) / 2
-    m = np.clip(mass, 0.0, 1.0)
+    m = namespace(mass).clip(mass, 0.0, 1.0)
     return m * means + (1.0 - m) * middle
 
 

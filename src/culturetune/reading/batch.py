@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from culturetune.core import defaults
+from culturetune.core.errors import CultureTuneError
 from culturetune.instrument import formats
 from culturetune.instrument.items import Instrument
 from culturetune.instrument.orders import (
@@ -172,18 +173,23 @@ class Survey:
             return None
         return [self.orders.index(o) for o in other.orders]
 
+    @torch.inference_mode()
     def read(self, soft: torch.Tensor | None = None) -> Readout:
         """Answers of each candidate in each order, mapped to option-content order."""
         if soft is not None and soft.dim() == 2:
             soft = soft[None]
         return self.reading_from(*self._scores(soft))
 
-    def reading_from(self, logp: torch.Tensor, greedy: np.ndarray) -> Readout:
-        """A :class:`Readout` from this survey's scores (see :meth:`_scores`)."""
+    def reading_from(self, logp: torch.Tensor, greedy: np.ndarray, *,
+                     tensors: bool = False) -> Readout:
+        """A :class:`Readout` from this survey's scores (see :meth:`_scores`): numpy arrays, or
+        with ``tensors`` float64 tensors that keep ``logp``'s graph (the tuning objective's
+        gradient reads the same formulas)."""
         p = logp.double().exp()
         mass = p.sum(-1)
-        probs = (p / mass[..., None]).cpu().numpy()
-        mass = mass.cpu().numpy()
+        probs = p / mass[..., None]
+        if not tensors:
+            probs, mass = probs.detach().cpu().numpy(), mass.detach().cpu().numpy()
         n_o, n_i = len(self.orders), len(self.instrument.items)
         shown = probs[:, : n_o * n_i].reshape(-1, n_o, n_i, N_OPTIONS)
         if self.calibrate:
@@ -289,6 +295,7 @@ def read_within(
 _OWN_SCORES = Survey._scores
 
 
+@torch.inference_mode()
 def read_many(surveys: Sequence[Survey], soft: torch.Tensor | None) -> list[Readout]:
     """Each survey's reading of the same soft prompts, in one batch where they share a model
     and a placement (an objective over two wordings costs one pass, not two)."""
@@ -304,6 +311,18 @@ def read_many(surveys: Sequence[Survey], soft: torch.Tensor | None) -> list[Read
                                   greedy[:, at : at + s.n_prompts]))
         at += s.n_prompts
     return out
+
+
+def joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer:
+    """The one scorer that reads these surveys together, as :func:`read_many` does (the
+    tuning objective's gradient runs through it, so that it sees the same numbers)."""
+    if len(surveys) == 1:
+        return surveys[0].scorer
+    joint = _joint_scorer(surveys)
+    if joint is None:
+        raise CultureTuneError("these surveys cannot be read in one pass (another model or "
+                               "placement), so they have no joint gradient")
+    return joint
 
 
 def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
@@ -326,4 +345,4 @@ def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
     return scorer
 
 
-__all__ = ["DEFAULT_ORDERS", "OPTION_FORMS", "Survey", "read_many", "read_within"]
+__all__ = ["DEFAULT_ORDERS", "OPTION_FORMS", "Survey", "joint_scorer", "read_many", "read_within"]

@@ -18,16 +18,26 @@ from culturetune.tuning.runfolder import CHECKPOINT, HISTORY
 
 
 class Record:
-    """Every evaluated vector and its loss, grouped by optimizer step."""
+    """Every evaluated vector and its loss, grouped by optimizer step; ``cost``: the
+    forward-equivalents one evaluation cost (1 for a derivative-free search, a gradient step's
+    measured forward + backward for Adam); ``state``: an optimizer's own tensors to resume from
+    (Adam's position and moments)."""
 
     def __init__(
-        self, z: np.ndarray, loss: np.ndarray, steps: list[int], history: list[dict[str, float]]
+        self, z: np.ndarray, loss: np.ndarray, steps: list[int], history: list[dict[str, float]],
+        cost: float = 1.0, state: dict[str, torch.Tensor] | None = None,
     ) -> None:
         self.z, self.loss, self.steps, self.history = z, loss, steps, history
+        self.cost, self.state = cost, dict(state or {})
 
     @classmethod
     def empty(cls, dim: int) -> Record:
         return cls(np.zeros((0, dim)), np.zeros(0), [], [])
+
+    @property
+    def spent(self) -> float:
+        """Forward-equivalents spent so far (the budget's unit)."""
+        return len(self.loss) if self.cost == 1.0 else round(len(self.loss) * self.cost, 6)
 
     def add(self, z: np.ndarray, loss: np.ndarray, seconds: float) -> None:
         self.z = np.concatenate([self.z, z])
@@ -35,7 +45,7 @@ class Record:
         self.steps.append(len(loss))
         self.history.append(
             {
-                "evaluations": len(self.loss),
+                "evaluations": self.spent,
                 "best_loss": float(self.loss.min()),
                 "mean_loss": float(loss.mean()),
                 "seconds": round(seconds, 3),
@@ -49,6 +59,8 @@ class Record:
             "z": torch.from_numpy(self.z.copy()),
             "loss": torch.from_numpy(self.loss.copy()),
             "steps": torch.tensor(self.steps, dtype=torch.int64),
+            **({} if self.cost == 1.0 else {"cost": torch.tensor(self.cost, dtype=torch.float64)}),
+            **{f"state.{k}": v.detach().clone().contiguous() for k, v in self.state.items()},
         }
         with atomic_path(folder / CHECKPOINT) as tmp:
             save_file(tensors, tmp)
@@ -64,13 +76,15 @@ class Record:
         try:
             t = load_file(path)
             z, loss, steps = t["z"].numpy(), t["loss"].numpy(), t["steps"].tolist()
+            cost = float(t["cost"].item()) if "cost" in t else 1.0
+            state = {k[len("state."):]: v for k, v in t.items() if k.startswith("state.")}
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
             raise CultureTuneError(f"{path} is corrupt ({exc}); delete it to start over") from exc
         if (z.shape[1:] != (dim,) or len(z) != len(loss) or sum(steps) != len(loss)
                 or min(steps, default=1) < 1):
             raise CultureTuneError(f"{path} does not match this run's settings; start a new run")
-        history = runfolder.checked_history(folder / HISTORY, loss, steps)
-        return cls(z, loss, steps, history)
+        history = runfolder.checked_history(folder / HISTORY, loss, steps, cost)
+        return cls(z, loss, steps, history, cost, state)
 
 
 def history_csv(history: list[dict[str, float]]) -> str:

@@ -3,13 +3,20 @@ folder's ``run.json`` gives them back for ``--resume``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from culturetune.core import defaults, inputs
-from culturetune.core.choices import INITS, OBJECTIVES, OPTIMIZERS, READINGS
+from culturetune.core.choices import (
+    GRADIENT_OPTIMIZERS,
+    INITS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    READINGS,
+)
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_json
 from culturetune.instrument.formats import check_format
@@ -41,7 +48,9 @@ class TuneConfig:
     #: (culturetune.tuning.softprompt.resolve_init); the run folder keeps what it resolved to.
     init: str = "auto"
     init_text: str | None = None
-    subspace: int | None = 64
+    #: Dimension of the random subspace a derivative-free search explores (``None``: the whole
+    #: prompt); ``auto``: 64 for a derivative-free optimizer, the whole prompt for Adam.
+    subspace: int | str | None = "auto"
     optimizer: str = DEFAULT_OPTIMIZER
     budget: int = defaults.BUDGET
     population: int = 16
@@ -70,6 +79,16 @@ class TuneConfig:
     #: on ``instrument`` in ``orders`` and ``format``, expected reading), measured when the run
     #: starts; the run then tunes without it. A target known to be reachable by a prompt.
     target_system: str | None = None
+    #: Adam's learning rate, in the search space's units: a share of the embedding table's
+    #: standard deviation (times ``scale``) per step.
+    lr: float = defaults.LEARNING_RATE
+    #: For Adam on the ``worst`` objective: the temperature (index points) of the smooth maximum
+    #: whose gradient stands in for the worst view's (0: the exact subgradient, the worst view
+    #: alone). The loss recorded and compared is always the exact worst view.
+    temperature: float = defaults.TEMPERATURE
+    #: For Adam: prompts per backward pass (``None``: one graph over every training prompt).
+    #: Fewer bound the memory of a step; the loss is the same, the forward pass is run twice.
+    grad_chunk: int | None = None
 
     @property
     def wordings(self) -> list[str]:
@@ -82,6 +101,10 @@ class TuneConfig:
         extra wording, ``--min-mass 0`` as no floor, the format's name). Returns this same config,
         so that ``TuneConfig(...).validate()`` builds and checks in one expression; a second call
         changes nothing (``ExperimentConfig.validate`` keeps the same contract)."""
+        if isinstance(self.subspace, str):
+            self.subspace = inputs.parse_subspace(self.subspace)
+        if self.subspace == "auto":
+            self.subspace = None if self.optimizer in GRADIENT_OPTIMIZERS else 64
         inputs.check_tune_settings(self)
         parse_constants(self.constants)
         check_placement(self.placement)
@@ -89,6 +112,7 @@ class TuneConfig:
             raise CultureTuneError(
                 f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
             )
+        self._check_gradient()
         if self.init not in INITS:
             raise CultureTuneError(f"unknown --init {self.init!r}; use one of {', '.join(INITS)}")
         for name in ("tokens", "budget", "population"):
@@ -140,6 +164,30 @@ class TuneConfig:
             for path in [*self.wordings, *self.validate_instruments]:
                 check_instrument_format(load_instrument(path), self.format)
         return self
+
+    def _check_gradient(self) -> None:
+        """Resolve ``subspace="auto"`` and refuse what a gradient optimizer cannot take."""
+        gradient = self.optimizer in GRADIENT_OPTIMIZERS
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise CultureTuneError(f"--lr must be a positive number, not {self.lr!r}")
+        if not (isinstance(self.temperature, int | float) and math.isfinite(self.temperature)
+                and self.temperature >= 0):
+            raise CultureTuneError("--temperature must be 0 (the exact worst view) or a positive "
+                                   f"number of index points, not {self.temperature!r}")
+        if self.grad_chunk is not None and (not isinstance(self.grad_chunk, int)
+                                            or self.grad_chunk < 1):
+            raise CultureTuneError(f"--grad-chunk must be a positive number of prompts, not "
+                                   f"{self.grad_chunk!r}")
+        if not gradient:
+            return
+        if self.reading == "said":
+            raise CultureTuneError(f"--optimizer {self.optimizer} follows the gradient of the "
+                                   "expected reading; the said reading has none: use a "
+                                   "derivative-free optimizer (--optimizer pso, de or cma)")
+        if self.subspace is not None:
+            raise CultureTuneError(f"--optimizer {self.optimizer} moves the whole prompt along "
+                                   "its gradient; a random subspace is for derivative-free "
+                                   "search: leave --subspace out (or use --subspace full)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

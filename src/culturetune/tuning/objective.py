@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from culturetune.core.arrays import namespace
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import Target, loss_batch
 from culturetune.instrument.vsm import compute_indices_batch
 from culturetune.model.loading import LoadedModel
-from culturetune.reading.batch import Survey, read_many
+from culturetune.reading.answers import Readout
+from culturetune.reading.batch import Survey, joint_scorer, read_many
 from culturetune.reading.survey import run_survey
 from culturetune.tuning.config import TuneConfig
 
@@ -80,42 +83,92 @@ class Objective:
     def read(self, prompts: torch.Tensor | None) -> tuple[list[np.ndarray], np.ndarray]:
         """Indices ``[candidates, orders, 6]`` of each wording's views, and each candidate's
         option mass (mean over all training prompts)."""
+        return self.indices_of(read_many(self.surveys, prompts))
+
+    def indices_of(self, readouts: Sequence[Readout]) -> tuple[list[Any], Any]:
+        """:meth:`read` from readings already taken (numpy arrays or float64 tensors)."""
         indices, mass = [], []
-        for s, r in zip(self.surveys, read_many(self.surveys, prompts), strict=True):
+        for s, r in zip(self.surveys, readouts, strict=True):
             means = r.said_means() if self.reading == "said" else r.order_means(self.missing)
             c, o, n = means.shape
             ix = compute_indices_batch(means.reshape(c * o, n), self.constants, s.instrument)
             indices.append(ix.reshape(c, o, -1))
-            mass.append(r.mass.mean((1, 2)))
-        return indices, np.mean(mass, 0)
+            mass.append(namespace(r.mass).mean(r.mass, axis=(1, 2)))
+        xp = namespace(*mass)
+        return indices, xp.mean(xp.stack(mass), axis=0)
 
-    def view_losses(self, indices: list[np.ndarray]) -> np.ndarray:
+    def view_losses(self, indices: list[Any]) -> Any:
         """The loss of each training view alone ``[candidates, views]``."""
-        per = np.concatenate(indices, 1)
+        per = namespace(*indices).concat(indices, axis=1)
         c, v, d = per.shape
         return loss_batch(per.reshape(c * v, d), self.target, self.kind).reshape(c, v)
+
+    def aggregated(self, indices: list[Any], temperature: float = 0.0) -> Any:
+        """The views' losses aggregated (``pooled``, ``mean`` or ``worst``), without the mass
+        penalty. ``temperature`` > 0 replaces the worst view by a smooth maximum
+        (``t log sum exp(loss / t)``, in index points): a surrogate whose gradient weighs the
+        views by how close each is to the worst, used for gradient steps only."""
+        xp = namespace(*indices)
+        if self.aggregate == "pooled":
+            pooled = xp.mean(xp.concat(indices, axis=1), axis=1)
+            return loss_batch(pooled, self.target, self.kind)
+        per = self.view_losses(indices)
+        if self.aggregate == "mean":
+            return xp.mean(per, axis=1)
+        top = xp.max(per, axis=1)
+        if temperature <= 0:
+            return top
+        spread = xp.exp((per - top[:, None]) / temperature)
+        return top + temperature * xp.log(xp.sum(spread, axis=1))
 
     def losses(self, prompts: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         """The aggregated loss without the mass penalty, and the option mass, per candidate."""
         indices, mass = self.read(prompts)
-        if self.aggregate == "pooled":
-            pooled = np.concatenate(indices, 1).mean(1)
-            return loss_batch(pooled, self.target, self.kind), mass
-        per = self.view_losses(indices)
-        return (per.max(1) if self.aggregate == "worst" else per.mean(1)), mass
+        return self.aggregated(indices), mass
 
     def indices(self, prompts: torch.Tensor | None) -> np.ndarray:
         """The indices of the answers averaged over every training view."""
         return np.concatenate(self.read(prompts)[0], 1).mean(1)
 
-    def penalty(self, mass: np.ndarray) -> np.ndarray:
+    def penalty(self, mass: Any) -> Any:
+        """:data:`MASS_PENALTY` per share of the floor lost (numpy or torch alike)."""
         if self.floor is None or self.floor <= 0:
-            return np.zeros_like(mass)
-        return MASS_PENALTY * np.maximum(0.0, self.floor - mass) / self.floor
+            return mass * 0.0
+        return MASS_PENALTY * namespace(mass).clip(self.floor - mass, 0.0, None) / self.floor
 
     def __call__(self, prompts: torch.Tensor | None) -> np.ndarray:
         loss, mass = self.losses(prompts)
         return loss + self.penalty(mass)
+
+    def value_and_grad(
+        self, prompt: torch.Tensor, temperature: float = 0.0, chunk: int | None = None,
+    ) -> tuple[float, torch.Tensor]:
+        """This objective at one prompt ``[tokens, hidden]`` (exactly what :meth:`__call__`
+        gives it) and its gradient with respect to the prompt, through the same formulas on
+        float64 tensors: the options' log-probabilities, their share, the order mapping, the
+        missing rule, the indices, the loss, the aggregation (``worst`` as a smooth maximum at
+        ``temperature`` for the gradient alone, 0 = its exact subgradient) and the mass floor.
+        ``chunk``: prompts per backward pass (:meth:`ReplyScorer.value_and_grad`)."""
+        if self.reading == "said":
+            raise CultureTuneError("the said reading has no gradient; use a derivative-free "
+                                   "optimizer (--optimizer pso, de or cma)")
+        scorer = joint_scorer(self.surveys)
+
+        def loss_of(logp: torch.Tensor, said: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            readouts, at = [], 0
+            for s in self.surveys:
+                readouts.append(s.reading_from(logp[:, at : at + s.n_prompts],
+                                               said[:, at : at + s.n_prompts], tensors=True))
+                at += s.n_prompts
+            indices, mass = self.indices_of(readouts)
+            penalty = self.penalty(mass)
+            exact = self.aggregated(indices) + penalty
+            smooth = (self.aggregated(indices, temperature) + penalty
+                      if self.aggregate == "worst" and temperature > 0 else exact)
+            return smooth[0], exact[0]
+
+        value, grad, _, _ = scorer.value_and_grad(prompt[None], loss_of, chunk)
+        return float(value), grad[0]
 
     def describe(self) -> str:
         """The objective in words, e.g. ``worst of vsm2013, paraphrase x both orders``."""

@@ -231,24 +231,42 @@ def read_checkpoint(folder: Path) -> tuple[np.ndarray, np.ndarray, list[int]] | 
     return z, loss, steps
 
 
-def history_rows(loss: np.ndarray, steps: Sequence[int]) -> list[dict[str, float]]:
-    """``history.csv`` rows as the checkpoint implies them (seconds left at 0)."""
+def read_cost(folder: Path) -> float:
+    """Forward-equivalents each recorded evaluation cost (1 for a derivative-free search; a
+    gradient step's measured forward + backward): 1 where the checkpoint does not say."""
+    path = folder / CHECKPOINT
+    if not exists(path):
+        return 1.0
+    from safetensors.numpy import load_file
+
+    try:
+        t = load_file(str(path))
+    except Exception:  # noqa: BLE001 - read_checkpoint reports a corrupt file
+        return 1.0
+    return float(t["cost"].item()) if "cost" in t else 1.0
+
+
+def history_rows(loss: np.ndarray, steps: Sequence[int],
+                 cost: float = 1.0) -> list[dict[str, float]]:
+    """``history.csv`` rows as the checkpoint implies them (seconds left at 0); ``evaluations``
+    counts forward-equivalents (``cost`` per recorded evaluation)."""
     rows, at = [], 0
     for n in steps:
         at += n
-        rows.append({"evaluations": float(at), "best_loss": float(np.min(loss[:at])),
+        rows.append({"evaluations": round(at * cost, 6), "best_loss": float(np.min(loss[:at])),
                      "mean_loss": float(np.mean(loss[at - n : at])), "seconds": 0.0})
     return rows
 
 
-def checked_history(path: Path, loss: np.ndarray, steps: Sequence[int]) -> list[dict[str, float]]:
+def checked_history(path: Path, loss: np.ndarray, steps: Sequence[int],
+                    cost: float = 1.0) -> list[dict[str, float]]:
     """``history.csv`` checked against the checkpoint, which is the record of truth.
 
     Rows the checkpoint has but the file lacks (a crash between the two writes, or a deleted
     file) are rebuilt, carrying the last known time; a row that contradicts the checkpoint or
     does not parse means the file was edited, which is refused with what to do.
     """
-    expected = history_rows(loss, steps)
+    expected = history_rows(loss, steps, cost)
     if not exists(path):
         return expected
     fix = (f"restore it, or delete it and resume again to rebuild it from {CHECKPOINT} (the "
@@ -281,10 +299,13 @@ def checked_history(path: Path, loss: np.ndarray, steps: Sequence[int]) -> list[
     return rows
 
 
-def recorded_evaluations(folder: Path) -> int:
-    """Evaluations the checkpoint in ``folder`` records (0 without one)."""
+def recorded_evaluations(folder: Path) -> float:
+    """Evaluations (forward-equivalents) the checkpoint in ``folder`` records (0 without one)."""
     record = read_checkpoint(folder)
-    return 0 if record is None else len(record[1])
+    if record is None:
+        return 0
+    cost = read_cost(folder)
+    return len(record[1]) if cost == 1.0 else round(len(record[1]) * cost, 6)
 
 
 def check_resumable(folder: Path) -> None:
@@ -294,7 +315,7 @@ def check_resumable(folder: Path) -> None:
     load_run_config(folder)
     record = read_checkpoint(folder)
     if record is not None:
-        checked_history(folder / HISTORY, record[1], record[2])
+        checked_history(folder / HISTORY, record[1], record[2], read_cost(folder))
 
 
 def _comparable(value: Any) -> Any:

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from culturetune.core import errors, inputs
+from culturetune.core.choices import GRADIENT_OPTIMIZERS
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import WriteError, read_json, write_json
 from culturetune.core.version import package_versions
@@ -30,6 +31,7 @@ from culturetune.reading.validity import Validity
 from culturetune.tuning import limits, runfolder
 from culturetune.tuning.checkpoint import Record
 from culturetune.tuning.config import RUN_FILE, TuneConfig, load_run_config
+from culturetune.tuning.gradient import Descent
 from culturetune.tuning.objective import (
     Evaluate,
     Objective,
@@ -191,25 +193,23 @@ def _tune(
     score = evaluate or objective
     start = initial_prompt(lm, config.tokens, config.init, config.init_text, config.seed)
     space = SearchSpace(start, config.subspace, lm.embedding_stats[1], config.seed, config.scale)
-    optimizer = make_optimizer(config, space.dim)
     record = Record.load(folder, space.dim) if resume else Record.empty(space.dim)
-    replay(optimizer, record)
+    if config.optimizer in GRADIENT_OPTIMIZERS:
+        if evaluate is not None:
+            raise CultureTuneError(f"--optimizer {config.optimizer} takes its steps here, by the "
+                                   "gradient; a population scorer (--workers) is for "
+                                   "derivative-free search")
+        stepper: _Steps = _Descend(Descent(objective, space, config, record))
+    else:
+        stepper = _Search(make_optimizer(config, space.dim), record, config, space, score)
 
     prior = record.history[-1]["seconds"] if record.history else 0.0
     began = time.perf_counter()
     status = "done"
     last_save = began
     try:
-        while len(record.loss) < config.budget:
-            n = min(config.population, config.budget - len(record.loss))
-            cands = [optimizer.ask() for _ in range(n)]
-            z = np.stack([c.value for c in cands])
-            losses = np.asarray(score(space.prompts(z)), dtype=np.float64)
-            if losses.shape != (n,):
-                raise CultureTuneError(f"the scorer returned {losses.shape} losses for {n} "
-                                       "candidates")
-            for c, value in zip(cands, losses, strict=True):
-                optimizer.tell(c, float(value))
+        while stepper.remaining() > 0:
+            z, losses = stepper.step()
             elapsed = prior + time.perf_counter() - began
             record.add(z, losses, elapsed)
             if time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
@@ -220,7 +220,7 @@ def _tune(
                 on_progress(
                     Progress(
                         len(record.steps),
-                        len(record.loss),
+                        record.spent,
                         config.budget,
                         h["best_loss"],
                         h["mean_loss"],
@@ -228,16 +228,16 @@ def _tune(
                     )
                 )
             if time_limit is not None and time.perf_counter() - began >= time_limit:
-                status = "time-limit" if len(record.loss) < config.budget else "done"
+                status = "time-limit" if stepper.remaining() > 0 else "done"
                 break
     except KeyboardInterrupt:
         record.save(folder)
         write_json(
             folder / RUN_FILE,
-            {"config": config.to_dict(), "status": "interrupted", "evaluations": len(record.loss)},
+            {"config": config.to_dict(), "status": "interrupted", "evaluations": record.spent},
         )
         raise Interrupted(
-            f"interrupted after {len(record.loss)} evaluations; the run is saved in {folder}: "
+            f"interrupted after {record.spent:g} evaluations; the run is saved in {folder}: "
             f"continue it with `culturetune tune --resume {folder}`"
         ) from None
     except BaseException:
@@ -245,6 +245,50 @@ def _tune(
         raise
     record.save(folder)
     return _finish(lm, config, folder, survey, objective, space, record, status, model_check)
+
+
+class _Steps(Protocol):
+    def remaining(self) -> int: ...
+
+    def step(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class _Search:
+    """A derivative-free optimizer's steps: ask a population, score it in one batch, tell."""
+
+    def __init__(self, optimizer: Any, record: Record, config: TuneConfig, space: SearchSpace,
+                 score: Evaluate) -> None:
+        self.optimizer, self.record, self.config = optimizer, record, config
+        self.space, self.score = space, score
+        replay(optimizer, record)
+
+    def remaining(self) -> int:
+        return self.config.budget - len(self.record.loss)
+
+    def step(self) -> tuple[np.ndarray, np.ndarray]:
+        n = min(self.config.population, self.remaining())
+        cands = [self.optimizer.ask() for _ in range(n)]
+        z = np.stack([c.value for c in cands])
+        losses = np.asarray(self.score(self.space.prompts(z)), dtype=np.float64)
+        if losses.shape != (n,):
+            raise CultureTuneError(f"the scorer returned {losses.shape} losses for {n} "
+                                   "candidates")
+        for c, value in zip(cands, losses, strict=True):
+            self.optimizer.tell(c, float(value))
+        return z, losses
+
+
+class _Descend:
+    """Adam's steps (:class:`culturetune.tuning.gradient.Descent`)."""
+
+    def __init__(self, descent: Descent) -> None:
+        self.descent = descent
+
+    def remaining(self) -> int:
+        return self.descent.remaining()
+
+    def step(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.descent.step()
 
 
 def _finish(
@@ -271,7 +315,9 @@ def _finish(
     meta = {
         "config": config.to_dict(),
         "status": status,
-        "evaluations": len(record.loss),
+        "evaluations": record.spent,
+        "steps": len(record.steps),
+        "forward_equivalents_per_evaluation": record.cost,
         "seconds": seconds,
         "best_search_loss": float(record.loss[best]),
         "baseline": {"indices": baseline.indices, "loss": baseline.loss.to_dict(),
@@ -289,10 +335,10 @@ def _finish(
     prompt.save(folder, lm)
     write_json(
         folder / RUN_FILE,
-        {"config": config.to_dict(), "status": status, "evaluations": len(record.loss)},
+        {"config": config.to_dict(), "status": status, "evaluations": record.spent},
     )
     return TuneResult(
-        config, prompt, baseline, final, record.history, len(record.loss), seconds, status, folder,
+        config, prompt, baseline, final, record.history, record.spent, seconds, status, folder,
         validity, model_check,
     )
 
