@@ -234,8 +234,6 @@ def cache_path(lm: Any, instrument: str, format: str = DEFAULT_FORMAT) -> Path:
     inst = load_instrument(instrument)
     key = [CHECK_VERSION, lm.name, str(lm.dtype), str(lm.device).split(":")[0], inst.to_dict(),
            format]
-    if getattr(lm, "source", ""):  # the respondent: which adapter (its hash) is merged
-        key.append(lm.source)
     key = json.dumps(key, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / "checks" / f"{digest}.json"
