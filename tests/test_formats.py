@@ -181,13 +181,26 @@ def test_the_greedy_path_spells_the_option_greedy_decoding_says(lm32) -> None:
 
 @pytest.mark.model
 def test_the_number_format_reads_as_before_and_words_reports_its_mass(lm32) -> None:
-    """The number format is the words machinery with one-token options: its probabilities sum
-    to one over the options, and the mass is what the options hold of the whole vocabulary."""
-    number = Survey(lm32, orders="both", format="number").read()
+    """The number format is the words machinery with one-token options: an option's
+    probability is what a plain forward over the prompt puts on its label's forms, renormalised
+    over the options, mapped back to content order; the mass is what the options hold of the
+    whole vocabulary."""
+    survey = Survey(lm32, orders="both", format="number")
+    number = survey.read()
     words = Survey(lm32, orders="both", format="words").read()
-    for r in (number, words):
-        np.testing.assert_allclose(r.by_order.sum(-1), 1.0, atol=1e-9)
-        assert ((r.mass > 0) & (r.mass <= 1 + 1e-6)).all()
+    n_i = len(survey.instrument.items)
+    for order, k in ((0, 0), (1, n_i + 3)):  # item 1 printed, item 4 reversed
+        ids = survey.segments.pre[k] + survey.segments.post[k]
+        with torch.no_grad():
+            logits = lm32.model(torch.tensor([ids])).logits[0, -1]
+        p = logits.double().softmax(-1)
+        shown = np.array([sum(float(p[form[0]]) for form in forms)
+                          for forms in survey.reply_options[k]])
+        content = np.empty(5)
+        content[list(survey.orders[order])] = shown / shown.sum()
+        item = k - order * n_i
+        np.testing.assert_allclose(number.by_order[0, order, item], content, atol=1e-4)
+        assert number.mass[0, order, item] == pytest.approx(shown.sum(), abs=1e-4)
     assert number.mass.mean() > 0.3  # the bundled model says a number
     assert words.mass.mean() < 0.2  # and does not copy an option's words (it chats)
 
