@@ -25,8 +25,10 @@ NO_ANSWER = OFF
 class Readout:
     """A survey's answers: ``by_order`` ``[candidates, orders, items, 5]`` in option-content
     order (calibrated if asked), ``mass`` ``[candidates, orders, items]`` raw option mass,
-    ``said`` ``[candidates, orders, items]`` the option (content index) the greedy first token
-    names, ``NO_ANSWER`` where it names none."""
+    ``said`` ``[candidates, orders, items]`` the option (content index) whose reply form the
+    greedy path through the options' tokens spells, ``NO_ANSWER`` where the path leaves every
+    option (what the model says is this path with a generated fallback there:
+    :meth:`culturetune.reading.batch.Survey.said_all`)."""
 
     orders: list[Order]
     by_order: np.ndarray
@@ -49,11 +51,6 @@ class Readout:
         rule for the probability off the options (:data:`MISSING_RULES`)."""
         means = self.by_order @ np.arange(1, N_OPTIONS + 1, dtype=float)
         return apply_missing(means, self.mass, missing)
-
-    def said_means(self) -> np.ndarray:
-        """Item values ``[candidates, orders, items]`` of the first tokens said (1-5), the
-        middle answer where no option was said."""
-        return said_values(self.said)
 
 
 def check_missing(rule: str) -> str:

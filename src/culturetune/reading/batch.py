@@ -46,7 +46,7 @@ from culturetune.reading.prompts import (
     item_prompt,
     option_token_ids,
     prompt_segments,
-    word_token_ids,
+    word_forms,
 )
 
 #: Option orders a survey reads answers in unless told otherwise (see culturetune.core.defaults).
@@ -122,7 +122,7 @@ class Survey:
 
     def _reply_options(self) -> list[list[list[list[int]]]]:
         """Each prompt's replies as token sequences: ``[prompt][shown option][form]``, the
-        option's label (in each of its forms) or its words."""
+        option's label or its words, each in the forms a reply takes."""
         if self.option_ids is not None:
             per = [[[i] for i in ids] for ids in self.option_ids]
             options = [per] * self.n_prompts
@@ -132,8 +132,8 @@ class Survey:
             for shown in self.shown:
                 key = tuple(shown)
                 if key not in words:
-                    words[key] = word_token_ids(self.lm, shown)
-                options.append([[ids] for ids in words[key]])
+                    words[key] = word_forms(self.lm, shown)
+                options.append(words[key])
         return options
 
     @property
@@ -242,20 +242,38 @@ class Survey:
     def said(
         self, reading: Readout, soft: torch.Tensor | None = None
     ) -> tuple[np.ndarray, dict[int, str]]:
-        """What the model says to each (order, item) under one prompt: the option its greedy
-        reply spells; where the greedy path leaves every option, its greedy reply generated and
-        matched to the options (:meth:`parse`). Returns content indices ``[orders, items]``
-        (``NO_ANSWER`` where the reply names no option) and the generated replies by prompt
-        number."""
-        said = reading.said[0].copy()
+        """What the model says to each (order, item) under one prompt (the first candidate of
+        ``reading``; see :meth:`said_all`): content indices ``[orders, items]`` and the
+        generated replies by prompt number."""
+        said, replies = self.said_all(reading, soft, candidates=1)
+        return said[0], replies[0]
+
+    def said_all(
+        self, reading: Readout, soft: torch.Tensor | None = None, candidates: int | None = None,
+    ) -> tuple[np.ndarray, list[dict[int, str]]]:
+        """What the model says, the one definition that the objective, the checks, ``survey``
+        and the report read: the option whose reply form (its label, or its words as written
+        or with a capital first letter) the greedy path through the options' tokens spells;
+        where that path leaves every option, the greedy reply generated and matched to the
+        options (:meth:`parse`: case and punctuation aside, a leading list label tolerated).
+        Returns content indices ``[candidates, orders, items]`` (``NO_ANSWER`` where the reply
+        names no option) and each candidate's generated replies by prompt number."""
+        said = reading.said[:candidates].copy()
+        if soft is not None and soft.dim() == 2:
+            soft = soft[None]
         n_i = len(self.instrument.items)
-        missing = [int(o * n_i + i) for o, i in zip(*np.nonzero(said == NO_ANSWER), strict=True)]
-        replies = dict(zip(missing, self.generate(soft, which=missing), strict=True))
-        for k, text in replies.items():
-            o, i = divmod(k, n_i)
-            value = self.parse(k, text)
-            said[o, i] = NO_ANSWER if value is None else value
-        return said, replies
+        out = []
+        for c in range(len(said)):
+            missing = [int(o * n_i + i)
+                       for o, i in zip(*np.nonzero(said[c] == NO_ANSWER), strict=True)]
+            texts = self.generate(None if soft is None else soft[c], which=missing)
+            replies = dict(zip(missing, texts, strict=True))
+            for k, text in replies.items():
+                o, i = divmod(k, n_i)
+                value = self.parse(k, text)
+                said[c, o, i] = NO_ANSWER if value is None else value
+            out.append(replies)
+        return said, out
 
 
 def read_within(

@@ -19,6 +19,7 @@ from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import Target, loss_batch
 from culturetune.instrument.vsm import compute_indices_batch
 from culturetune.model.loading import LoadedModel
+from culturetune.reading.answers import said_values
 from culturetune.reading.batch import Survey, read_many
 from culturetune.reading.survey import run_survey
 from culturetune.tuning.config import TuneConfig
@@ -82,7 +83,8 @@ class Objective:
         option mass (mean over all training prompts)."""
         indices, mass = [], []
         for s, r in zip(self.surveys, read_many(self.surveys, prompts), strict=True):
-            means = r.said_means() if self.reading == "said" else r.order_means(self.missing)
+            means = (said_values(s.said_all(r, prompts)[0]) if self.reading == "said"
+                     else r.order_means(self.missing))
             c, o, n = means.shape
             ix = compute_indices_batch(means.reshape(c * o, n), self.constants, s.instrument)
             indices.append(ix.reshape(c, o, -1))
