@@ -4,7 +4,6 @@ options, and the values of what a model said."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,15 +93,5 @@ def or_no_answer(value: int | None) -> int:
     return NO_ANSWER if value is None else value
 
 
-def parse_answer(text: str, order: Order | None = None) -> int | None:
-    """The first number in a generated answer, if it is an option: the shown number mapped back
-    to the option it labels in ``order`` (1 = the instrument's first option)."""
-    m = re.search(r"\d+", text)
-    if not m or not 1 <= int(m.group()) <= N_OPTIONS:
-        return None
-    value = int(m.group())
-    return value if order is None else order[value - 1] + 1
-
-
 __all__ = ["MISSING_RULES", "NO_ANSWER", "Readout", "apply_missing", "check_missing", "item_means",
-           "or_no_answer", "parse_answer", "said_values"]
+           "or_no_answer", "said_values"]

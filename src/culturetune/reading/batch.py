@@ -51,9 +51,6 @@ from culturetune.reading.prompts import (
 
 #: Option orders a survey reads answers in unless told otherwise (see culturetune.core.defaults).
 DEFAULT_ORDERS = defaults.ORDERS
-#: Surface forms of each option: the bare digit and, where it is one token, the digit after a
-#: space (tokenizers that split ``" 1"`` would otherwise put their answer mass elsewhere).
-OPTION_FORMS = tuple(formats.label_forms("number", N_OPTIONS))
 
 
 class Survey:
@@ -78,7 +75,7 @@ class Survey:
         orders: str = DEFAULT_ORDERS,
         calibrate: bool = False,
         max_rows: int = 512,
-        format: str = formats.DEFAULT_FORMAT,
+        format: str = formats.READ_FORMAT,
     ) -> None:
         self.lm = lm
         self.instrument = load_instrument(instrument) if isinstance(instrument, str) else instrument
@@ -101,17 +98,18 @@ class Survey:
         self.users = list(users)  # the questions of every (order, item), orders outermost
         # Content-free prompts: one per (lead-in, option scale) format and content-free text.
         keys: list[tuple[str, tuple[str, ...]]] = []
-        self.formats: list = []
+        #: One item of each (lead-in, option scale) pair: the content-free prompts' templates.
+        self.item_formats: list = []
         self.format_of: list[int] = []
         for it in inst.items:
             if (it.stem, it.options) not in keys:
                 keys.append((it.stem, it.options))
-                self.formats.append(it)
+                self.item_formats.append(it)
             self.format_of.append(keys.index((it.stem, it.options)))
         self.content_free = tuple(inst.content_free or CONTENT_FREE)
         if self.calibrate:
             for o in self.orders:
-                for f in self.formats:
+                for f in self.item_formats:
                     for t in self.content_free:
                         users.append(item_prompt(f, o, instruction, text=t, fmt=fmt))
                         self.shown.append(shown_options(f.options, o))
@@ -187,7 +185,7 @@ class Survey:
         n_o, n_i = len(self.orders), len(self.instrument.items)
         shown = probs[:, : n_o * n_i].reshape(-1, n_o, n_i, N_OPTIONS)
         if self.calibrate:
-            n_f, n_t = len(self.formats), len(self.content_free)
+            n_f, n_t = len(self.item_formats), len(self.content_free)
             cf = probs[:, n_o * n_i:].reshape(-1, n_o, n_f, n_t, N_OPTIONS).mean(3)
             shown = calibrate_probs(shown, cf[:, :, self.format_of])
         said = np.asarray(greedy)[:, : n_o * n_i].reshape(-1, n_o, n_i)
@@ -344,4 +342,4 @@ def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
     return scorer
 
 
-__all__ = ["DEFAULT_ORDERS", "OPTION_FORMS", "Survey", "read_many", "read_within"]
+__all__ = ["DEFAULT_ORDERS", "Survey", "read_many", "read_within"]

@@ -23,7 +23,6 @@ from culturetune.model.loading import LoadedModel
 from culturetune.model.replies import SharedStart, Trie
 
 N_OPTIONS = 5
-INSTRUCTION = formats.instruction("number", N_OPTIONS)
 #: Question texts with no content, for contextual calibration (Zhao et al. 2021).
 CONTENT_FREE = ("N/A", "", "[MASK]")
 _CIRCLE = re.compile(r"\s*\(please [^)]*\)\s*:?")
@@ -216,7 +215,7 @@ def prompt_segments(
     return split_tokens(lm, texts, splits)
 
 
-__all__ = ["CONTENT_FREE", "INSTRUCTION", "N_OPTIONS", "PLACEMENTS", "check_chat_template",
+__all__ = ["CONTENT_FREE", "N_OPTIONS", "PLACEMENTS", "check_chat_template",
            "check_instrument_format", "check_placement", "format_instruction", "format_problem",
            "item_prompt",
            "label_token_ids", "option_token_ids", "persona_prompt", "prompt_segments",
