@@ -66,7 +66,8 @@ VERDICTS = ("answers by content", "answers by position", "does not follow instru
 UNREAD_VERDICTS = ("answers by position", "does not answer")
 #: Bump when what the check measures changes (cached checks of older versions are redone).
 #: 2: answer formats; (c) compares the most likely option with the said reply.
-CHECK_VERSION = 2
+#: 3: words scored and said in their capitalised form too; (c) named top_option_match.
+CHECK_VERSION = 3
 #: Words that mark an option as the agreeing / important / frequent pole of its scale.
 _HIGH_POLE = ("utmost", "always", "strongly agree", "very good", "very proud")
 
