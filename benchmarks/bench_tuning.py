@@ -31,11 +31,11 @@ import time
 import numpy as np
 import torch
 
+from culturetune.instrument.formats import match_label
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import parse_constants
 from culturetune.model.generate import generate
 from culturetune.model.loading import load_model
-from culturetune.reading.answers import parse_answer
 from culturetune.reading.batch import Survey
 from culturetune.tuning.objective import Objective
 
@@ -96,7 +96,7 @@ def main() -> None:
         for c in range(args.naive_candidates):
             for i in range(n_items):
                 seg = type(prefix.segments)([prefix.segments.pre[i]], [prefix.segments.post[i]])
-                parse_answer(generate(lm, seg, soft[c], max_new_tokens=4)[0])
+                match_label(generate(lm, seg, soft[c], max_new_tokens=4)[0], "number", 5)
 
     t_a = timed(naive, repeat=1) / args.naive_candidates
     t_b = timed(lambda: prefix.option_probs(soft)) / pop

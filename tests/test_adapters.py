@@ -1,5 +1,5 @@
-"""``--adapter DIR`` and ``--model respondent``: a PEFT LoRA folder checked before any model
-loads, merged by PEFT's own code, cached, and read like any model."""
+"""``--adapter DIR``: a PEFT LoRA folder checked before any model loads, merged by PEFT's own
+code, cached, and read like any model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from culturetune.core.errors import CultureTuneError
-from culturetune.model.adapters import check_adapter, merged_folder, respondent_adapter
+from culturetune.model.adapters import check_adapter, merged_folder
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -41,6 +41,13 @@ def test_bad_adapter_folders_are_named_before_any_model_loads(tmp_path, make, ne
     with pytest.raises(CultureTuneError) as caught:
         check_adapter(make(tmp_path))
     assert needle in str(caught.value)
+
+
+def test_a_lora_folder_is_accepted_as_it_is(tmp_path) -> None:
+    folder = _lora_folder(tmp_path / "ok")
+    assert check_adapter(f"  {folder}  ") == folder
+    with pytest.raises(CultureTuneError, match="--adapter is empty"):
+        check_adapter("  ")
 
 
 def test_the_cli_refuses_a_bad_adapter_with_one_line(tmp_path, run_cli: Cli) -> None:
@@ -118,17 +125,18 @@ def test_an_adapter_that_does_not_fit_the_base_is_a_clear_error(tmp_path, monkey
 @pytest.mark.model
 def test_survey_reads_a_model_with_an_adapter(random_lora, tmp_path, monkeypatch,
                                               run_cli: Cli) -> None:
+    """The survey reads the merged model: its answers in each order are not the base model's."""
     monkeypatch.setenv("CULTURETUNE_CACHE", str(tmp_path / "cache"))
-    code, out, err = run_cli(["survey", "--adapter", str(random_lora), "--json"])
+    args = ["survey", "--json", "--format", "number", "--dtype", "float32"]
+    code, out, err = run_cli([*args, "--adapter", str(random_lora)])
     assert code == 0, err
     result = json.loads(out)
     assert result["model"].startswith(str(tmp_path / "cache" / "models" / "merged-"))
+    code, out, err = run_cli(args)
+    assert code == 0, err
+    plain = json.loads(out)
+    assert plain["model"] == "smollm2-135m-instruct"
+    moved = max(abs(a - b) for ours, base in zip(result["items"], plain["items"], strict=True)
+                for a, b in zip(ours["order_means"], base["order_means"], strict=True))
+    assert moved > 0.05, moved
 
-
-def test_model_respondent_says_plainly_that_none_is_bundled(run_cli: Cli) -> None:
-    """No respondent reached *answers by content* (docs/respondent.md), so none ships: the name
-    is refused with what to do, before any model loads."""
-    assert not (respondent_adapter() / "adapter_model.safetensors").exists()
-    code, _, err = run_cli(["check-model", "--model", "respondent"])
-    assert code == 2 and "Traceback" not in err
-    assert "no respondent is bundled" in err and "--adapter" in err

@@ -53,7 +53,7 @@ def test_a_respondent_that_reads_the_options_answers_by_content(lm, monkeypatch)
     # asked to agree it names the agreeing pole (1), asked to disagree the other one (5)
     for p in c.probe.values():
         assert p["asked_high"] == 1 and p["asked_low"] == 5 and p["gap"] >= MIN_PROBE_GAP
-    assert c.first_token_match == 1 and c.answered == 1 and c.warning() is None
+    assert c.top_option_match == 1 and c.answered == 1 and c.warning() is None
 
 
 @pytest.mark.model

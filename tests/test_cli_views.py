@@ -165,7 +165,17 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, run_cli: Cli) -> N
         out.split())
     # The option mass is reported beside the losses (a prompt can win by silencing the options).
     plain_mass, tuned_mass = meta["baseline"]["option_mass"], meta["final"]["option_mass"]
-    assert 0.3 < plain_mass < 0.8 and 0 < tuned_mass <= 1
+    assert 0.3 < plain_mass < 0.8
+    # ... and is what a survey of the saved prompt (and of no prompt) reads: the mean over items
+    # of the mass on the options in each order
+    for extra, mass in (["--prompt", str(out_dir)], tuned_mass), ([], plain_mass):
+        code, survey_out, err = run_cli(["survey", "--country", "India", "--format", "number",
+                                         "--json", *extra])
+        assert code == 0, err
+        data = json.loads(survey_out)
+        assert data["option_mass"] == pytest.approx(mass, abs=1e-6), extra
+        items = [it["mass"] for it in data["items"]]
+        assert sum(items) / len(items) == pytest.approx(mass, abs=1e-6), extra
     assert f"option mass (probability on the answer options, mean over items): plain " \
            f"{plain_mass:.3f} · tuned {tuned_mass:.3f}" in out
     assert ("it would mostly not answer with an option" in out) == (tuned_mass < 0.5 * plain_mass)

@@ -15,11 +15,11 @@ from culturetune.core.errors import CultureTuneError
 from culturetune.instrument import formats
 from culturetune.instrument.vsm import load_instrument
 from culturetune.model.engine import PromptScorer, split_tokens
-from culturetune.model.replies import OFF, ReplySet, Trie
+from culturetune.model.replies import OFF, ReplySet, SharedStart, Trie
 from culturetune.reading.answers import NO_ANSWER
 from culturetune.reading.batch import Survey
 from culturetune.reading.check import check_formats, choose_format, content_format, run_check
-from culturetune.reading.prompts import check_instrument_format, item_prompt
+from culturetune.reading.prompts import check_instrument_format, item_prompt, word_forms
 
 IMPORTANCE = ["of utmost importance", "very important", "of moderate importance",
               "of little importance", "of very little or no importance"]
@@ -181,13 +181,26 @@ def test_the_greedy_path_spells_the_option_greedy_decoding_says(lm32) -> None:
 
 @pytest.mark.model
 def test_the_number_format_reads_as_before_and_words_reports_its_mass(lm32) -> None:
-    """The number format is the words machinery with one-token options: its probabilities sum
-    to one over the options, and the mass is what the options hold of the whole vocabulary."""
-    number = Survey(lm32, orders="both", format="number").read()
+    """The number format is the words machinery with one-token options: an option's
+    probability is what a plain forward over the prompt puts on its label's forms, renormalised
+    over the options, mapped back to content order; the mass is what the options hold of the
+    whole vocabulary."""
+    survey = Survey(lm32, orders="both", format="number")
+    number = survey.read()
     words = Survey(lm32, orders="both", format="words").read()
-    for r in (number, words):
-        np.testing.assert_allclose(r.by_order.sum(-1), 1.0, atol=1e-9)
-        assert ((r.mass > 0) & (r.mass <= 1 + 1e-6)).all()
+    n_i = len(survey.instrument.items)
+    for order, k in ((0, 0), (1, n_i + 3)):  # item 1 printed, item 4 reversed
+        ids = survey.segments.pre[k] + survey.segments.post[k]
+        with torch.no_grad():
+            logits = lm32.model(torch.tensor([ids])).logits[0, -1]
+        p = logits.double().softmax(-1)
+        shown = np.array([sum(float(p[form[0]]) for form in forms)
+                          for forms in survey.reply_options[k]])
+        content = np.empty(5)
+        content[list(survey.orders[order])] = shown / shown.sum()
+        item = k - order * n_i
+        np.testing.assert_allclose(number.by_order[0, order, item], content, atol=1e-4)
+        assert number.mass[0, order, item] == pytest.approx(shown.sum(), abs=1e-4)
     assert number.mass.mean() > 0.3  # the bundled model says a number
     assert words.mass.mean() < 0.2  # and does not copy an option's words (it chats)
 
@@ -242,6 +255,84 @@ def test_said_words_are_read_from_the_reply_where_the_path_leaves_the_options(
     assert said[0, 1] == NO_ANSWER and texts[1] == "no idea"
     # "never" is option 5 of item 15 printed, and option 1 of item 20 (never..always)
     assert said[0, 14] == 4 and said[0, 19] == 0
+    # the objective's said reading is the same definition: the path, then the reply matched
+    from culturetune.instrument.targets import lookup_country
+    from culturetune.instrument.vsm import parse_constants
+    from culturetune.reading.survey import run_survey
+    from culturetune.tuning.objective import Objective
+
+    constants = parse_constants(None)
+    objective = Objective(survey, lookup_country("China"), constants, reading="said")
+    shown = run_survey(survey, answers="said", constants=constants)
+    got = objective.indices(None)[0]
+    assert [round(float(v), 9) for v in got] == [round(shown.indices[d], 9) for d in shown.indices]
+    middle = Objective(survey, lookup_country("China"), constants, reading="said")
+    monkeypatch.setattr(Survey, "generate", lambda self, soft=None, max_new_tokens=None,
+                        which=None: ["no idea" for _ in which])
+    assert not np.allclose(middle.indices(None)[0], got)  # the replies moved the indices
+
+
+@pytest.mark.model
+def test_an_option_is_scored_and_said_in_its_capitalised_form_too(lm32) -> None:
+    """Each option's words are scored as written and with a capital first letter: an item's
+    option mass is the sum over both forms of every option (a plain forward per form), and a
+    greedy path that spells the capitalised form says the option."""
+    tok = lm32.tokenizer
+    survey = Survey(lm32, orders="shown", format="words")
+    options = survey.shown[0]
+    for text, forms in zip(options, survey.reply_options[0], strict=True):
+        assert forms == [tok.encode(text, add_special_tokens=False),
+                         tok.encode(text[0].upper() + text[1:], add_special_tokens=False)]
+    prompt = survey.segments.pre[0] + survey.segments.post[0]
+    total = 0.0
+    for forms in survey.reply_options[0]:
+        for ids in forms:
+            with torch.no_grad():
+                logits = lm32.model(torch.tensor([prompt + ids])).logits[0]
+            logp = logits.double().log_softmax(-1)
+            total += float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(ids)).exp())
+    assert survey.read().mass[0, 0, 0] == pytest.approx(total, rel=1e-3)
+    replies = ReplySet([survey.reply_options[0]])
+    capital = survey.reply_options[0][1][1]  # "Very important"
+    top = np.zeros((1, 1, 1 + replies.n_internal), dtype=np.int64)
+    slot = 0
+    for t in capital:
+        top[0, 0, slot] = t
+        node = replies._child[0][(slot, t)]
+        slot = replies._slot_of[0].get(node, 0)
+    assert replies.greedy(top)[0, 0] == 1
+
+
+@pytest.mark.parametrize(("options", "short", "long"), [
+    ([[[1, 2]], [[1, 2, 3]], [[4]]], 0, 1),  # option 1's tokens start option 2's
+    ([[[1, 2, 3]], [[4]], [[1, 2]]], 2, 0),  # the shorter one comes later
+    ([[[5]], [[1], [1, 4]]], 1, 1),  # one option's two forms
+])
+def test_options_that_start_one_another_in_tokens_are_refused(options, short, long) -> None:
+    """With no end-of-reply token the shorter reply's probability would hold the longer one's
+    too, and the options are normalised: such options are refused, on the trie alone."""
+    with pytest.raises(SharedStart) as caught:
+        Trie.build(options)
+    assert (caught.value.short, caught.value.long) == (short, long)
+    Trie.build([[[1, 2]], [[1, 3]], [[4]]])  # a shared start that ends apart is fine
+
+
+def test_the_words_format_refuses_options_one_of_which_starts_another_in_tokens() -> None:
+    """"good" and "goodish" are two options in words (neither is the other's first word), but a
+    tokenizer that spells "goodish" as "good" + "ish" would count the reply "goodish" as
+    "good" too: one error names them."""
+    from types import SimpleNamespace
+
+    vocab = {"good": [1], "Good": [2], "goodish": [1, 3], "Goodish": [2, 3], "poor": [4],
+             "Poor": [5]}
+    lm = SimpleNamespace(tokenizer=SimpleNamespace(
+        encode=lambda text, add_special_tokens=False: vocab[text]))
+    formats.check_option_words("m01", ["good", "goodish", "poor"])  # the words check passes
+    with pytest.raises(CultureTuneError) as caught:
+        word_forms(lm, ["good", "goodish", "poor"], "m01")
+    assert str(caught.value).startswith("item m01: options 'good' and 'goodish' start with the "
+                                        "same tokens")
+    assert word_forms(lm, ["good", "poor"]) == [[[1], [2]], [[4], [5]]]
 
 
 @pytest.mark.model

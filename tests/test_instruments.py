@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from culturetune.core.errors import CultureTuneError
+from culturetune.instrument import formats
 from culturetune.instrument.vsm import instrument_key, load_instrument
-from culturetune.reading.prompts import INSTRUCTION, item_prompt
+from culturetune.reading.prompts import item_prompt
 
 
 def _bundled() -> dict:
@@ -49,7 +50,7 @@ def test_a_translation_asks_in_its_own_language(tmp_path: Path) -> None:
     assert inst.formulas == load_instrument("vsm2013").formulas
     prompt = item_prompt(inst.items[0], instruction=inst.instruction)
     assert prompt.endswith("Antworten Sie nur mit der Nummer einer Option (1-5).")
-    assert "genügend Zeit" in prompt and INSTRUCTION not in prompt
+    assert "genügend Zeit" in prompt and formats.instruction("number", 5) not in prompt
     assert instrument_key(str(path)) == str(path.resolve())
     assert instrument_key("VSM2013") == "vsm2013"
 

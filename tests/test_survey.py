@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from culturetune.core.errors import CultureTuneError
+from culturetune.instrument import formats
 from culturetune.instrument.items import Instrument
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import DIMENSIONS, compute_indices, load_instrument, parse_constants
 from culturetune.model.loading import PLAIN_SYSTEM, PLAIN_USER, LoadedModel, load_model
-from culturetune.reading.answers import parse_answer
 from culturetune.reading.batch import Survey
-from culturetune.reading.prompts import INSTRUCTION, item_prompt, option_token_ids, persona_prompt
+from culturetune.reading.prompts import item_prompt, option_token_ids, persona_prompt
 from culturetune.reading.results import SurveyResult
 from culturetune.reading.survey import run_survey
 
@@ -148,17 +148,9 @@ def test_reversed_prompt_lists_options_5_to_1() -> None:
     assert [ln for ln in lines if ln[:2] in {f"{k}." for k in range(1, 6)}] == [
         f"{k}. {label}" for k, label in enumerate(reversed(item.options), 1)
     ]
-    assert lines[-1] == INSTRUCTION
-    # a shown number maps back to the option it labels
-    for shown in range(1, 6):
-        assert parse_answer(f"{shown}. {item.options[5 - shown]}", REVERSED) == 6 - shown
-        assert parse_answer(f"{shown}") == shown
-    # a cyclic shift: shown number j labels option (j + 1) mod 5 + 1
-    shift = (1, 2, 3, 4, 0)
-    assert [parse_answer(str(j), shift) for j in range(1, 6)] == [2, 3, 4, 5, 1]
-    assert item_prompt(item, shift).splitlines()[3] == f"1. {item.options[1]}"
-    for bad in ("", "none of these", "0", "6", "42"):
-        assert parse_answer(bad) is None
+    assert lines[-1] == formats.instruction("number", 5)
+    # a cyclic shift: shown number 1 labels option 2
+    assert item_prompt(item, (1, 2, 3, 4, 0)).splitlines()[3] == f"1. {item.options[1]}"
 
 
 @pytest.mark.model
@@ -184,8 +176,8 @@ def test_reversed_generation_maps_back(results: dict[str, SurveyResult]) -> None
     gen, exp = results["rev-generate"], results["rev-expected"]
     for i in confident(exp):
         top = int(np.argmax(exp.items[i].probs)) + 1  # in option order
-        raw = parse_answer(gen.items[i].generated or "")  # the number the model wrote
-        assert raw == 6 - top
+        raw = formats.match_label(gen.items[i].generated or "", "number", 5)  # as written
+        assert raw is not None and raw + 1 == 6 - top
         assert gen.items[i].mean == top
 
 

@@ -27,7 +27,7 @@ from culturetune.instrument.orders import (
 )
 from culturetune.instrument.targets import lookup_country, parse_target
 from culturetune.instrument.vsm import DIMENSIONS, compute_indices_batch, parse_constants
-from culturetune.reading.answers import item_means, parse_answer
+from culturetune.reading.answers import item_means
 from culturetune.reading.batch import Survey
 from culturetune.reading.prompts import N_OPTIONS
 from culturetune.reading.results import uniform_indices, uniform_loss
@@ -165,8 +165,8 @@ def test_calibration_removes_a_position_prior(lm) -> None:
     """A model that answers by position for real and content-free questions alike has nothing
     left after calibration: every answer is uniform, whatever order it is read in."""
     survey = Survey(lm, orders="shown", calibrate=True)
-    assert survey.n_prompts == 24 + len(survey.formats) * 3
-    assert len(survey.formats) == 8  # VSM 2013: 8 (lead-in, answer scale) formats
+    assert survey.n_prompts == 24 + len(survey.item_formats) * 3
+    assert len(survey.item_formats) == 8  # VSM 2013: 8 (lead-in, answer scale) formats
     _position_only(survey, 3)
     r = run_survey(survey, constants=C50)
     for it in r.items:
@@ -185,7 +185,6 @@ def test_generated_answers_are_mapped_back_and_averaged(lm, monkeypatch) -> None
     assert r.items[0].mean == 3.0 and r.items[0].order_means == [1.0, 5.0]
     assert r.items[1].mean == 1.0 and r.items[1].order_means == [1.0, None]
     assert any("m02" in n and "order 2" in n for n in r.notes)
-    assert parse_answer("1", (4, 3, 2, 1, 0)) == 5
 
 
 @pytest.mark.model

@@ -21,7 +21,7 @@ culturetune.cli`` runs the same.
 """
 
 # The command modules register their commands on import, in this order (the order of --help).
-from culturetune.cli import survey, check, models, tune, chat, bench, experiment, respondent  # noqa: I001, F401, E501
+from culturetune.cli import survey, check, models, tune, chat, bench, experiment  # noqa: I001, F401
 from culturetune.cli.app import app, command, main
 from culturetune.cli.common import (
     load_lm,

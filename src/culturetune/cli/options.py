@@ -55,8 +55,7 @@ ModelOpt = Annotated[
         "--model", "-m",
         help="A known model (culturetune models: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), a "
         "Hugging Face hub id, a local model folder or a .gguf file "
-        "(default: the bundled SmolLM2-135M-Instruct; 'respondent': the bundled model with the "
-        "respondent LoRA, the positive control, where one is bundled: docs/respondent.md).",
+        "(default: the bundled SmolLM2-135M-Instruct).",
         show_default=False,
         rich_help_panel="Model",
     ),

@@ -150,7 +150,8 @@ def tune(
     reading: Annotated[
         ReadingName,
         typer.Option(help="What the objective reads: expected (next-token probabilities) or "
-                     "said (the option the greedy first token names; a non-option reads as 3).",
+                     "said (the option the greedy reply names, by its label or its words; a "
+                     "non-option reads as 3).",
                      case_sensitive=False, rich_help_panel="Objective"),
     ] = ReadingName.expected,
     missing: MissingOpt = DEFAULT_MISSING,

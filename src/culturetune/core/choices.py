@@ -14,8 +14,9 @@ ANSWER_MODES: tuple[str, ...] = ("expected", "argmax", "said", "generate")
 #: toward whatever remainder is left.
 MISSING_RULES: tuple[str, ...] = ("renormalise", "neutral")
 #: What a tuning objective or a view reads: next-token probabilities (``expected``, with the
-#: run's ``missing`` rule) or the option the greedy first token names (``said``; a non-option is
-#: the middle answer).
+#: run's ``missing`` rule) or the option the model says (``said``: the option whose label or
+#: words the greedy reply spells, else its generated reply matched; a non-option is the middle
+#: answer).
 READINGS: tuple[str, ...] = ("expected", "said")
 #: How a tuning run's objective aggregates its training views (each wording x each option order):
 #: ``pooled``: the loss of the answers averaged over all views; ``mean``: the mean of each view's

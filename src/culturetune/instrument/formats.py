@@ -20,7 +20,10 @@ from collections.abc import Sequence
 from culturetune.core.choices import FORMAT_CHOICES, FORMATS
 from culturetune.core.errors import CultureTuneError
 
-DEFAULT_FORMAT = "number"
+#: The format a survey, a check or a result is read in when the caller names none. Not the
+#: command line's default: that is ``core.defaults.FORMAT`` (``auto``), which settles on a
+#: format per model (:func:`culturetune.reading.check.choose_format`) and passes it on.
+READ_FORMAT = "number"
 LETTERS = "ABCDEFGHIJ"
 #: The longest option text the ``words`` format scores, in tokens (checked on the tokenizer).
 MAX_OPTION_TOKENS = 24
@@ -139,6 +142,6 @@ def match_label(reply: str, fmt: str, k: int) -> int | None:
     return j if 0 <= j < k else None
 
 
-__all__ = ["DEFAULT_FORMAT", "FORMATS", "FORMAT_CHOICES", "MAX_OPTION_TOKENS", "check_format",
+__all__ = ["READ_FORMAT", "FORMATS", "FORMAT_CHOICES", "MAX_OPTION_TOKENS", "check_format",
            "check_option_words", "instruction", "label_forms", "labels", "match_label",
            "match_words", "option_lines"]

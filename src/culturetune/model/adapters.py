@@ -1,4 +1,4 @@
-"""LoRA adapters on a base model: ``--model BASE --adapter DIR`` and the bundled respondent.
+"""LoRA adapters on a base model: ``--model BASE --adapter DIR``.
 
 An adapter folder is PEFT's LoRA format (``adapter_config.json`` + ``adapter_model.safetensors``;
 pickled ``.bin`` weights are refused). It is loaded by PEFT's own code
@@ -8,9 +8,6 @@ GGUF file, so later loads are plain model loads. This module checks the folder a
 its merge is cached; the merge itself is :func:`culturetune.model.loading.merge_adapter`, which
 loads the base model (so that loading sits above this module, not beside it). Every culturetune
 command then reads the merged model like any other local model folder.
-
-``--model respondent`` is the bundled default model with the bundled respondent adapter
-(:mod:`culturetune.respondent`): a positive control that answers Likert items by content.
 """
 
 from __future__ import annotations
@@ -22,13 +19,7 @@ from pathlib import Path
 from culturetune.core.cache import cache_dir
 from culturetune.core.errors import CultureTuneError
 
-RESPONDENT = "respondent"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
-def respondent_adapter() -> Path:
-    """The bundled respondent's adapter folder."""
-    return Path(__file__).parent / "data" / "respondent"
 
 
 def check_adapter(adapter: str | Path, option: str = "--adapter") -> Path:
@@ -79,4 +70,4 @@ def merged_folder(base: str, adapter: Path) -> Path:
     return cache_dir() / "models" / f"merged-{slug}-{fingerprint(adapter)}"
 
 
-__all__ = ["RESPONDENT", "check_adapter", "merged_folder", "respondent_adapter"]
+__all__ = ["check_adapter", "merged_folder"]

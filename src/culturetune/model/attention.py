@@ -50,7 +50,9 @@ class SharedPrefix:
         #: of the causal one.
         self.tree: torch.Tensor | None = None
 
-    def causal(self, t: int, device: torch.device) -> torch.Tensor:
+    def own_mask(self, t: int, device: torch.device) -> torch.Tensor:
+        """The additive mask among each row's own ``t`` tokens: the tree mask where one is set,
+        else the causal mask."""
         if self.tree is not None:
             return self.tree[None, :, None, None]
         if self.own_bias is None or self.own_bias.shape[-1] != t:
@@ -93,7 +95,7 @@ def shared_prefix_attention(
     k = key.view(p, n, kvh, 1, t, d)
     v = value.view(p, n, kvh, 1, t, d)
     qo = (query * scale).view(p, n, kvh, g, t, d)
-    s_own = qo @ k.transpose(-1, -2) + ctx.causal(t, query.device)  # [p, n, kvh, g, t, t]
+    s_own = qo @ k.transpose(-1, -2) + ctx.own_mask(t, query.device)  # [p, n, kvh, g, t, t]
     w = torch.softmax(torch.cat([s_pre, s_own], -1), -1)
     out = w[..., length:] @ v
     if length:  # an empty prefix (nothing before the soft prompt) adds nothing

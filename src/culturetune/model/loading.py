@@ -63,9 +63,6 @@ class LoadedModel:
     name: str
     device: str
     dtype: str
-    #: Where the weights were read from when ``name`` does not say it (the respondent's merged
-    #: folder, named by its adapter's hash): part of the model check's cache key.
-    source: str = ""
 
     @property
     def hidden_size(self) -> int:
@@ -149,8 +146,6 @@ def peft_base_model(name: str) -> str:
     known = registry.lookup(name)
     if known is not None:
         return known.hub_id
-    if name == "respondent":
-        return str(adapters.merged_folder(DEFAULT_MODEL, adapters.respondent_adapter()).resolve())
     local = Path(name).expanduser()
     if name.endswith(".gguf") and local.is_file():
         return str(gguf_cache_folder(local).resolve())
@@ -216,8 +211,7 @@ def load_model(
     packages on the first load), a hub id, a folder or a ``.gguf`` file (``None``: the bundled
     default). ``adapter``: a PEFT LoRA folder merged into the model
     (:mod:`culturetune.model.adapters`); the loaded model is then named by its merged, cached
-    folder. ``name="respondent"`` is the bundled default model with the bundled respondent
-    adapter. ``progress`` hears about slow first-load steps. A model that would not fit in memory
+    folder. ``progress`` hears about slow first-load steps. A model that would not fit in memory
     is refused before it loads."""
 
     dev = resolve_device(device)
@@ -227,21 +221,9 @@ def load_model(
                                   trust_remote_code=trust_remote_code))
     name = DEFAULT_MODEL if name is None else check_model_name(name) or DEFAULT_MODEL
     known = registry.lookup(name)
-    source = ""
     try:
-        if name != adapters.RESPONDENT:
-            check_memory(name, dt, dev)
-        if name == adapters.RESPONDENT:
-            bundled = adapters.respondent_adapter()
-            if not (bundled / "adapter_model.safetensors").is_file():
-                raise CultureTuneError(
-                    "--model respondent: no respondent is bundled in this version; the one "
-                    "trained so far does not answer by content (docs/respondent.md). Train one "
-                    "with `culturetune respondent train --out DIR` and load it with "
-                    "--adapter DIR")
-            source = str(merge_adapter(None, bundled))
-            model, tok = _load_hf(source, dt, dev, False)
-        elif known is not None:
+        check_memory(name, dt, dev)
+        if known is not None:
             model, tok = _load_known(known, dt, dev, progress)
         elif name.endswith(".gguf"):
             gguf = Path(name).expanduser()
@@ -259,8 +241,7 @@ def load_model(
     model.requires_grad_(False)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt,
-                       source=source)
+    return LoadedModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dt)
 
 
 def check_memory(name: str, dtype: str, device: str) -> None:

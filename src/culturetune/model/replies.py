@@ -21,6 +21,18 @@ import torch
 OFF = -1
 
 
+class SharedStart(ValueError):
+    """One option's form is the start of another's at the token level (or the same tokens):
+    with no end-of-reply token, the longer reply would count for both, so such options are not
+    scored. ``short`` and ``long`` are the two options (the same option where one of its forms
+    starts another of its own forms)."""
+
+    def __init__(self, short: int, long: int, same: bool = False) -> None:
+        self.short, self.long, self.same = short, long, same
+        super().__init__(f"options {short} and {long} have a form in common" if same else
+                         f"a form of option {short} is the start of a form of option {long}")
+
+
 @dataclass
 class Trie:
     """One prompt's options as a token trie (nodes in insertion order: parents first)."""
@@ -34,6 +46,10 @@ class Trie:
 
     @classmethod
     def build(cls, options: list[list[list[int]]]) -> Trie:
+        """The trie of one prompt's options (``[option][form][token]``). A form that ends where
+        another form goes on (one is the start of the other) or that ends at the same node
+        raises :class:`SharedStart`: the replies have no end token, so the shorter form's
+        probability would hold the longer one's too."""
         token: list[int] = []
         parent: list[int] = []
         ends: list[int] = []
@@ -58,11 +74,16 @@ class Trie:
                         ends.append(-1)
                     at = child[(at, t)]
                     path.append(at)
-                if ends[at] not in (-1, o):
-                    raise ValueError(f"options {ends[at]} and {o} have a form in common")
+                if ends[at] != -1:  # the same tokens as another option's form
+                    raise SharedStart(ends[at], o, same=True)
                 ends[at] = o
                 option_paths.append(path)
             paths.append(option_paths)
+        for p in parent:  # a form ends where another goes on
+            if p >= 0 and ends[p] != -1:
+                longer = next(o for o, forms in enumerate(paths) for f in forms
+                              if p in f[:-1])
+                raise SharedStart(ends[p], longer)
         return cls(token, parent, ends, paths)
 
     @property
@@ -177,4 +198,4 @@ class ReplySet:
         return out
 
 
-__all__ = ["OFF", "ReplySet", "Trie"]
+__all__ = ["OFF", "ReplySet", "SharedStart", "Trie"]

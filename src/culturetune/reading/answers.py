@@ -4,7 +4,6 @@ options, and the values of what a model said."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,8 +25,10 @@ NO_ANSWER = OFF
 class Readout:
     """A survey's answers: ``by_order`` ``[candidates, orders, items, 5]`` in option-content
     order (calibrated if asked), ``mass`` ``[candidates, orders, items]`` raw option mass,
-    ``said`` ``[candidates, orders, items]`` the option (content index) the greedy first token
-    names, ``NO_ANSWER`` where it names none."""
+    ``said`` ``[candidates, orders, items]`` the option (content index) whose reply form the
+    greedy path through the options' tokens spells, ``NO_ANSWER`` where the path leaves every
+    option (what the model says is this path with a generated fallback there:
+    :meth:`culturetune.reading.batch.Survey.said_all`)."""
 
     orders: list[Order]
     by_order: np.ndarray
@@ -50,11 +51,6 @@ class Readout:
         rule for the probability off the options (:data:`MISSING_RULES`)."""
         values = constant(np.arange(1, N_OPTIONS + 1, dtype=float), self.by_order)
         return apply_missing(self.by_order @ values, self.mass, missing)
-
-    def said_means(self) -> np.ndarray:
-        """Item values ``[candidates, orders, items]`` of the first tokens said (1-5), the
-        middle answer where no option was said."""
-        return said_values(self.said)
 
 
 def check_missing(rule: str) -> str:
@@ -98,15 +94,5 @@ def or_no_answer(value: int | None) -> int:
     return NO_ANSWER if value is None else value
 
 
-def parse_answer(text: str, order: Order | None = None) -> int | None:
-    """The first number in a generated answer, if it is an option: the shown number mapped back
-    to the option it labels in ``order`` (1 = the instrument's first option)."""
-    m = re.search(r"\d+", text)
-    if not m or not 1 <= int(m.group()) <= N_OPTIONS:
-        return None
-    value = int(m.group())
-    return value if order is None else order[value - 1] + 1
-
-
 __all__ = ["MISSING_RULES", "NO_ANSWER", "Readout", "apply_missing", "check_missing", "item_means",
-           "or_no_answer", "parse_answer", "said_values"]
+           "or_no_answer", "said_values"]

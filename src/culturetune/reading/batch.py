@@ -47,14 +47,11 @@ from culturetune.reading.prompts import (
     item_prompt,
     option_token_ids,
     prompt_segments,
-    word_token_ids,
+    word_forms,
 )
 
 #: Option orders a survey reads answers in unless told otherwise (see culturetune.core.defaults).
 DEFAULT_ORDERS = defaults.ORDERS
-#: Surface forms of each option: the bare digit and, where it is one token, the digit after a
-#: space (tokenizers that split ``" 1"`` would otherwise put their answer mass elsewhere).
-OPTION_FORMS = tuple(formats.label_forms("number", N_OPTIONS))
 
 
 class Survey:
@@ -79,7 +76,7 @@ class Survey:
         orders: str = DEFAULT_ORDERS,
         calibrate: bool = False,
         max_rows: int = 512,
-        format: str = formats.DEFAULT_FORMAT,
+        format: str = formats.READ_FORMAT,
     ) -> None:
         self.lm = lm
         self.instrument = load_instrument(instrument) if isinstance(instrument, str) else instrument
@@ -102,17 +99,18 @@ class Survey:
         self.users = list(users)  # the questions of every (order, item), orders outermost
         # Content-free prompts: one per (lead-in, option scale) format and content-free text.
         keys: list[tuple[str, tuple[str, ...]]] = []
-        self.formats: list = []
+        #: One item of each (lead-in, option scale) pair: the content-free prompts' templates.
+        self.item_formats: list = []
         self.format_of: list[int] = []
         for it in inst.items:
             if (it.stem, it.options) not in keys:
                 keys.append((it.stem, it.options))
-                self.formats.append(it)
+                self.item_formats.append(it)
             self.format_of.append(keys.index((it.stem, it.options)))
         self.content_free = tuple(inst.content_free or CONTENT_FREE)
         if self.calibrate:
             for o in self.orders:
-                for f in self.formats:
+                for f in self.item_formats:
                     for t in self.content_free:
                         users.append(item_prompt(f, o, instruction, text=t, fmt=fmt))
                         self.shown.append(shown_options(f.options, o))
@@ -123,7 +121,7 @@ class Survey:
 
     def _reply_options(self) -> list[list[list[list[int]]]]:
         """Each prompt's replies as token sequences: ``[prompt][shown option][form]``, the
-        option's label (in each of its forms) or its words."""
+        option's label or its words, each in the forms a reply takes."""
         if self.option_ids is not None:
             per = [[[i] for i in ids] for ids in self.option_ids]
             options = [per] * self.n_prompts
@@ -133,8 +131,8 @@ class Survey:
             for shown in self.shown:
                 key = tuple(shown)
                 if key not in words:
-                    words[key] = word_token_ids(self.lm, shown)
-                options.append([[ids] for ids in words[key]])
+                    words[key] = word_forms(self.lm, shown)
+                options.append(words[key])
         return options
 
     @property
@@ -193,7 +191,7 @@ class Survey:
         n_o, n_i = len(self.orders), len(self.instrument.items)
         shown = probs[:, : n_o * n_i].reshape(-1, n_o, n_i, N_OPTIONS)
         if self.calibrate:
-            n_f, n_t = len(self.formats), len(self.content_free)
+            n_f, n_t = len(self.item_formats), len(self.content_free)
             cf = probs[:, n_o * n_i:].reshape(-1, n_o, n_f, n_t, N_OPTIONS).mean(3)
             shown = calibrate_probs(shown, cf[:, :, self.format_of])
         said = np.asarray(greedy)[:, : n_o * n_i].reshape(-1, n_o, n_i)
@@ -248,20 +246,38 @@ class Survey:
     def said(
         self, reading: Readout, soft: torch.Tensor | None = None
     ) -> tuple[np.ndarray, dict[int, str]]:
-        """What the model says to each (order, item) under one prompt: the option its greedy
-        reply spells; where the greedy path leaves every option, its greedy reply generated and
-        matched to the options (:meth:`parse`). Returns content indices ``[orders, items]``
-        (``NO_ANSWER`` where the reply names no option) and the generated replies by prompt
-        number."""
-        said = reading.said[0].copy()
+        """What the model says to each (order, item) under one prompt (the first candidate of
+        ``reading``; see :meth:`said_all`): content indices ``[orders, items]`` and the
+        generated replies by prompt number."""
+        said, replies = self.said_all(reading, soft, candidates=1)
+        return said[0], replies[0]
+
+    def said_all(
+        self, reading: Readout, soft: torch.Tensor | None = None, candidates: int | None = None,
+    ) -> tuple[np.ndarray, list[dict[int, str]]]:
+        """What the model says, the one definition that the objective, the checks, ``survey``
+        and the report read: the option whose reply form (its label, or its words as written
+        or with a capital first letter) the greedy path through the options' tokens spells;
+        where that path leaves every option, the greedy reply generated and matched to the
+        options (:meth:`parse`: case and punctuation aside, a leading list label tolerated).
+        Returns content indices ``[candidates, orders, items]`` (``NO_ANSWER`` where the reply
+        names no option) and each candidate's generated replies by prompt number."""
+        said = reading.said[:candidates].copy()
+        if soft is not None and soft.dim() == 2:
+            soft = soft[None]
         n_i = len(self.instrument.items)
-        missing = [int(o * n_i + i) for o, i in zip(*np.nonzero(said == NO_ANSWER), strict=True)]
-        replies = dict(zip(missing, self.generate(soft, which=missing), strict=True))
-        for k, text in replies.items():
-            o, i = divmod(k, n_i)
-            value = self.parse(k, text)
-            said[o, i] = NO_ANSWER if value is None else value
-        return said, replies
+        out = []
+        for c in range(len(said)):
+            missing = [int(o * n_i + i)
+                       for o, i in zip(*np.nonzero(said[c] == NO_ANSWER), strict=True)]
+            texts = self.generate(None if soft is None else soft[c], which=missing)
+            replies = dict(zip(missing, texts, strict=True))
+            for k, text in replies.items():
+                o, i = divmod(k, n_i)
+                value = self.parse(k, text)
+                said[c, o, i] = NO_ANSWER if value is None else value
+            out.append(replies)
+        return said, out
 
 
 def read_within(
@@ -345,4 +361,4 @@ def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
     return scorer
 
 
-__all__ = ["DEFAULT_ORDERS", "OPTION_FORMS", "Survey", "joint_scorer", "read_many", "read_within"]
+__all__ = ["DEFAULT_ORDERS", "Survey", "joint_scorer", "read_many", "read_within"]

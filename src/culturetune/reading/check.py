@@ -2,8 +2,9 @@
 
 A model that answers by position (it names the first listed option whatever the question) or
 that ignores instructions gives a survey reading that no prompt can align with values: any gain
-measures the format. The check reads what the model *says* (the ``said`` reading: the greedy
-first token, or its greedy reply where that token is no option):
+measures the format. The check reads what the model *says* (the ``said`` reading: the option
+whose label or words the greedy reply spells, or its generated reply matched where it spells
+none: :meth:`culturetune.reading.batch.Survey.said_all`):
 
 (a) **order agreement**: each item asked with the options printed and reversed; on how many
     items do the two answers name the same option *content*, and on how many the same shown
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from culturetune.core.files import read_json, write_json
-from culturetune.instrument.formats import DEFAULT_FORMAT, FORMATS
+from culturetune.instrument.formats import FORMATS, READ_FORMAT
 
 #: The instruction probe's system prompts: the agreeing pole and the disagreeing pole.
 HIGH_SYSTEM = ("Whatever the question, always choose the option that expresses the strongest "
@@ -65,7 +66,8 @@ VERDICTS = ("answers by content", "answers by position", "does not follow instru
 UNREAD_VERDICTS = ("answers by position", "does not answer")
 #: Bump when what the check measures changes (cached checks of older versions are redone).
 #: 2: answer formats; (c) compares the most likely option with the said reply.
-CHECK_VERSION = 2
+#: 3: words scored and said in their capitalised form too; (c) named top_option_match.
+CHECK_VERSION = 3
 #: Words that mark an option as the agreeing / important / frequent pole of its scale.
 _HIGH_POLE = ("utmost", "always", "strongly agree", "very good", "very proud")
 
@@ -98,7 +100,7 @@ class ModelCheck:
     #: (b) per order: mean pole score (1 = agreeing pole) asked high / low, and their gap.
     probe: dict[str, dict[str, float]]
     #: (c) items where the most likely option is the option the greedy reply names.
-    first_token_match: float
+    top_option_match: float
     #: Share of replies (items x orders, no system prompt) that name an option.
     answered: float
     #: What the plain model said in each order: option positions as shown, 1 = the first
@@ -113,7 +115,7 @@ class ModelCheck:
     seconds: float = 0.0
     version: int = CHECK_VERSION
     #: The answer format the model was asked in (:data:`culturetune.instrument.formats.FORMATS`).
-    format: str = DEFAULT_FORMAT
+    format: str = READ_FORMAT
 
     @property
     def answers_by_content(self) -> bool:
@@ -129,6 +131,8 @@ class ModelCheck:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCheck:
+        if "first_token_match" in d:  # its name before issue 32
+            d = {"top_option_match": d["first_token_match"], **d}
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -138,8 +142,9 @@ class ModelCheck:
         return (f"{self.format} format: {self.verdict}: same option content in both orders on "
                 f"{self.content_agreement:.0%} of items (same position "
                 f"{self.position_agreement:.0%}); "
-                f"instruction probe gap {gaps} (needs {MIN_PROBE_GAP:g}); first token = reply "
-                f"on {self.first_token_match:.0%}; replies naming an option {self.answered:.0%}")
+                f"instruction probe gap {gaps} (needs {MIN_PROBE_GAP:g}); most likely option = "
+                f"reply on {self.top_option_match:.0%}; replies naming an option "
+                f"{self.answered:.0%}")
 
     def warning(self) -> str | None:
         """What a tuning run on this model measures, where the model fails the check."""
@@ -165,7 +170,7 @@ def verdict(content: float, position: float, probe_ok: bool, answered: float) ->
 
 def run_check(lm: Any, instrument: str = "vsm2013",
               progress: Callable[[str], None] | None = None,
-              format: str = DEFAULT_FORMAT) -> ModelCheck:
+              format: str = READ_FORMAT) -> ModelCheck:
     """Measure (a), (b) and (c) in one answer format on a loaded model (no cache; see
     :func:`check_model`)."""
     from culturetune.reading.answers import NO_ANSWER, said_values
@@ -219,13 +224,13 @@ def run_check(lm: Any, instrument: str = "vsm2013",
         model=lm.name, instrument=inst.name,
         verdict=verdict(content, position, probe_ok, answered), items=n,
         content_agreement=content, position_agreement=position, order_gap=order_gap,
-        probe=probe, first_token_match=match, answered=answered, said=shown,
+        probe=probe, top_option_match=match, answered=answered, said=shown,
         replies={"printed": texts[:n], "reversed": texts[n:]},
         seconds=round(time.perf_counter() - began, 2), format=format,
     )
 
 
-def cache_path(lm: Any, instrument: str, format: str = DEFAULT_FORMAT) -> Path:
+def cache_path(lm: Any, instrument: str, format: str = READ_FORMAT) -> Path:
     """Where the check of this model (name, dtype, device) on this instrument in this answer
     format is cached."""
     from culturetune.core.cache import cache_dir
@@ -234,8 +239,6 @@ def cache_path(lm: Any, instrument: str, format: str = DEFAULT_FORMAT) -> Path:
     inst = load_instrument(instrument)
     key = [CHECK_VERSION, lm.name, str(lm.dtype), str(lm.device).split(":")[0], inst.to_dict(),
            format]
-    if getattr(lm, "source", ""):  # the respondent: which adapter (its hash) is merged
-        key.append(lm.source)
     key = json.dumps(key, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / "checks" / f"{digest}.json"
@@ -243,14 +246,14 @@ def cache_path(lm: Any, instrument: str, format: str = DEFAULT_FORMAT) -> Path:
 
 def check_model(lm: Any, instrument: str = "vsm2013", *, refresh: bool = False,
                 progress: Callable[[str], None] | None = None,
-                format: str = DEFAULT_FORMAT) -> ModelCheck:
+                format: str = READ_FORMAT) -> ModelCheck:
     """The model check in one format, from the cache where this model, instrument and format
     were checked before."""
     path = cache_path(lm, instrument, format)
     if path.exists() and not refresh:
         try:
             d = read_json(path)
-            if d.get("version") == CHECK_VERSION and d.get("format", DEFAULT_FORMAT) == format:
+            if d.get("version") == CHECK_VERSION and d.get("format", READ_FORMAT) == format:
                 return ModelCheck.from_dict(d)
         except Exception:  # noqa: BLE001 - a broken cache entry is measured again
             pass
@@ -329,9 +332,9 @@ def choose_format(lm: Any, requested: str, instrument: str = "vsm2013", *,
         return FormatChoice(chosen, f"--format auto: the model check says this model answers "
                             f"by content in the {chosen} format", checks[chosen])
     said = "; ".join(f"{f}: {c.verdict}" for f, c in checks.items())
-    return FormatChoice(DEFAULT_FORMAT, "--format auto: the model answers by content in no "
+    return FormatChoice(READ_FORMAT, "--format auto: the model answers by content in no "
                         f"format ({said}), so it is read in the number format",
-                        checks.get(DEFAULT_FORMAT))
+                        checks.get(READ_FORMAT))
 
 
 __all__ = ["HIGH_SYSTEM", "LOW_SYSTEM", "MIN_AGREEMENT", "MIN_PROBE_GAP", "FormatChoice",

@@ -20,9 +20,9 @@ from culturetune.instrument.items import Instrument, Item
 from culturetune.instrument.orders import Order, shown_options
 from culturetune.model.engine import Segments, split_tokens
 from culturetune.model.loading import LoadedModel
+from culturetune.model.replies import SharedStart, Trie
 
 N_OPTIONS = 5
-INSTRUCTION = formats.instruction("number", N_OPTIONS)
 #: Question texts with no content, for contextual calibration (Zhao et al. 2021).
 CONTENT_FREE = ("N/A", "", "[MASK]")
 _CIRCLE = re.compile(r"\s*\(please [^)]*\)\s*:?")
@@ -140,6 +140,37 @@ def word_token_ids(lm: LoadedModel, options: Sequence[str], item: str = "") -> l
     return out
 
 
+def reply_forms(text: str) -> list[str]:
+    """The forms a reply that says an option takes, as text: the option's own words and the
+    same with a capital first letter ("very important", "Very important")."""
+    forms = [text]
+    capital = text[:1].upper() + text[1:]
+    if capital != text:
+        forms.append(capital)
+    return forms
+
+
+def word_forms(lm: LoadedModel, options: Sequence[str], item: str = "") -> list[list[list[int]]]:
+    """Each option's reply forms (:func:`reply_forms`) as tokens ``[option][form][token]``,
+    identical tokenizations once. Options where one's tokens are the start of another's (the
+    reply "good" is the start of "goodish" for some tokenizers) are refused: with no end of
+    the reply, the longer reply would count for both."""
+    forms = []
+    for text in options:
+        ids = word_token_ids(lm, reply_forms(text), item)
+        forms.append([f for k, f in enumerate(ids) if f not in ids[:k]])
+    try:
+        Trie.build(forms)
+    except SharedStart as exc:
+        where = f"item {item}: " if item else ""
+        a, b = options[exc.short], options[exc.long]
+        raise CultureTuneError(
+            f"{where}options {a!r} and {b!r} start with the same tokens for this tokenizer "
+            f"({a!r} is a reply that also starts {b!r}), so the words format cannot tell them "
+            "apart: reword one of them (or use --format number)") from None
+    return forms
+
+
 def check_chat_template(lm: LoadedModel, fmt: str) -> None:
     if fmt == "words" and not lm.has_chat_template:
         raise CultureTuneError(
@@ -154,7 +185,7 @@ def format_problem(lm: LoadedModel, instrument: Instrument, fmt: str) -> str | N
         check_chat_template(lm, fmt)
         if fmt == "words":
             for it in instrument.items:
-                word_token_ids(lm, it.options, it.var)
+                word_forms(lm, it.options, it.var)
         else:
             option_token_ids(lm.tokenizer, fmt)
     except CultureTuneError as exc:
@@ -184,8 +215,8 @@ def prompt_segments(
     return split_tokens(lm, texts, splits)
 
 
-__all__ = ["CONTENT_FREE", "INSTRUCTION", "N_OPTIONS", "PLACEMENTS", "check_chat_template",
+__all__ = ["CONTENT_FREE", "N_OPTIONS", "PLACEMENTS", "check_chat_template",
            "check_instrument_format", "check_placement", "format_instruction", "format_problem",
            "item_prompt",
            "label_token_ids", "option_token_ids", "persona_prompt", "prompt_segments",
-           "word_token_ids"]
+           "word_forms", "word_token_ids"]

@@ -56,7 +56,7 @@ class SurveyResult:
     #: The ``expected`` reading's rule for the probability off the options (MISSING_RULES).
     missing: str | None = None
     #: The answer format the items were asked in (culturetune.instrument.formats).
-    format: str = formats.DEFAULT_FORMAT
+    format: str = formats.READ_FORMAT
 
     @property
     def answered(self) -> float | None:

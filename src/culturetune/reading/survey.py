@@ -29,13 +29,11 @@ from culturetune.reading.answers import (
     check_missing,
     item_means,
     or_no_answer,
-    parse_answer,
     said_values,
 )
 from culturetune.reading.batch import DEFAULT_ORDERS, Survey, read_many, read_within
 from culturetune.reading.prompts import (
     CONTENT_FREE,
-    INSTRUCTION,
     N_OPTIONS,
     check_placement,
     item_prompt,
@@ -225,7 +223,6 @@ __all__ = [
     "CONTENT_FREE",
     "DEFAULT_ORDERS",
     "DIMENSIONS",
-    "INSTRUCTION",
     "MISSING_RULES",
     "NO_ANSWER",
     "N_OPTIONS",
@@ -241,7 +238,6 @@ __all__ = [
     "item_prompt",
     "label_token_ids",
     "option_token_ids",
-    "parse_answer",
     "persona_prompt",
     "prompt_segments",
     "read_many",

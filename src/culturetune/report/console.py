@@ -178,7 +178,7 @@ def print_survey(result: SurveyResult, persona: str | None = None) -> None:
     con.print(table)
     if result.answered is not None:
         say(con, f"replies naming an option: {result.answered:.0%} of items x orders"
-            + (" (· = the first token was an option; no reply generated)"
+            + (" (· = the greedy reply spelled an option; no reply generated)"
                if result.answers == "said" else ""))
     if result.missing == "neutral":
         say(con, "probability off the options counts as the middle answer (--missing neutral)")
@@ -278,7 +278,7 @@ def print_model_check(checks: Any) -> None:
     for fmt, c in checks.items():
         probe = [f"{p['gap']:+.2f}" for p in c.probe.values()]
         table.add_row(fmt, f"{c.content_agreement:.0%}", f"{c.position_agreement:.0%}",
-                      f"{c.order_gap:.2f}", *probe, f"{c.first_token_match:.0%}",
+                      f"{c.order_gap:.2f}", *probe, f"{c.top_option_match:.0%}",
                       f"{c.answered:.0%}", _SHORT_VERDICTS.get(c.verdict, c.verdict))
     con.print(table)
     say(con, f"content / pos: items with the same option content / the same shown position "

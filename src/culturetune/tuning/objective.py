@@ -21,7 +21,7 @@ from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import Target, loss_batch
 from culturetune.instrument.vsm import compute_indices_batch
 from culturetune.model.loading import LoadedModel
-from culturetune.reading.answers import Readout
+from culturetune.reading.answers import Readout, said_values
 from culturetune.reading.batch import Survey, joint_scorer, read_many
 from culturetune.reading.survey import run_survey
 from culturetune.tuning.config import TuneConfig
@@ -83,13 +83,16 @@ class Objective:
     def read(self, prompts: torch.Tensor | None) -> tuple[list[np.ndarray], np.ndarray]:
         """Indices ``[candidates, orders, 6]`` of each wording's views, and each candidate's
         option mass (mean over all training prompts)."""
-        return self.indices_of(read_many(self.surveys, prompts))
+        return self.indices_of(read_many(self.surveys, prompts), prompts)
 
-    def indices_of(self, readouts: Sequence[Readout]) -> tuple[list[Any], Any]:
-        """:meth:`read` from readings already taken (numpy arrays or float64 tensors)."""
+    def indices_of(self, readouts: Sequence[Readout],
+                   prompts: torch.Tensor | None = None) -> tuple[list[Any], Any]:
+        """:meth:`read` from readings already taken (numpy arrays or float64 tensors; the said
+        reading also asks ``prompts`` for replies that leave the options)."""
         indices, mass = [], []
         for s, r in zip(self.surveys, readouts, strict=True):
-            means = r.said_means() if self.reading == "said" else r.order_means(self.missing)
+            means = (said_values(s.said_all(r, prompts)[0]) if self.reading == "said"
+                     else r.order_means(self.missing))
             c, o, n = means.shape
             ix = compute_indices_batch(means.reshape(c * o, n), self.constants, s.instrument)
             indices.append(ix.reshape(c, o, -1))
