@@ -475,7 +475,7 @@ CASES: list[tuple[str, list[str], str, tuple[Builder, ...]]] = [
     ("experiment-methods-commas", ["experiment", "--methods", ",,"], "methods", ()),
     ("experiment-countries-empty", ["experiment", "--countries", ""], "countries", ()),
     ("experiment-methods-twice", ["experiment", "--methods", "de,de"], "twice", ()),
-    ("experiment-methods-unknown", ["experiment", "--methods", "adam"], "unknown method", ()),
+    ("experiment-methods-unknown", ["experiment", "--methods", "sgd"], "unknown method", ()),
     ("experiment-seeds-0", ["experiment", "--seeds", "0"], "seeds", ()),
     ("experiment-seeds-absurd", ["experiment", "--seeds", "100000"], "seeds", ()),
     ("experiment-budget-absurd", ["experiment", "--budget", "100000000000"], "budget", ()),

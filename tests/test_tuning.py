@@ -115,7 +115,7 @@ def test_resume_without_run_is_an_error(lm, tmp_path):
 @pytest.mark.parametrize(
     "field,value,message",
     [
-        ("optimizer", "adam", "unknown optimizer"),
+        ("optimizer", "sgd", "unknown optimizer"),
         ("init", "zeros", "unknown --init"),
         ("placement", "middle", "unknown placement"),
         ("budget", 0, "--budget"),

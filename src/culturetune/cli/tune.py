@@ -215,6 +215,8 @@ def tune(
         reading=str(reading), missing=str(missing), min_mass=min_mass, format=str(format),
         lr=lr, temperature=temperature, grad_chunk=grad_chunk,
     )
+    if ray is not None and settings["optimizer"] in GRADIENT_OPTIMIZERS:
+        _no_ray_for(settings["optimizer"])
     # 2. the run's settings: new ones, or (in the claimed folder) the saved ones
     if resume is not None:
         folder = str(runfolder.check_run(resume))
@@ -281,10 +283,7 @@ def _tune_in(folder: str, config: TuneConfig, model: str | None, adapter: str | 
     from culturetune.tuning.search import RUN_FILE
 
     if ray is not None and config.optimizer in GRADIENT_OPTIMIZERS:
-        raise CultureTuneError(f"--optimizer {config.optimizer} takes its gradient steps in this "
-                               "process; --workers and --ray-address split a derivative-free "
-                               "population: leave them out (an experiment runs adam cells on "
-                               "Ray workers)")
+        _no_ray_for(config.optimizer)
     try:
         if adapter is not None:
             common.status(f"merging the LoRA in {adapter} into {model or DEFAULT_MODEL} ...")
@@ -298,6 +297,12 @@ def _tune_in(folder: str, config: TuneConfig, model: str | None, adapter: str | 
                               f"`culturetune tune --resume {folder}`") from None
         raise Interrupted("interrupted before the first step; nothing was saved: run the same "
                           "command again") from None
+
+
+def _no_ray_for(optimizer: str) -> None:
+    raise CultureTuneError(f"--optimizer {optimizer} takes its gradient steps in this process; "
+                           "--workers and --ray-address split a derivative-free population: "
+                           "leave them out (an experiment runs adam cells on Ray workers)")
 
 
 def _print_result(result: Any, as_json: bool) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from culturetune.core.choices import GRADIENT_OPTIMIZERS
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import read_json, write_json
 from culturetune.core.progress import Heartbeat
@@ -136,7 +137,7 @@ def cell_settings(
             population=config.population,
             tokens=config.tokens,
             placement=config.placement,
-            subspace=config.subspace,
+            subspace=None if spec.optimizer in GRADIENT_OPTIMIZERS else config.subspace,
         )
     return s
 
@@ -309,7 +310,7 @@ class CellRunner:
             model=self.lm.name,
             tokens=self.config.tokens,
             placement=self.config.placement,
-            subspace=self.config.subspace,
+            subspace=None if spec.optimizer in GRADIENT_OPTIMIZERS else self.config.subspace,
             optimizer=spec.optimizer,
             orders=spec.orders,
             calibrate=spec.calibrate,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from culturetune.core import defaults
-from culturetune.core.choices import OPTIMIZERS
+from culturetune.core.choices import GRADIENT_OPTIMIZERS, OPTIMIZERS
 from culturetune.core.errors import CultureTuneError
 from culturetune.reading.validity import View
 
@@ -22,7 +22,8 @@ BASELINES: tuple[str, ...] = ("plain", "persona")
 METHOD_ORDERS: tuple[str, ...] = ("shown", "reversed", "both", "cyclic")
 #: The default grid: the plain model, persona prompting and every optimizer on the default
 #: (order-balanced) objective; DE is the reference study's optimizer.
-DEFAULT_METHODS: tuple[str, ...] = BASELINES + OPTIMIZERS
+DEFAULT_METHODS: tuple[str, ...] = BASELINES + tuple(
+    o for o in OPTIMIZERS if o not in GRADIENT_OPTIMIZERS)
 #: Examples of the method grammar (``<optimizer>[-<orders>][-cal]``) for help texts.
 METHOD_EXAMPLES = "pso, de, pso-shown, pso-cyclic, pso-cal, de-both"
 #: Views every cell is read in, whatever its method was tuned on: the official items in each

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from culturetune.core.choices import GRADIENT_OPTIMIZERS
 from culturetune.core.errors import CultureTuneError
 from culturetune.core.memory import available_bytes
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 #: ``Survey``'s rows per forward pass (candidates × items).
 ROWS_PER_PASS = 512
+#: Tokens a reply's trie adds after the prompt (the options' words, as internal nodes).
+REPLY_TOKENS = 8
 #: Share of the free memory a run may plan to use.
 HEADROOM = 0.9
 _GIB = 2**30
@@ -54,6 +57,17 @@ def forward_bytes(lm: LoadedModel, rows: int, own: int, cached: int = 0) -> int:
     activations = rows * own * (8 * hidden + 3 * mlp) * 4
     logits = 2 * rows * vocab * 4
     return attention + activations + logits
+
+
+def graph_bytes(lm: LoadedModel, rows: int, own: int, cached: int = 0) -> int:
+    """Rough memory of a gradient step's graph: every layer keeps the activations and attention
+    weights of ``rows`` sequences of ``own`` tokens after ``cached`` cached ones, and the output
+    layer its float32 log-probabilities at each read."""
+    heads, hidden, mlp, vocab = _dims(lm)
+    layers = int(getattr(getattr(lm.model, "config", None), "num_hidden_layers", None) or 1)
+    per_layer = rows * own * (10 * hidden + 4 * mlp) * 4 + 2 * rows * heads * own * (
+        cached + own) * 4
+    return layers * per_layer + 3 * rows * own * vocab * 4
 
 
 def prompt_tokens(lm: LoadedModel, users: Sequence[str], system: str | None = None) -> int:
@@ -122,6 +136,8 @@ def tune_bytes(lm: LoadedModel, config: TuneConfig, tokens: int, longest: int,
     record = 2 * config.budget * dim * 8
     optimizer = 4 * pop * dim * 8 + (3 * dim * dim * 8 if config.optimizer == "cma" else 0)
     candidates = 3 * pop * size * 4
+    if config.optimizer in GRADIENT_OPTIMIZERS:
+        return 8 * size * 4 + record + step_bytes(lm, config, tokens, longest, items)
     rows = min(pop, max(1, ROWS_PER_PASS // max(items, 1))) * max(items, 1)
     if config.placement == "prefix":
         forward = forward_bytes(lm, rows, tokens + longest)
@@ -129,6 +145,16 @@ def tune_bytes(lm: LoadedModel, config: TuneConfig, tokens: int, longest: int,
         forward = forward_bytes(lm, rows, tokens + (longest if config.placement == "system"
                                                     else 0), longest)
     return matrix + record + optimizer + candidates + forward
+
+
+def step_bytes(lm: LoadedModel, config: TuneConfig, tokens: int, longest: int, items: int,
+               chunk: int | None = None) -> int:
+    """Rough peak memory of one gradient step: the graph of ``chunk`` prompts (the run's
+    ``grad_chunk``; every training prompt where it has none) beside a forward pass."""
+    rows = min(items, chunk or config.grad_chunk or items)
+    own = tokens + REPLY_TOKENS + (longest if config.placement != "answer" else 0)
+    cached = 0 if config.placement == "prefix" else longest
+    return graph_bytes(lm, rows, own, cached) + forward_bytes(lm, rows, own, cached)
 
 
 def survey_messages(config: TuneConfig) -> list[str]:
@@ -161,9 +187,34 @@ def check_tune(lm: LoadedModel, config: TuneConfig, users: Sequence[str] | None 
             f"{lm.hidden_size} = {size} values); use --subspace full to search the whole matrix "
             "or a smaller dimension")
     longest = prompt_tokens(lm, users, config.system)
+    if config.optimizer in GRADIENT_OPTIMIZERS:
+        _check_step(lm, config, longest, len(users))
     hint = (f" (with --population {config.population}, --budget {config.budget} and "
             f"--subspace {config.subspace or 'full'})")
     check(lm, config.tokens, longest,
           lambda t: tune_bytes(lm, config, t, longest, len(users)),
           f"a soft prompt of {config.tokens} virtual tokens", hint)
+
+
+def _check_step(lm: LoadedModel, config: TuneConfig, longest: int, items: int) -> None:
+    """Refuse a gradient step whose graph does not fit in the free memory, naming the largest
+    ``--grad-chunk`` that does (the step's shape is the settings', never the free memory's)."""
+    free = available_bytes(lm.device)
+    if free is None:
+        return
+    budget = int(free * HEADROOM)
+    rows = min(items, config.grad_chunk or items)
+    t = config.tokens
+    rest = tune_bytes(lm, config, t, longest, items) - step_bytes(lm, config, t, longest, items)
+    wanted = rest + step_bytes(lm, config, t, longest, items)
+    if wanted <= budget:
+        return
+    fit = _largest(lambda c: rest + step_bytes(lm, config, t, longest, items, c), budget, rows)
+    fits = (f"--grad-chunk {fit} fits (prompts per backward pass; the loss is the same)" if fit
+            else "not even one prompt per backward pass fits: choose a smaller model or fewer "
+            "--tokens")
+    raise CultureTuneError(
+        f"a gradient step over {rows} prompts needs about {wanted / _GIB:.1f} GiB of memory on "
+        f"{lm.device}, but only {max(budget, 0) / _GIB:.1f} GiB are free: "
+        f"{fits}")
 

@@ -1,0 +1,127 @@
+"""Tuning by the gradient (``--optimizer adam``): the torch form of the objective is the numpy
+objective, its gradient is the objective's, Adam lowers the loss, resumes exactly, fits the memory
+it is given, and refuses what it cannot take."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from culturetune.core.errors import CultureTuneError
+from culturetune.instrument.targets import lookup_country
+from culturetune.tuning import limits
+from culturetune.tuning.config import TuneConfig
+from culturetune.tuning.objective import make_objective
+from culturetune.tuning.search import Interrupted, tune
+
+pytestmark = pytest.mark.model
+
+
+def config(**kw) -> TuneConfig:
+    base = dict(target=lookup_country("China"), optimizer="adam", format="number", seed=1)
+    base.update(kw)
+    return TuneConfig(**base).validate()
+
+
+def prompts(lm, n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, lm.hidden_size, generator=g) * lm.embedding_stats[1]
+
+
+def test_load_model_leaves_autograd_on(lm32):
+    """Loading a model no longer turns gradients off for the whole thread (a notebook's own
+    autograd keeps working); reads run under inference mode by themselves."""
+    assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("fmt", ["number", "words"])
+def test_torch_objective_is_the_numpy_objective(lm32, fmt):
+    """On random prompts, every aggregation and missing rule (in numbers; the words format,
+    whose replies are token tries, on one of each), the value the gradient path reports equals
+    the numpy objective (float32 model, one candidate per pass in both)."""
+    obj = make_objective(lm32, config(format=fmt, train_instruments=["none"] if fmt == "words"
+                                      else ["paraphrase"]))
+    p = prompts(lm32, 1)[0]
+    combos = ([(a, m) for a in ("pooled", "mean", "worst") for m in ("renormalise", "neutral")]
+              if fmt == "number" else [("worst", "neutral")])
+    for aggregate, missing in combos:
+        obj.aggregate, obj.missing = aggregate, missing
+        want = float(obj(p[None])[0])
+        got, grad = obj.value_and_grad(p, temperature=0.0)
+        assert got == pytest.approx(want, abs=1e-6), (aggregate, missing)
+        assert grad.shape == p.shape and torch.isfinite(grad).all()
+        if aggregate == "worst":  # the smooth maximum changes the step, not the loss
+            assert obj.value_and_grad(p, temperature=2.0)[0] == pytest.approx(want, abs=1e-6)
+
+
+def test_gradient_matches_finite_differences_and_chunks_agree(lm32):
+    """The directional derivative of the objective (L2 loss, smooth) matches central finite
+    differences, and back-propagating 7 prompts at a time gives the one-graph gradient."""
+    obj = make_objective(lm32, config(format="number", loss="l2", objective="pooled",
+                                      min_mass=None, train_instruments=["none"]))
+    p = prompts(lm32, 1, seed=1)[0]
+    value, grad = obj.value_and_grad(p)
+    chunked_value, chunked = obj.value_and_grad(p, chunk=7)
+    assert chunked_value == value
+    torch.testing.assert_close(chunked, grad, rtol=1e-3, atol=1e-4 * grad.abs().max().item())
+    d = torch.randn(p.shape, generator=torch.Generator().manual_seed(2))
+    d = d / d.norm() * lm32.embedding_stats[1] * 5
+    eps = 0.1
+    fd = (obj((p + eps * d)[None])[0] - obj((p - eps * d)[None])[0]) / (2 * eps)
+    assert float((grad * d).sum()) == pytest.approx(fd, rel=0.02)
+
+
+def test_adam_lowers_the_loss_and_resumes_to_the_same_prompt(lm32, tmp_path):
+    """A short Adam run lowers its training objective; stopped after two steps and resumed, it
+    ends with the prompt, history and budget of the uninterrupted run. The budget counts
+    forward-equivalents: each step costs its counted forward + backward."""
+    cfg = dict(budget=10, tokens=3, train_instruments=["none"])
+    whole = tune(lm32, config(**cfg), tmp_path / "whole", check=False)
+    losses = [h["best_loss"] for h in whole.history]
+    assert losses[-1] < losses[0]
+    cost = whole.history[0]["evaluations"]
+    assert 1.5 < cost <= 3.5  # forward + backward, counted (not timed)
+    assert len(whole.history) == int(10 // cost)
+
+    def stop(p):
+        if p.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        tune(lm32, config(**cfg), tmp_path / "cut", check=False, on_progress=stop)
+    resumed = tune(lm32, config(**cfg), tmp_path / "cut", resume=True, check=False)
+    assert [h["best_loss"] for h in resumed.history] == losses
+    assert resumed.evaluations == whole.evaluations
+    torch.testing.assert_close(resumed.prompt.embeddings, whole.prompt.embeddings, rtol=0, atol=0)
+
+
+def test_a_step_that_does_not_fit_names_the_chunk_that_does(lm32, monkeypatch):
+    """Under a small memory limit a one-graph step is refused before it starts, naming the
+    largest --grad-chunk that fits; with that chunk the run is accepted."""
+    cfg = config(format="words")
+    monkeypatch.setenv("CULTURETUNE_MEMORY_LIMIT", "400MiB")
+    with pytest.raises(CultureTuneError, match=r"--grad-chunk (\d+) fits") as info:
+        limits.check_tune(lm32, cfg)
+    chunk = int(info.value.args[0].split("--grad-chunk ")[1].split()[0])
+    limits.check_tune(lm32, config(format="words", grad_chunk=chunk))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--reading", "said"], "said reading has none"),
+        (["--subspace", "64"], "subspace"),
+        (["--lr", "0"], "--lr must be a positive"),
+        (["--temperature", "-1"], "--temperature"),
+        (["--grad-chunk", "0"], "--grad-chunk"),
+        (["--workers", "2"], "--workers"),
+    ],
+)
+def test_what_adam_cannot_take_is_one_error_line(run_cli, tmp_path, args, message):
+    code, out, err = run_cli(["tune", "--country", "China", "--optimizer", "adam",
+                              "--out", str(tmp_path / "r"), *args])
+    assert code != 0 and not out
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error:") and message in err, err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
+
