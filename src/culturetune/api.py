@@ -172,7 +172,8 @@ def tune(
             settings["target"] = _target(country)
         for key, value in settings.items():
             setattr(config, key, value)
-    elif country is None and settings.get("target_system") is None:
+    elif (country is None and settings.get("target_system") is None
+          and settings.get("target_lead") is None):
         raise CultureTuneError("say which culture to tune for: a country or scores, or "
                                "target_system=TEXT to plant one (or resume=True to continue "
                                "the run in out)")

@@ -71,6 +71,13 @@ def tune(
                      "(its instrument, orders and format); the run then tunes toward them "
                      "without it.", show_default=False, rich_help_panel="Scoring"),
     ] = None,
+    target_from_lead: Annotated[
+        str | None,
+        typer.Option("--target-from-lead", help="A planted target inside the search space: "
+                     "the model's own indices with this text's token embeddings (cut or "
+                     "repeated to --tokens) in the soft prompt's place; one prompt of the "
+                     "space reaches it exactly.", show_default=False, rich_help_panel="Scoring"),
+    ] = None,
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     tokens: Annotated[int, typer.Option(help="Virtual tokens in the soft prompt.")] = 5,
@@ -202,10 +209,11 @@ def tune(
     time_limit = inputs.check_time_limit(time_limit)
     ray = _ray_settings(workers, ray_address, cpus_per_worker, gpus_per_worker, threads, device,
                         str(dtype), trust_remote_code)
-    if country is not None and target_from_system is not None:
-        raise CultureTuneError("--country names a target and --target-from-system plants one; "
-                               "give only one of them")
-    if resume is None and country is None and target_from_system is None:
+    planted = target_from_system or target_from_lead
+    if country is not None and planted is not None:
+        raise CultureTuneError("--country names a target and --target-from-system/--target-from-"
+                               "lead plant one; give only one of them")
+    if resume is None and country is None and planted is None:
         raise CultureTuneError("say which culture to tune for: --country NAME (or --target "
                                "PDI=..,IDV=..), or --resume DIR to continue a run")
     settings = dict(
@@ -224,6 +232,7 @@ def tune(
             raise CultureTuneError("--resume continues the run in its own folder; leave --out "
                                    "out (or give the same folder)")
     else:
+        settings["target_lead"] = target_from_lead
         config, folder = _new_run(country, target_from_system, subspace, constant, instrument,
                                   validate_instrument, train_instrument, settings, out)
     with runfolder.claim(folder, "--resume" if resume else "--out"):  # "in use" comes first

@@ -79,6 +79,10 @@ class TuneConfig:
     #: on ``instrument`` in ``orders`` and ``format``, expected reading), measured when the run
     #: starts; the run then tunes without it. A target known to be reachable by a prompt.
     target_system: str | None = None
+    #: A planted target inside the search space: the model's own indices with this text's token
+    #: embeddings (cut or repeated to ``tokens``) in the soft prompt's own place, so that one
+    #: point of the space reaches it exactly.
+    target_lead: str | None = None
     #: Adam's learning rate, in the search space's units: a share of the embedding table's
     #: standard deviation (times ``scale``) per step.
     lr: float = defaults.LEARNING_RATE
@@ -153,7 +157,12 @@ class TuneConfig:
         if self.min_mass is not None and not 0 < self.min_mass <= 1:
             raise CultureTuneError(f"--min-mass is a share of the plain model's option mass, "
                                    f"from 0 (no floor) to 1 (e.g. 0.5), not {self.min_mass}")
-        if not self.target.dimensions and self.target_system is None:
+        self.target_lead = inputs.check_text(self.target_lead, "--target-from-lead")
+        if self.target_system is not None and self.target_lead is not None:
+            raise CultureTuneError("--target-from-system and --target-from-lead each plant a "
+                                   "target; give one of them")
+        if (not self.target.dimensions and self.target_system is None
+                and self.target_lead is None):
             raise CultureTuneError("the target has no scores to tune towards")
         self.format = check_format(self.format)
         self.target_system = inputs.check_text(self.target_system, "--target-from-system")

@@ -25,6 +25,7 @@ from culturetune.reading.answers import Readout, said_values
 from culturetune.reading.batch import Survey, joint_scorer, read_many
 from culturetune.reading.survey import run_survey
 from culturetune.tuning.config import TuneConfig
+from culturetune.tuning.softprompt import initial_prompt
 
 #: Index points added per unit of option mass lost below the ``min_mass`` floor (as a share of the
 #: floor): far more than any loss difference, so that the floor acts as a constraint.
@@ -184,18 +185,27 @@ class Objective:
 
 
 def planted_target(lm: LoadedModel, config: TuneConfig) -> Target:
-    """The model's own indices under ``config.target_system``, read on the run's instrument in
-    its option orders and format (expected reading, the run's constants): a target that a known
-    prompt reaches, so that tuning toward it without that prompt is a positive control."""
-    survey = Survey(lm, config.instrument, system=config.target_system, orders=config.orders,
-                    format=config.format)
-    result = run_survey(survey, constants=config.constants, missing=config.missing)
+    """The model's own indices under ``config.target_system`` (a system prompt), or with
+    ``config.target_lead``'s token embeddings in the soft prompt's place (a point of the search
+    space), read on the run's instrument in its option orders and format (expected reading, the
+    run's constants): a target that a known prompt reaches, so that tuning toward it without
+    that prompt is a positive control."""
+    if config.target_lead is not None:
+        soft = initial_prompt(lm, config.tokens, "text", config.target_lead)
+        survey = Survey(lm, config.instrument, placement=config.placement,
+                        orders=config.orders, format=config.format)
+        where = (f"the text {config.target_lead!r} as {config.tokens} tokens at the soft "
+                 f"prompt's place ({config.placement})")
+    else:
+        soft, where = None, f"the system prompt {config.target_system!r}"
+        survey = Survey(lm, config.instrument, system=config.target_system,
+                        orders=config.orders, format=config.format)
+    result = run_survey(survey, soft=soft, constants=config.constants, missing=config.missing)
     if any(v is None for v in result.indices.values()):
         raise CultureTuneError("the planted target's indices could not all be read")
-    text = config.target_system
     return Target(name="planted", code=None, scores=dict(result.indices),
-                  source=f"the model's own indices under the system prompt {text!r} "
-                  f"({config.instrument}, {config.orders} orders, {config.format} format)")
+                  source=f"the model's own indices under {where} ({config.instrument}, "
+                  f"{config.orders} orders, {config.format} format)")
 
 
 def make_objective(lm: LoadedModel, config: TuneConfig) -> Objective:

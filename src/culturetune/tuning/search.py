@@ -180,7 +180,7 @@ def _tune(
         from culturetune.reading.check import check_model
 
         model_check = check_model(lm, config.instrument, format=config.format)
-    if config.target_system is not None and not resume:
+    if (config.target_system is not None or config.target_lead is not None) and not resume:
         config.target = planted_target(lm, config)
     config.init = resolve_init(config.init, config.placement, config.format)
     limits.check_tune(lm, config)
