@@ -206,6 +206,63 @@ def test_a_check_from_before_the_items_condition_still_reads() -> None:
     assert c.to_dict()["items_passed"] is None
 
 
+# --------------------------------------------------------------------------- --format auto
+
+
+def _check(fmt: str, content: float, gaps: tuple[float, float], verdict: str) -> ModelCheck:
+    """A model check with the numbers ``--format auto`` ranks formats by."""
+    probe = {name: {"asked_high": 3.0, "asked_low": 3.0 + g, "gap": g}
+             for name, g in zip(("printed", "reversed"), gaps, strict=True)}
+    return ModelCheck(model="m", instrument="vsm2013", verdict=verdict, items=24,
+                      content_agreement=content, position_agreement=0.1, order_gap=0.5,
+                      probe=probe, top_option_match=0.5, answered=1.0, item_variation=0.5,
+                      content_free_difference=0.5, format=fmt)
+
+
+def test_auto_reads_where_the_model_comes_closest_to_answering_by_content() -> None:
+    """No format passes: the most items with the same content in both orders wins (as
+    Qwen2.5-Coder-1.5B-Instruct in words), not the number format, and the reason says why."""
+    from culturetune.reading.check import choose_format, closest_format
+
+    checks = {"number": _check("number", 0.12, (0.88, 0.04), "answers inconsistently"),
+              "letter": _check("letter", 0.12, (0.96, 0.67), "answers inconsistently"),
+              "words": _check("words", 0.75, (3.04, 0.67), "does not follow instructions")}
+    assert closest_format(checks) == "words"
+    choice = choose_format(None, "auto", checks=checks)
+    assert choice.format == "words" and choice.check is checks["words"]
+    assert choice.reason == (
+        "--format auto: the model answers by content in no format (number: answers "
+        "inconsistently; letter: answers inconsistently; words: does not follow instructions); "
+        "it comes closest in the words format (the same option content in both orders on 75% of "
+        "items (against number 12%, letter 12%); instruction probe gap +0.67 in the weaker "
+        "order), so it is read in that format")
+
+
+def test_auto_breaks_a_tie_in_content_by_the_probe_then_by_the_order_of_formats() -> None:
+    from culturetune.reading.check import choose_format, closest_format
+
+    # the same content in number and letter: the larger probe gap in the weaker order wins,
+    # even where the other's stronger order moves more
+    checks = {"number": _check("number", 0.4, (2.0, 0.1), "answers by position"),
+              "letter": _check("letter", 0.4, (0.5, 0.6), "answers inconsistently"),
+              "words": _check("words", 0.3, (3.0, 3.0), "answers inconsistently")}
+    choice = choose_format(None, "auto", checks=checks)
+    assert choice.format == "letter"
+    assert "as many in number, and the instruction probe moves its answers +0.50 points in the " \
+           "weaker order (against number +0.10)" in choice.reason
+    # all alike: the first (the cheapest) format, and the reason says so
+    same = {f: _check(f, 0.0, (0.0, 0.0), "answers by position")
+            for f in ("words", "letter", "number")}
+    assert closest_format(same) == "number"
+    assert choose_format(None, "auto", checks=same).reason.endswith(
+        "the same, so the first of number, letter, words), so it is read in that format")
+    # a format that answers by content is taken before one that only comes closer in (a)
+    passing = {"number": _check("number", 0.9, (0.2, 0.2), "does not follow instructions"),
+               "words": _check("words", 0.6, (3.0, 3.0), "answers by content")}
+    assert choose_format(None, "auto", checks=passing).format == "words"
+    assert closest_format({}) is None
+
+
 # --------------------------------------------------------------------------- the said reading
 
 

@@ -28,7 +28,8 @@ Each is measured in an answer format (:mod:`culturetune.instrument.formats`): nu
 answered by a number, lettered by a letter, or listed as words answered by the option's words.
 A model can answer by position in one format and by content in another, so the check measures
 every format and names the one in which the model answers by content, if any (``--format auto``
-reads in that one).
+reads in that one; where there is none, in the one where it comes closest:
+:func:`closest_format`).
 
 Verdicts: *answers by content* ((a), (b) and (d) pass), *ignores the items* (content agrees
 across orders but (d) fails), *answers by position*, *does not follow instructions* (content
@@ -411,6 +412,45 @@ def content_format(checks: dict[str, ModelCheck]) -> str | None:
     return None
 
 
+def min_probe_gap(check: ModelCheck) -> float:
+    """(b) in the weaker order: the probe gap that must reach ``MIN_PROBE_GAP``."""
+    return min((p["gap"] for p in check.probe.values()), default=0.0)
+
+
+def closest_format(checks: dict[str, ModelCheck]) -> str | None:
+    """The format in which the model comes closest to answering by content, where it answers by
+    content in none: the most items with the same option content in both orders (a), then the
+    larger probe gap in the weaker order (b); where both tie, the first in :data:`FORMATS`
+    order (the cheapest). ``None`` where ``checks`` is empty."""
+    ranked = [f for f in FORMATS if f in checks] + [f for f in checks if f not in FORMATS]
+    if not ranked:
+        return None
+    return max(ranked, key=lambda f: (checks[f].content_agreement, min_probe_gap(checks[f]),
+                                      -ranked.index(f)))
+
+
+def _closest_reason(checks: dict[str, ModelCheck], chosen: str) -> str:
+    """Why :func:`closest_format` chose ``chosen``: its numbers against the others'."""
+    best = checks[chosen]
+    tied = [f for f, c in checks.items() if f != chosen
+            and c.content_agreement == best.content_agreement]
+    others = ", ".join(f"{f} {c.content_agreement:.0%}" for f, c in checks.items()
+                       if f != chosen)
+    why = (f"the same option content in both orders on {best.content_agreement:.0%} of items"
+           + (f" (against {others})" if others else ""))
+    gap = min_probe_gap(best)
+    if tied:
+        ties = ", ".join(f"{f} {min_probe_gap(checks[f]):+.2f}" for f in tied)
+        why += (f"; as many in {', '.join(tied)}, and the instruction probe moves its answers "
+                f"{gap:+.2f} points in the weaker order (against {ties})")
+        if all(min_probe_gap(checks[f]) == gap for f in tied):
+            why += ", the same, so the first of " + ", ".join(
+                f for f in FORMATS if f in checks)
+    else:
+        why += f"; instruction probe gap {gap:+.2f} in the weaker order"
+    return why
+
+
 @dataclass
 class FormatChoice:
     """What ``--format auto`` read in, and why."""
@@ -428,7 +468,8 @@ def choose_format(lm: Any, requested: str, instrument: str = "vsm2013", *,
                   progress: Callable[[str], None] | None = None) -> FormatChoice:
     """The format a command reads in: ``requested`` unless it is ``auto`` (with its cached check,
     if any); ``auto`` takes the format in which the model check says the model answers by content
-    (measuring the check in every format where it is not cached), else ``number``."""
+    (measuring the check in every format where it is not cached), else the one in which it comes
+    closest (:func:`closest_format`; ``number`` where no format was checked)."""
     if requested != "auto":
         check = (checks or {}).get(requested) or cached_check(lm, instrument, requested)
         return FormatChoice(requested, "asked for", check)
@@ -438,13 +479,18 @@ def choose_format(lm: Any, requested: str, instrument: str = "vsm2013", *,
         return FormatChoice(chosen, f"--format auto: the model check says this model answers "
                             f"by content in the {chosen} format", checks[chosen])
     said = "; ".join(f"{f}: {c.verdict}" for f, c in checks.items())
-    return FormatChoice(READ_FORMAT, "--format auto: the model answers by content in no "
-                        f"format ({said}), so it is read in the number format",
-                        checks.get(READ_FORMAT))
+    closest = closest_format(checks)
+    if closest is None:
+        return FormatChoice(READ_FORMAT, "--format auto: no format could be checked, so it is "
+                            "read in the number format", None)
+    return FormatChoice(closest, "--format auto: the model answers by content in no format "
+                        f"({said}); it comes closest in the {closest} format "
+                        f"({_closest_reason(checks, closest)}), so it is read in that format",
+                        checks[closest])
 
 
 __all__ = ["HIGH_SYSTEM", "LOW_SYSTEM", "MIN_AGREEMENT", "MIN_CONTENT_FREE_DIFFERENCE",
            "MIN_ITEM_VARIATION", "MIN_PROBE_GAP", "FormatChoice", "ModelCheck", "VERDICTS",
-           "cached_check", "check_formats", "check_model", "choose_format",
+           "cached_check", "check_formats", "check_model", "choose_format", "closest_format",
            "content_free_difference", "content_format", "item_variation", "items_pass", "poles",
-           "run_check", "unread_formats", "verdict", "UNREAD_VERDICTS"]
+           "min_probe_gap", "run_check", "unread_formats", "verdict", "UNREAD_VERDICTS"]

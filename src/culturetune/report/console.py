@@ -265,6 +265,7 @@ def print_model_check(checks: Any) -> None:
         MIN_CONTENT_FREE_DIFFERENCE,
         MIN_ITEM_VARIATION,
         MIN_PROBE_GAP,
+        closest_format,
         content_format,
     )
 
@@ -325,8 +326,11 @@ def print_model_check(checks: Any) -> None:
         say(con, f"verdict: ANSWERS BY CONTENT in the {chosen} format (--format auto reads in "
             "it)")
     else:
-        say(con, "verdict: answers by content in NO format (--format auto reads in number); any "
-            "gain from tuning will measure the answer format, not values")
+        closest = closest_format(checks)
+        say(con, f"verdict: answers by content in NO format (--format auto reads in {closest}, "
+            "where it comes closest: the most items with the same option content in both "
+            "orders, then the larger probe gap); any gain from tuning will measure the answer "
+            "format, not values")
 
 
 # --------------------------------------------------------------------------- tuning
