@@ -10,16 +10,20 @@ import json
 import numpy as np
 import pytest
 import torch
-from synthetic import by_content, by_position, install
+from synthetic import by_content, by_middle, by_position, install, shown_labels, tokenizer_only
 
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import load_instrument, parse_constants
 from culturetune.reading.answers import NO_ANSWER, apply_missing, said_values
 from culturetune.reading.batch import Survey
 from culturetune.reading.check import (
+    MIN_CONTENT_FREE_DIFFERENCE,
+    MIN_ITEM_VARIATION,
     MIN_PROBE_GAP,
     ModelCheck,
     check_model,
+    content_free_difference,
+    item_variation,
     poles,
     run_check,
     verdict,
@@ -33,10 +37,15 @@ C50 = parse_constants(None)
 # --------------------------------------------------------------------------- the model check
 
 
-@pytest.mark.model
-def test_a_respondent_that_answers_by_position_is_named_so(lm, monkeypatch) -> None:
+@pytest.fixture(scope="module")
+def tok_lm():
+    """The bundled model's tokenizer and chat template, no weights: synthetic respondents only."""
+    return tokenizer_only()
+
+
+def test_a_respondent_that_answers_by_position_is_named_so(tok_lm, monkeypatch) -> None:
     install(monkeypatch, by_position(0))
-    c = run_check(lm)
+    c = run_check(tok_lm)
     assert c.verdict == "answers by position"
     assert c.content_agreement == 0 and c.position_agreement == 1
     assert all(p["gap"] == 0 for p in c.probe.values())
@@ -44,10 +53,9 @@ def test_a_respondent_that_answers_by_position_is_named_so(lm, monkeypatch) -> N
     assert c.warning() and "measure the answer format" in c.warning()
 
 
-@pytest.mark.model
-def test_a_respondent_that_reads_the_options_answers_by_content(lm, monkeypatch) -> None:
+def test_a_respondent_that_reads_the_options_answers_by_content(tok_lm, monkeypatch) -> None:
     install(monkeypatch, by_content())
-    c = run_check(lm)
+    c = run_check(tok_lm)
     assert c.verdict == "answers by content", c.summary()
     assert c.content_agreement == 1
     # asked to agree it names the agreeing pole (1), asked to disagree the other one (5)
@@ -56,18 +64,16 @@ def test_a_respondent_that_reads_the_options_answers_by_content(lm, monkeypatch)
     assert c.top_option_match == 1 and c.answered == 1 and c.warning() is None
 
 
-@pytest.mark.model
-def test_content_without_instructions_does_not_follow_them(lm, monkeypatch) -> None:
+def test_content_without_instructions_does_not_follow_them(tok_lm, monkeypatch) -> None:
     install(monkeypatch, by_content(follows_instructions=False))
-    c = run_check(lm)
+    c = run_check(tok_lm)
     assert c.verdict == "does not follow instructions"
     assert c.content_agreement == 1 and not c.probe_passed
 
 
-@pytest.mark.model
-def test_a_respondent_that_names_no_option_does_not_answer(lm, monkeypatch) -> None:
+def test_a_respondent_that_names_no_option_does_not_answer(tok_lm, monkeypatch) -> None:
     install(monkeypatch, lambda system, user: None)
-    c = run_check(lm)
+    c = run_check(tok_lm)
     assert c.verdict == "does not answer" and c.answered == 0
     assert c.replies["printed"][0] == "I am not sure."
 
@@ -76,7 +82,12 @@ def test_verdict_order_and_poles() -> None:
     assert verdict(0.9, 0.1, True, 1.0) == "answers by content"
     assert verdict(0.9, 0.1, False, 1.0) == "does not follow instructions"
     # a respondent that always names the middle option agrees with itself in content and in
-    # position; without following instructions it is answering by position
+    # position; its answers do not vary with the items, whether or not it follows instructions
+    assert verdict(1.0, 1.0, True, 1.0, items_ok=False) == "ignores the items"
+    assert verdict(1.0, 1.0, False, 1.0, items_ok=False) == "ignores the items"
+    assert verdict(0.9, 0.1, True, 1.0, items_ok=False) == "ignores the items"
+    # (d) needs content agreement to name it: a fixed position is answering by position
+    assert verdict(0.0, 1.0, False, 1.0, items_ok=False) == "answers by position"
     assert verdict(1.0, 1.0, False, 1.0) == "answers by position"
     assert verdict(0.2, 0.2, False, 1.0) == "answers inconsistently"
     assert verdict(1.0, 0.0, True, 0.3) == "does not answer"
@@ -84,22 +95,21 @@ def test_verdict_order_and_poles() -> None:
     assert signs[19] == -1 and (np.delete(signs, 19) == 1).all()  # m20 runs never..always
 
 
-@pytest.mark.model
-def test_the_check_is_cached_per_model_and_instrument(lm, monkeypatch, tmp_path) -> None:
+def test_the_check_is_cached_per_model_and_instrument(tok_lm, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     install(monkeypatch, by_position(0))
-    first = check_model(lm)
+    first = check_model(tok_lm)
     import culturetune.reading.check as check_module
 
     def fail(*a, **k):
         raise AssertionError("measured again instead of read from the cache")
 
     monkeypatch.setattr(check_module, "run_check", fail)
-    assert check_model(lm).to_dict() == first.to_dict()
+    assert check_model(tok_lm).to_dict() == first.to_dict()
     with pytest.raises(AssertionError, match="measured again"):
-        check_model(lm, "paraphrase")  # another instrument is another entry
+        check_model(tok_lm, "paraphrase")  # another instrument is another entry
     with pytest.raises(AssertionError, match="measured again"):
-        check_model(lm, refresh=True)
+        check_model(tok_lm, refresh=True)
 
 
 @pytest.mark.model
@@ -108,6 +118,149 @@ def test_the_bundled_model_answers_by_position(lm) -> None:
     c = check_model(lm)
     assert c.verdict == "answers by position", c.summary()
     assert ModelCheck.from_dict(json.loads(json.dumps(c.to_dict()))).verdict == c.verdict
+
+
+# --------------------------------------------------------------------------- (d) the items' content
+
+
+
+@pytest.mark.parametrize("fmt", ["number", "words"])
+@pytest.mark.parametrize("follows", [True, False], ids=["probe passes", "probe fails"])
+def test_a_respondent_that_names_the_middle_option_does_not_answer_by_content(
+        tok_lm, monkeypatch, fmt, follows) -> None:
+    """The middle option's content in both orders on every item: order agreement is perfect
+    (in content and in position) and, asked for a pole, it may name it; but its answers do not
+    vary with the items and are what it says to content-free items."""
+    install(monkeypatch, by_middle(follows))
+    c = run_check(tok_lm, format=fmt)
+    assert not c.answers_by_content and c.verdict == "ignores the items", c.summary()
+    assert c.content_agreement == 1 and c.position_agreement == 1
+    assert c.probe_passed is follows
+    assert c.item_variation == 0 and c.content_free_difference == 0
+    assert c.items_passed is False and c.warning() and "ignores the items" in c.warning()
+    # it said the middle (shown 3) to every content-free item too: 8 VSM 2013 option scales
+    # (lead-in and options) x 3 content-free texts, in each order
+    assert c.content_free_said["printed"] == [[3, 3, 3]] * 8
+    assert c.content_free_said["reversed"] == [[3, 3, 3]] * 8
+    assert "than the content-free answer on 0% (needs 20%)" in c.summary()
+
+
+@pytest.mark.parametrize("fmt", ["number", "words"])
+def test_a_respondent_whose_answers_depend_on_the_item_answers_by_content(
+        tok_lm, monkeypatch, fmt) -> None:
+    install(monkeypatch, by_content())
+    c = run_check(tok_lm, format=fmt)
+    assert c.verdict == "answers by content", c.summary()
+    assert c.item_variation >= MIN_ITEM_VARIATION
+    assert c.content_free_difference >= MIN_CONTENT_FREE_DIFFERENCE
+    assert c.items_passed is True
+    d = c.to_dict()
+    assert d["items_passed"] is True and d["item_variation"] == c.item_variation
+    assert ModelCheck.from_dict(json.loads(json.dumps(d))) == c
+
+
+def test_a_respondent_that_reads_the_options_but_not_the_question_ignores_the_items(
+        tok_lm, monkeypatch) -> None:
+    """Its own opinion of each option scale (the option first alphabetically, wherever shown),
+    whatever the question: the answers vary across the items (their scales differ) but are
+    what it says to content-free items of the same scale, so (d) fails."""
+
+    def pick(system, user):
+        labels = shown_labels(user)
+        return labels.index(min(labels))
+
+    install(monkeypatch, pick)
+    c = run_check(tok_lm)
+    assert c.content_agreement == 1 and c.item_variation >= MIN_ITEM_VARIATION
+    assert c.content_free_difference == 0
+    assert c.verdict == "ignores the items"
+
+
+def test_the_items_condition_on_its_numbers() -> None:
+    n = NO_ANSWER
+    # each order alone: printed names option 2 on 3 items and 0 on one; reversed names 4 on all
+    said = np.array([[2, 2, 0, 2], [4, 4, 4, 4]])
+    assert item_variation(said) == pytest.approx((1 / 4 + 0) / 2)
+    # a non-answer is no variation, and an order with no answer at all has none
+    assert item_variation(np.array([[n, 1, 1, 3], [n, n, n, n]])) == pytest.approx(1 / 8)
+    # two item formats, the content-free texts of format 0 said 2, 2, 3 (2 most often) printed
+    # and nothing reversed (any named option then differs); format 1 said 1 in both orders
+    free = np.array([[[2, 2, 3], [1, n, 1]], [[n, n, n], [1, 1, 1]]])
+    format_of = [0, 0, 1, 1]
+    said = np.array([[2, 3, 1, 4], [2, n, 1, 0]])
+    # differs: printed items 1 (3 != 2) and 3 (4 != 1); reversed item 0 (2 != none), item 3
+    assert content_free_difference(said, free, format_of) == pytest.approx(4 / 8)
+
+
+def test_a_check_from_before_the_items_condition_still_reads() -> None:
+    """A version-3 check (stored in an older run's culturetune.json) has no (d): it reads,
+    says (d) was not measured, and keeps its verdict."""
+    old = {"model": "m", "instrument": "vsm2013", "verdict": "answers by content", "items": 24,
+           "content_agreement": 0.9, "position_agreement": 0.1, "order_gap": 0.2,
+           "probe": {"printed": {"asked_high": 1.0, "asked_low": 5.0, "gap": 4.0},
+                     "reversed": {"asked_high": 1.0, "asked_low": 5.0, "gap": 4.0}},
+           "first_token_match": 0.8, "answered": 1.0, "version": 3, "format": "words"}
+    c = ModelCheck.from_dict(old)
+    assert c.items_passed is None and c.item_variation is None and c.top_option_match == 0.8
+    assert c.answers_by_content and "not measured" in c.summary()
+    assert c.to_dict()["items_passed"] is None
+
+
+# --------------------------------------------------------------------------- --format auto
+
+
+def _check(fmt: str, content: float, gaps: tuple[float, float], verdict: str) -> ModelCheck:
+    """A model check with the numbers ``--format auto`` ranks formats by."""
+    probe = {name: {"asked_high": 3.0, "asked_low": 3.0 + g, "gap": g}
+             for name, g in zip(("printed", "reversed"), gaps, strict=True)}
+    return ModelCheck(model="m", instrument="vsm2013", verdict=verdict, items=24,
+                      content_agreement=content, position_agreement=0.1, order_gap=0.5,
+                      probe=probe, top_option_match=0.5, answered=1.0, item_variation=0.5,
+                      content_free_difference=0.5, format=fmt)
+
+
+def test_auto_reads_where_the_model_comes_closest_to_answering_by_content() -> None:
+    """No format passes: the most items with the same content in both orders wins (as
+    Qwen2.5-Coder-1.5B-Instruct in words), not the number format, and the reason says why."""
+    from culturetune.reading.check import choose_format, closest_format
+
+    checks = {"number": _check("number", 0.12, (0.88, 0.04), "answers inconsistently"),
+              "letter": _check("letter", 0.12, (0.96, 0.67), "answers inconsistently"),
+              "words": _check("words", 0.75, (3.04, 0.67), "does not follow instructions")}
+    assert closest_format(checks) == "words"
+    choice = choose_format(None, "auto", checks=checks)
+    assert choice.format == "words" and choice.check is checks["words"]
+    assert choice.reason == (
+        "--format auto: the model answers by content in no format (number: answers "
+        "inconsistently; letter: answers inconsistently; words: does not follow instructions); "
+        "it comes closest in the words format (the same option content in both orders on 75% of "
+        "items (against number 12%, letter 12%); instruction probe gap +0.67 in the weaker "
+        "order), so it is read in that format")
+
+
+def test_auto_breaks_a_tie_in_content_by_the_probe_then_by_the_order_of_formats() -> None:
+    from culturetune.reading.check import choose_format, closest_format
+
+    # the same content in number and letter: the larger probe gap in the weaker order wins,
+    # even where the other's stronger order moves more
+    checks = {"number": _check("number", 0.4, (2.0, 0.1), "answers by position"),
+              "letter": _check("letter", 0.4, (0.5, 0.6), "answers inconsistently"),
+              "words": _check("words", 0.3, (3.0, 3.0), "answers inconsistently")}
+    choice = choose_format(None, "auto", checks=checks)
+    assert choice.format == "letter"
+    assert "as many in number, and the instruction probe moves its answers +0.50 points in the " \
+           "weaker order (against number +0.10)" in choice.reason
+    # all alike: the first (the cheapest) format, and the reason says so
+    same = {f: _check(f, 0.0, (0.0, 0.0), "answers by position")
+            for f in ("words", "letter", "number")}
+    assert closest_format(same) == "number"
+    assert choose_format(None, "auto", checks=same).reason.endswith(
+        "the same, so the first of number, letter, words), so it is read in that format")
+    # a format that answers by content is taken before one that only comes closer in (a)
+    passing = {"number": _check("number", 0.9, (0.2, 0.2), "does not follow instructions"),
+               "words": _check("words", 0.6, (3.0, 3.0), "answers by content")}
+    assert choose_format(None, "auto", checks=passing).format == "words"
+    assert closest_format({}) is None
 
 
 # --------------------------------------------------------------------------- the said reading

@@ -77,8 +77,8 @@ def experiment(
         FormatName | None,
         _choice("--format", "Answer format of every cell: number, letter, words, or "
                 "auto (default): the format in which `culturetune check-model` says the "
-                "model answers by content, else number. Each cell is also read in the "
-                "other formats."),
+                "model answers by content, else the one where it comes closest. Each cell "
+                "is also read in the other formats."),
     ] = None,
     validate_instrument: Annotated[
         list[str] | None,

@@ -233,7 +233,8 @@ FormatOpt = Annotated[
         "the number), letter (A-E), words (options listed as words, answered by the option's "
         "own words, scored as the whole reply), or auto: the format in which `culturetune "
         "check-model` says the model answers by content (checked first where not cached), "
-        "else number.",
+        "else the one where it comes closest (the most items with the same option content "
+        "in both orders, then the larger instruction-probe gap).",
         case_sensitive=False,
         rich_help_panel="Reading answers",
     ),

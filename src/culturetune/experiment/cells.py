@@ -380,9 +380,10 @@ def _check_run(run_file: Path, wanted: Any) -> None:
 
 def resolve_formats(lm: Any, config: ExperimentConfig, say: Callable[[str], None]) -> Any:
     """Settle ``config``'s answer format on a loaded model (``auto``: the format in which the
-    model check says the model answers by content, else ``number``) and the other formats it can
-    be asked in; say what was chosen and why. Returns the model check in the chosen format. Runs
-    where the model is: in this process, or on a Ray worker for a grid on Ray."""
+    model check says the model answers by content, else the one in which it comes closest) and
+    the other formats it can be asked in; say what was chosen and why. Returns the model check
+    in the chosen format. Runs where the model is: in this process, or on a Ray worker for a
+    grid on Ray."""
     from culturetune.instrument.formats import FORMATS
     from culturetune.instrument.vsm import load_instrument
     from culturetune.reading.check import check_model, choose_format, unread_formats

@@ -108,11 +108,15 @@ class Survey:
                 self.item_formats.append(it)
             self.format_of.append(keys.index((it.stem, it.options)))
         self.content_free = tuple(inst.content_free or CONTENT_FREE)
+        #: With ``calibrate``, the content-free questions of every (order, item format,
+        #: content-free text), in that nesting, asked after :attr:`users`.
+        self.content_free_users: list[str] = []
         if self.calibrate:
             for o in self.orders:
                 for f in self.item_formats:
                     for t in self.content_free:
                         users.append(item_prompt(f, o, instruction, text=t, fmt=fmt))
+                        self.content_free_users.append(users[-1])
                         self.shown.append(shown_options(f.options, o))
         self.n_prompts = len(users)
         self.segments = prompt_segments(lm, users, system, placement)
@@ -178,11 +182,51 @@ class Survey:
             soft = soft[None]
         return self.reading_from(*self._scores(soft))
 
+    @torch.inference_mode()
+    def read_content_free(self, soft: torch.Tensor | None = None
+                          ) -> tuple[Readout, np.ndarray, dict[int, str]]:
+        """One pass of a calibrated survey read two ways (the model check): the items'
+        reading *not* calibrated, and what the model says to the content-free prompts
+        (:meth:`content_free_said`) under one soft prompt (or none)."""
+        if not self.calibrate:
+            raise ValueError("content-free prompts are asked by a calibrated survey only")
+        if soft is not None and soft.dim() == 2:
+            soft = soft[None]
+        logp, greedy = self._scores(soft)
+        reading = self.reading_from(logp, greedy, calibrate=False)
+        free, replies = self.content_free_said(greedy, None if soft is None else soft[0])
+        return reading, free, replies
+
+    def content_free_said(self, greedy: np.ndarray, soft: torch.Tensor | None = None
+                          ) -> tuple[np.ndarray, dict[int, str]]:
+        """What the model says to the content-free prompts (first candidate of ``greedy``,
+        the shown option each greedy reply spells ``[candidates, prompts]``), read as
+        :meth:`said_all` reads the items: content indices ``[orders, item formats,
+        content-free texts]`` (``NO_ANSWER`` where the reply names no option) and the generated
+        replies by prompt number."""
+        n_o, n_i = len(self.orders), len(self.instrument.items)
+        n_f, n_t = len(self.item_formats), len(self.content_free)
+        start = n_o * n_i
+        shown = np.asarray(greedy)[0, start:start + n_o * n_f * n_t].reshape(n_o, n_f * n_t)
+        orders = np.asarray(self.orders, dtype=np.int64)
+        said = np.where(shown == NO_ANSWER, NO_ANSWER,
+                        np.take_along_axis(orders, np.maximum(shown, 0), axis=1))
+        missing = [start + int(o * n_f * n_t + j)
+                   for o, j in zip(*np.nonzero(said == NO_ANSWER), strict=True)]
+        texts = self.generate(soft, which=missing)
+        replies = dict(zip(missing, texts, strict=True))
+        for k, text in replies.items():
+            o, j = divmod(k - start, n_f * n_t)
+            value = self.parse(k, text)
+            said[o, j] = NO_ANSWER if value is None else value
+        return said.reshape(n_o, n_f, n_t), replies
+
     def reading_from(self, logp: torch.Tensor, greedy: np.ndarray, *,
-                     tensors: bool = False) -> Readout:
+                     tensors: bool = False, calibrate: bool | None = None) -> Readout:
         """A :class:`Readout` from this survey's scores (see :meth:`_scores`): numpy arrays, or
         with ``tensors`` float64 tensors that keep ``logp``'s graph (the tuning objective's
-        gradient reads the same formulas)."""
+        gradient reads the same formulas). ``calibrate=False`` leaves a calibrated survey's
+        items uncalibrated."""
         p = logp.double().exp()
         mass = p.sum(-1)
         probs = p / mass[..., None]
@@ -190,7 +234,7 @@ class Survey:
             probs, mass = probs.detach().cpu().numpy(), mass.detach().cpu().numpy()
         n_o, n_i = len(self.orders), len(self.instrument.items)
         shown = probs[:, : n_o * n_i].reshape(-1, n_o, n_i, N_OPTIONS)
-        if self.calibrate:
+        if self.calibrate and calibrate is not False:
             n_f, n_t = len(self.item_formats), len(self.content_free)
             cf = probs[:, n_o * n_i:].reshape(-1, n_o, n_f, n_t, N_OPTIONS).mean(3)
             shown = calibrate_probs(shown, cf[:, :, self.format_of])
@@ -217,7 +261,14 @@ class Survey:
             j = formats.match_label(text, self.format, len(shown))
         if j is None:
             return None
-        return self.orders[k // len(self.instrument.items)][j]
+        return self.orders[self._order_of(k)][j]
+
+    def _order_of(self, k: int) -> int:
+        """The order (its index in :attr:`orders`) prompt ``k`` shows its options in."""
+        n_i = len(self.instrument.items)
+        if k < len(self.orders) * n_i:
+            return k // n_i
+        return (k - len(self.orders) * n_i) // (len(self.item_formats) * len(self.content_free))
 
     def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Option probabilities ``[candidates, items, 5]`` in content order (option 1 first,
@@ -232,7 +283,8 @@ class Survey:
         which: Sequence[int] | None = None,
     ) -> list[str]:
         """Greedy answers as text, one per (order, item), orders outermost; or only for the
-        prompts numbered in ``which`` (same numbering), in that order."""
+        prompts numbered in ``which`` (same numbering, the content-free prompts after the
+        items), in that order."""
         if max_new_tokens is None:  # words: enough to spell the longest option after a label
             max_new_tokens = 8 if self.format != "words" else 4 + max(
                 len(ids) for options in self.reply_options for forms in options

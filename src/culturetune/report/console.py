@@ -250,7 +250,8 @@ def print_countries(rows: Sequence[Target], one: bool = False) -> None:
 
 
 #: The model check's verdicts as the table's column shows them (the full words follow it).
-_SHORT_VERDICTS = {"answers by content": "BY CONTENT", "answers by position": "by position",
+_SHORT_VERDICTS = {"answers by content": "BY CONTENT", "ignores the items": "item-blind",
+                   "answers by position": "by position",
                    "does not follow instructions": "ignores asks", "answers inconsistently":
                    "inconsistent", "does not answer": "no answer"}
 
@@ -259,7 +260,14 @@ def print_model_check(checks: Any) -> None:
     """The model check in each answer format: one table (a row per format), what the model said
     in each, and the format in which it answers by content, if any. ``checks``: a
     ``{format: ModelCheck}`` mapping or one ``ModelCheck``."""
-    from culturetune.reading.check import MIN_AGREEMENT, MIN_PROBE_GAP, content_format
+    from culturetune.reading.check import (
+        MIN_AGREEMENT,
+        MIN_CONTENT_FREE_DIFFERENCE,
+        MIN_ITEM_VARIATION,
+        MIN_PROBE_GAP,
+        closest_format,
+        content_format,
+    )
 
     if not isinstance(checks, dict):
         checks = {checks.format: checks}
@@ -270,23 +278,29 @@ def print_model_check(checks: Any) -> None:
         f"{seconds:.0f} s")
     table = Table(title="Does the model answer by content? (what it says)", title_justify="left",
                   **TABLE_STYLE)
-    columns = ("format", "content", "pos", "gap", "probe1", "probe2", "top=said", "said",
-               "verdict")
+    columns = ("format", "content", "pos", "gap", "p1", "p2", "vary", "free", "top",
+               "said", "verdict")
     for col in columns:
         table.add_column(col, justify="left" if col in ("format", "verdict") else "right",
                          no_wrap=True)
     for fmt, c in checks.items():
         probe = [f"{p['gap']:+.2f}" for p in c.probe.values()]
+        items = ["-" if v is None else f"{v:.0%}"
+                 for v in (c.item_variation, c.content_free_difference)]
         table.add_row(fmt, f"{c.content_agreement:.0%}", f"{c.position_agreement:.0%}",
-                      f"{c.order_gap:.2f}", *probe, f"{c.top_option_match:.0%}",
+                      f"{c.order_gap:.2f}", *probe, *items, f"{c.top_option_match:.0%}",
                       f"{c.answered:.0%}", _SHORT_VERDICTS.get(c.verdict, c.verdict))
     con.print(table)
     say(con, f"content / pos: items with the same option content / the same shown position "
         f"printed and reversed (content needs >= {MIN_AGREEMENT:.0%}); gap: mean |printed - "
-        f"reversed| (1-5 scale); probe1 / probe2: how far asking for the disagreeing pole moves "
-        f"the answers from asking for the agreeing pole, printed / reversed order (needs >= "
-        f"{MIN_PROBE_GAP:g} in each); top=said: items where the most likely option is the one "
-        "the reply names; said: replies that name an option")
+        f"reversed| (1-5 scale); p1 / p2: the instruction probe, how far asking for the "
+        f"disagreeing pole moves the answers from asking for the agreeing pole, printed / "
+        f"reversed order (needs >= "
+        f"{MIN_PROBE_GAP:g} in each); vary: items (each order alone) that get another option "
+        f"than the most common one (needs >= {MIN_ITEM_VARIATION:.0%}); free: items that get "
+        f"another option than content-free items with the same options (needs >= "
+        f"{MIN_CONTENT_FREE_DIFFERENCE:.0%}); top: items where the most likely option is "
+        "the one the reply names; said: replies that name an option")
     for fmt, c in checks.items():
         probe = "; ".join(f"{name} {p['asked_high']:.2f} -> {p['asked_low']:.2f}"
                           for name, p in c.probe.items())
@@ -312,8 +326,11 @@ def print_model_check(checks: Any) -> None:
         say(con, f"verdict: ANSWERS BY CONTENT in the {chosen} format (--format auto reads in "
             "it)")
     else:
-        say(con, "verdict: answers by content in NO format (--format auto reads in number); any "
-            "gain from tuning will measure the answer format, not values")
+        closest = closest_format(checks)
+        say(con, f"verdict: answers by content in NO format (--format auto reads in {closest}, "
+            "where it comes closest: the most items with the same option content in both "
+            "orders, then the larger probe gap); any gain from tuning will measure the answer "
+            "format, not values")
 
 
 # --------------------------------------------------------------------------- tuning
