@@ -125,3 +125,25 @@ def test_what_adam_cannot_take_is_one_error_line(run_cli, tmp_path, args, messag
     assert lines[-1].startswith("error:") and message in err, err
     assert "Traceback" not in err and not (tmp_path / "r").exists()
 
+
+
+def test_a_target_from_a_lead_in_is_a_point_of_the_search_space(lm32, tmp_path):
+    """--target-from-lead plants the model's own indices with the text's embeddings in the soft
+    prompt's place: a tuned prompt equal to those embeddings scores 0 on the training survey,
+    and the two ways of planting a target are refused together."""
+    from culturetune.instrument.targets import Target
+    from culturetune.reading.batch import Survey
+    from culturetune.reading.survey import run_survey
+    from culturetune.tuning.objective import planted_target
+    from culturetune.tuning.softprompt import initial_prompt
+
+    planted = Target("planted", None, {}, "measured when the run starts")
+    text = "I pick the option of least importance or strongest disagreement:\n"
+    cfg = TuneConfig(target=planted, target_lead=text, tokens=4, format="number").validate()
+    target = planted_target(lm32, cfg)
+    soft = initial_prompt(lm32, 4, "text", text)
+    survey = Survey(lm32, orders=cfg.orders, format="number")
+    assert run_survey(survey, soft=soft, target=target).loss.value == pytest.approx(0, abs=1e-9)
+    assert run_survey(survey, target=target).loss.value > 0.1
+    with pytest.raises(CultureTuneError, match="give one of them"):
+        TuneConfig(target=planted, target_lead=text, target_system="Disagree.").validate()

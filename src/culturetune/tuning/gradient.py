@@ -23,6 +23,7 @@ import math
 import numpy as np
 import torch
 
+from culturetune.core.errors import CultureTuneError
 from culturetune.tuning.checkpoint import Record
 from culturetune.tuning.config import TuneConfig
 from culturetune.tuning.objective import Objective, SearchSpace
@@ -39,7 +40,8 @@ class Descent:
         if record.state:
             self._restore(record.state)
         elif len(record.loss):
-            raise ValueError("a gradient run's checkpoint lacks Adam's state")
+            raise CultureTuneError("this run's checkpoint lacks Adam's state (was it made by "
+                                   "another optimizer?); start a new run")
 
     def steps_for(self, budget: float) -> int:
         """Steps a budget of forward-equivalents buys (at least one)."""

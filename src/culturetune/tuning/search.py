@@ -1,11 +1,15 @@
-"""Learning a soft prompt with a derivative-free optimizer: the ask/tell loop over a run folder.
+"""Learning a soft prompt: the optimizer's loop over a run folder.
 
-Each optimizer step asks a whole population, scores it in one batch (every candidate x every item:
-:mod:`culturetune.tuning.objective`) and tells the losses back. The run folder holds a checkpoint
-of every evaluated ``z`` and its loss (:mod:`culturetune.tuning.checkpoint`); resuming replays the
-optimizer on them, without the model (:mod:`culturetune.tuning.optimizer`), and goes on from
-there, so a resumed run ends where an uninterrupted one with the same seed would have. The best
-prompt is saved with what made it (settings, losses, validity, versions).
+A derivative-free optimizer's step asks a whole population, scores it in one batch (every
+candidate x every item: :mod:`culturetune.tuning.objective`) and tells the losses back; Adam's
+step evaluates its prompt and moves it along the objective's gradient
+(:mod:`culturetune.tuning.gradient`). Both spend the budget in forward-equivalents. The run
+folder holds a checkpoint of every evaluated ``z`` and its loss
+(:mod:`culturetune.tuning.checkpoint`, with Adam's state); resuming replays a derivative-free
+optimizer on them, without the model (:mod:`culturetune.tuning.optimizer`), or restores Adam,
+and goes on from there, so a resumed run ends where an uninterrupted one with the same seed would
+have. The best prompt (the lowest training objective) is saved with what made it (settings,
+losses, validity, versions).
 """
 
 from __future__ import annotations
@@ -199,7 +203,7 @@ def _tune(
             raise CultureTuneError(f"--optimizer {config.optimizer} takes its steps here, by the "
                                    "gradient; a population scorer (--workers) is for "
                                    "derivative-free search")
-        stepper: _Steps = _Descend(Descent(objective, space, config, record))
+        stepper: _Steps = Descent(objective, space, config, record)
     else:
         stepper = _Search(make_optimizer(config, space.dim), record, config, space, score)
 
@@ -248,6 +252,8 @@ def _tune(
 
 
 class _Steps(Protocol):
+    """An optimizer's steps: :class:`_Search` or :class:`culturetune.tuning.gradient.Descent`."""
+
     def remaining(self) -> int: ...
 
     def step(self) -> tuple[np.ndarray, np.ndarray]: ...
@@ -276,19 +282,6 @@ class _Search:
         for c, value in zip(cands, losses, strict=True):
             self.optimizer.tell(c, float(value))
         return z, losses
-
-
-class _Descend:
-    """Adam's steps (:class:`culturetune.tuning.gradient.Descent`)."""
-
-    def __init__(self, descent: Descent) -> None:
-        self.descent = descent
-
-    def remaining(self) -> int:
-        return self.descent.remaining()
-
-    def step(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.descent.step()
 
 
 def _finish(
