@@ -62,7 +62,9 @@ def test_defaults_are_the_command_lines() -> None:
     assert (config.optimizer, config.budget, config.orders) == (
         defaults.OPTIMIZER, defaults.BUDGET, defaults.ORDERS)
     assert (config.tokens, config.population, config.placement, config.subspace) == (
-        5, 16, "answer", 64)
+        5, 16, "answer", "auto")
+    assert config.validate().subspace == 64  # auto: 64 for a derivative-free optimizer
+    assert ct.TuneConfig(target=config.target, optimizer="adam").validate().subspace is None
 
 
 def test_bad_settings_fail_before_the_model_is_used(tmp_path: Path) -> None:

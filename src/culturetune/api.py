@@ -147,7 +147,9 @@ def tune(
 
     ``settings`` are :class:`~culturetune.tuning.config.TuneConfig` fields, with the command line's
     defaults: ``optimizer="pso"``, ``budget=640``, ``population=16``, ``tokens=5``,
-    ``placement="answer"``, ``orders="both"``, ``subspace=64`` (``"full"``: the whole matrix),
+    ``placement="answer"``, ``orders="both"``, ``subspace="auto"`` (64 for a derivative-free
+    optimizer, the whole matrix for ``optimizer="adam"``; ``"full"``: the whole matrix),
+    ``lr=0.1``, ``temperature=1.0``, ``grad_chunk=None`` (adam),
     ``seed=0``, ``format="auto"``, ``constants``, ``loss``, ``instrument``,
     ``validate_instruments``... ``out`` must be
     new or empty; ``resume=True`` continues the run saved there (``country`` may then be

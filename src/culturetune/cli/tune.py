@@ -319,7 +319,8 @@ def _print_result(result: Any, as_json: bool) -> None:
     if as_json:
         print_json({
             "folder": str(result.folder), "status": result.status,
-            "evaluations": result.evaluations, "seconds": result.seconds,
+            "evaluations": result.evaluations, "steps": len(result.history),
+            "optimizer": result.config.optimizer, "seconds": result.seconds,
             "config": result.config.to_dict(), "baseline": result.baseline.to_dict(),
             "final": result.final.to_dict(), "uniform": result.baseline.uniform_loss.to_dict(),
             "validity": result.validity.to_dict(), "history": result.history,

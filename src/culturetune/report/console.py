@@ -340,8 +340,10 @@ def print_tune_result(result: Any) -> None:
     """The tuned indices beside plain and uniform, then the validity table and verdict."""
     con = stdout()
     cfg = result.config
-    say(con, f"{result.status}: {result.evaluations} evaluations in {result.seconds:.0f} s; "
-        f"prompt saved in {result.folder}")
+    steps = len(result.history)
+    say(con, f"{result.status}: {cfg.optimizer}, {result.evaluations:g} forward-equivalents "
+        f"({steps} step{'s' if steps != 1 else ''}) in {result.seconds:.0f} s; prompt saved in "
+        f"{result.folder}")
     wordings = ", ".join(w.rsplit("/", 1)[-1] for w in cfg.wordings)
     floor = "" if cfg.min_mass is None else f", option mass >= {cfg.min_mass:g} x plain"
     say(con, f"objective: {cfg.objective} {cfg.loss} loss on {wordings}, orders {cfg.orders}"

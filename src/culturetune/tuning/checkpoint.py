@@ -37,7 +37,7 @@ class Record:
     @property
     def spent(self) -> float:
         """Forward-equivalents spent so far (the budget's unit)."""
-        return len(self.loss) if self.cost == 1.0 else round(len(self.loss) * self.cost, 6)
+        return runfolder.spent(len(self.loss), self.cost)
 
     def add(self, z: np.ndarray, loss: np.ndarray, seconds: float) -> None:
         self.z = np.concatenate([self.z, z])

@@ -210,9 +210,10 @@ def forget_unstarted(folder: Path) -> None:
 # --------------------------------------------------------------------------- resuming
 
 
-def read_checkpoint(folder: Path) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
-    """The recorded vectors, losses and step sizes (``None`` when there is no checkpoint yet),
-    checked for consistency; read without torch and without the model."""
+def read_checkpoint(folder: Path) -> tuple[np.ndarray, np.ndarray, list[int], float] | None:
+    """The recorded vectors, losses, step sizes and forward-equivalents per evaluation (1 for a
+    derivative-free search; an Adam step's counted forward + backward) (``None`` when there is no
+    checkpoint yet), checked for consistency; read without torch and without the model."""
     path = folder / CHECKPOINT
     if not exists(path):
         return None
@@ -221,6 +222,7 @@ def read_checkpoint(folder: Path) -> tuple[np.ndarray, np.ndarray, list[int]] | 
 
         t = load_file(str(path))
         z, loss, steps = t["z"], t["loss"], [int(s) for s in t["steps"].tolist()]
+        cost = float(t["cost"].item()) if "cost" in t else 1.0
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
         raise CultureTuneError(f"{path} is corrupt ({exc}); delete it to start the run over"
                                ) from None
@@ -228,22 +230,13 @@ def read_checkpoint(folder: Path) -> tuple[np.ndarray, np.ndarray, list[int]] | 
             or any(s < 1 for s in steps)):
         raise CultureTuneError(f"{path} is inconsistent (vectors, losses and steps do not "
                                "match); delete it to start the run over")
-    return z, loss, steps
+    return z, loss, steps, cost
 
 
-def read_cost(folder: Path) -> float:
-    """Forward-equivalents each recorded evaluation cost (1 for a derivative-free search; a
-    gradient step's measured forward + backward): 1 where the checkpoint does not say."""
-    path = folder / CHECKPOINT
-    if not exists(path):
-        return 1.0
-    from safetensors.numpy import load_file
-
-    try:
-        t = load_file(str(path))
-    except Exception:  # noqa: BLE001 - read_checkpoint reports a corrupt file
-        return 1.0
-    return float(t["cost"].item()) if "cost" in t else 1.0
+def spent(evaluations: int, cost: float) -> float:
+    """Forward-equivalents of ``evaluations`` that cost ``cost`` each (the budget's unit): the
+    count itself for a derivative-free search (cost 1)."""
+    return evaluations if cost == 1.0 else round(evaluations * cost, 6)
 
 
 def history_rows(loss: np.ndarray, steps: Sequence[int],
@@ -253,7 +246,7 @@ def history_rows(loss: np.ndarray, steps: Sequence[int],
     rows, at = [], 0
     for n in steps:
         at += n
-        rows.append({"evaluations": round(at * cost, 6), "best_loss": float(np.min(loss[:at])),
+        rows.append({"evaluations": float(spent(at, cost)), "best_loss": float(np.min(loss[:at])),
                      "mean_loss": float(np.mean(loss[at - n : at])), "seconds": 0.0})
     return rows
 
@@ -302,10 +295,7 @@ def checked_history(path: Path, loss: np.ndarray, steps: Sequence[int],
 def recorded_evaluations(folder: Path) -> float:
     """Evaluations (forward-equivalents) the checkpoint in ``folder`` records (0 without one)."""
     record = read_checkpoint(folder)
-    if record is None:
-        return 0
-    cost = read_cost(folder)
-    return len(record[1]) if cost == 1.0 else round(len(record[1]) * cost, 6)
+    return 0 if record is None else spent(len(record[1]), record[3])
 
 
 def check_resumable(folder: Path) -> None:
@@ -315,7 +305,7 @@ def check_resumable(folder: Path) -> None:
     load_run_config(folder)
     record = read_checkpoint(folder)
     if record is not None:
-        checked_history(folder / HISTORY, record[1], record[2], read_cost(folder))
+        checked_history(folder / HISTORY, record[1], record[2], record[3])
 
 
 def _comparable(value: Any) -> Any:
