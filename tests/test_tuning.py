@@ -202,11 +202,12 @@ def test_peft_loads_a_prefix_prompt_with_the_same_answers(lm32, tmp_path):
         np.testing.assert_allclose(probs, ours[0, i], atol=1e-4)
 
 
-def test_objective_averages_the_survey_orders(lm):
+def test_objective_averages_the_survey_orders(lm32):
     from culturetune.instrument.vsm import compute_indices_batch, parse_constants
     from culturetune.reading.answers import item_means
     from culturetune.tuning.objective import Objective
 
+    lm = lm32
     target, c50 = lookup_country("India"), parse_constants(None)
     shown, reverse = Survey(lm, orders="shown"), Survey(lm, orders="reversed")
     both_survey = Survey(lm, orders="both")
@@ -214,8 +215,9 @@ def test_objective_averages_the_survey_orders(lm):
     both = Objective(both_survey, target, c50)
     means = (item_means(shown.option_probs(prompts)[0])
              + item_means(reverse.option_probs(prompts)[0])) / 2
-    # one batch of both orders vs two batches: bf16 rounding differs a little
-    np.testing.assert_allclose(both.indices(prompts), compute_indices_batch(means, c50), atol=8)
+    # one batch of both orders vs two batches: float32 rounding apart, the same
+    np.testing.assert_allclose(both.indices(prompts), compute_indices_batch(means, c50),
+                               atol=1e-3)
     # The printed-order objective alone scores differently: position matters to this model.
     assert not np.allclose(both(prompts), Objective(shown, target, c50)(prompts), atol=1)
 

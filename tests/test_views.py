@@ -203,11 +203,13 @@ def test_orders_in_one_batch_equal_each_order_alone(lm) -> None:
 
 
 @pytest.mark.model
-def test_large_order_sets_are_scored_in_chunks(lm, monkeypatch) -> None:
+def test_large_order_sets_are_scored_in_chunks(lm32, monkeypatch) -> None:
     """Surveys with more prompts than one cache holds (``--orders all``) build their caches
-    chunk by chunk; the answers are the same as from one cache."""
+    chunk by chunk; the answers are the same as from one cache (to float32 rounding: the
+    chunks are batches of other shapes)."""
     import culturetune.model.scoring as scoring
 
+    lm = lm32
     g = torch.Generator().manual_seed(2)
     w = lm.model.get_input_embeddings().weight.float()
     soft = w[torch.randint(0, w.shape[0], (2, 3), generator=g)]
@@ -218,5 +220,5 @@ def test_large_order_sets_are_scored_in_chunks(lm, monkeypatch) -> None:
     chunked = Survey(lm, inst, orders="cyclic")
     assert not chunked.scorer.keep and len(chunked.scorer.blocks) == 3  # 4 items x 5 orders
     np.testing.assert_allclose(chunked.option_probs(soft)[0], whole.option_probs(soft)[0],
-                               atol=0.03)  # bf16: batch shapes differ
+                               atol=1e-5)
     assert list(itertools.islice(option_orders("all", 5), 1)) == [(0, 1, 2, 3, 4)]
