@@ -18,9 +18,10 @@ the verdict, the wall time and the forward-equivalents spent.
         --out docs/results/optimizers/china-smollm2
 
 ``--planted`` tunes toward the model's own indices under culturetune's "strongest disagreement"
-system prompt (a target a prompt is known to reach). Resumable: finished cells are read back, an
-interrupted one continues. Writes ``compare.json``, ``compare.md`` and ``compare.png`` in
-``--out``.
+system prompt (a target a prompt is known to reach); with ``--lead TEXT`` toward its indices with
+TEXT's embeddings in the soft prompt's own place (``--tokens`` of them), a point of the space.
+Resumable: finished cells are read back, an interrupted one continues. Writes ``compare.json``,
+``compare.md`` and ``compare.png`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -49,18 +50,22 @@ VIEWS = (
 
 
 def cell(lm: Any, args: argparse.Namespace, optimizer: str, budget: int, seed: int) -> dict:
-    """One run (tuned, or read back where it finished) and what it reports."""
+    """One run (tuned, or read back where it finished) and what it reports; ``lm()`` gives the
+    model, loaded where a cell still has to be tuned."""
     folder = Path(args.out) / f"{optimizer}-b{budget}-s{seed}"
     done = folder / "culturetune.json"
     if not done.exists():
         resume = (folder / "run.json").exists()
         settings: dict[str, Any] = dict(format=args.format, seed=seed, budget=budget,
-                                        optimizer=optimizer)
+                                        optimizer=optimizer, tokens=args.tokens)
         if args.planted and not resume:
-            settings["target_system"] = args.system
+            if args.lead is not None:
+                settings["target_lead"] = args.lead
+            else:
+                settings["target_system"] = args.system
         began = time.perf_counter()
         print(f"{folder.name}: {'resuming' if resume else 'tuning'}", flush=True)
-        ct.tune(lm, None if args.planted or resume else args.country, folder, resume=resume,
+        ct.tune(lm(), None if args.planted or resume else args.country, folder, resume=resume,
                 progress=lambda p: print(f"  step {p.step}: {p.evaluations:g}/{p.budget} "
                                          f"forward-equivalents, best {p.best_loss:.2f}",
                                          flush=True), **settings)
@@ -135,7 +140,8 @@ def figure(cells: list[dict], path: Path, title: str) -> None:
     if unseen:
         ax.axhline(unseen["plain"], color="grey", ls="--", label="plain (never-tuned wording)")
     ax.set_xlabel("forward-equivalents")
-    ax.set_ylabel("L1 loss (lines: best training objective; x: never-tuned wording)")
+    ax.set_ylabel("L1 distance to the target")
+    ax.scatter([], [], marker="x", color="black", label="never-tuned wording, at the end")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -150,6 +156,9 @@ def main() -> None:
     ap.add_argument("--country", default="China")
     ap.add_argument("--planted", action="store_true")
     ap.add_argument("--system", default=LOW_SYSTEM)
+    ap.add_argument("--lead", default=None, help="with --planted: plant the target with this "
+                    "text at the soft prompt's own place (inside the search space)")
+    ap.add_argument("--tokens", type=int, default=5)
     ap.add_argument("--optimizers", default="adam,pso")
     ap.add_argument("--budgets", default="60")
     ap.add_argument("--seeds", type=int, default=1)
@@ -165,15 +174,23 @@ def main() -> None:
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     try:
-        lm = ct.load_model(args.model)
+        loaded: list[Any] = []
+
+        def lm() -> Any:
+            if not loaded:
+                loaded.append(ct.load_model(args.model))
+            return loaded[0]
+
         cells = [cell(lm, args, o, b, s) for o in optimizers for b in budgets
                  for s in range((args.adam_seeds or args.seeds) if o == "adam" else args.seeds)]
     except CultureTuneError as exc:
         sys.exit(f"error: {exc}")
     out = Path(args.out)
-    what = "planted target" if args.planted else args.country
-    title = f"{lm.name}, {args.format} format, {what}"
-    write_json(out / "compare.json", {"model": lm.name, "format": args.format, "target": what,
+    what = ("planted target" + (" inside the search space" if args.lead else "")
+            if args.planted else args.country)
+    name = args.model or "smollm2-135m-instruct"
+    title = f"{name}, {args.format} format, {what}"
+    write_json(out / "compare.json", {"model": name, "format": args.format, "target": what,
                                       "cells": cells})
     figure(cells, out / "compare.png", title)
     text = (f"# Optimizers at equal compute: {title}\n\nL1 distance to the target (share of the "
