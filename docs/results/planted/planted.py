@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not resume:
             settings["target_system"] = args.system
         result = ct.tune(lm, None, folder, resume=resume, progress=lambda p: print(
-            f"  step {p.step}: {p.evaluations}/{p.budget} evals, best {p.best_loss:.2f}, "
+            f"  step {p.step}: {p.evaluations:g}/{p.budget} evals, best {p.best_loss:.2f}, "
             f"{p.rate:.2f} evals/s", flush=True), **settings)
         runs.append((seed, result, time.perf_counter() - began))
     target = runs[0][1].config.target

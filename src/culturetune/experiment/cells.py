@@ -355,7 +355,7 @@ class CellRunner:
         last one always, and the heartbeat's repeat while one step takes longer."""
 
         def tick(p: Any) -> None:
-            beat.update(f"  {label}: {p.evaluations}/{budget} evaluations, best loss "
+            beat.update(f"  {label}: {p.evaluations:g}/{budget} forward-equivalents, best loss "
                         f"{p.best_loss:.2f} ({p.seconds:.0f} s)", force=p.evaluations >= budget)
 
         return tick
