@@ -346,8 +346,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench_easy_slice.csv"
 @pytest.mark.model
 def test_tune_then_use_the_prompt(tmp_path: Path, run_cli: Cli) -> None:
     folder = str(tmp_path / "run")
-    code, out, err = run_cli(["tune", "--country", "China", "--budget", "16", "--population", "8",
-                              "--out", folder, "--json"])
+    code, out, err = run_cli(["tune", "--country", "China", "--optimizer", "pso", "--budget", "16",
+                              "--population", "8", "--out", folder, "--json"])
     assert code == 0, err
     tuned = json.loads(out)
     assert tuned["evaluations"] == 16 and tuned["status"] == "done"
@@ -389,14 +389,17 @@ def test_tune_then_use_the_prompt(tmp_path: Path, run_cli: Cli) -> None:
 def test_tune_progress_off_a_terminal_comes_as_whole_lines(
         tmp_path: Path, run_cli: Cli) -> None:
     """To a file or a pipe (here: captured), tuning says how far it is in whole lines: the
-    first before the first step, the last when the budget is spent."""
-    code, _, err = run_cli(["tune", "--country", "China", "--budget", "8", "--population", "4",
-                            "--out", str(tmp_path / "run")])
+    first before the first step, the last when the budget buys no further step. With no
+    --optimizer, tune takes Adam's steps (about 2 forward-equivalents each)."""
+    code, out, err = run_cli(["tune", "--country", "China", "--budget", "8",
+                              "--out", str(tmp_path / "run")])
     assert code == 0, err
     assert "\r" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("tuning: ")]
     assert lines[0] == "tuning: 0/8 evals (the first step is running)", err
-    assert re.match(r"tuning: step \d+ · 8/8 evals · best \d", lines[-1]), err
+    last = re.match(r"tuning: step (\d+) · ([\d.]+)/8 evals · best \d", lines[-1])
+    assert last and int(last[1]) >= 2 and 6 < float(last[2]) <= 8, err
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["optimizer"] == "adam"
 
 
 @pytest.mark.model

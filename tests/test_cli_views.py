@@ -138,7 +138,7 @@ def test_survey_reads_orders_and_shows_the_uniform_baseline(run_cli: Cli) -> Non
 @pytest.mark.model
 def test_tune_prints_the_validity_table_and_verdict(tmp_path, run_cli: Cli) -> None:
     out_dir = tmp_path / "run"
-    code, out, err = run_cli(["tune", "--country", "India", "--budget", "16", "--population", "8",
+    code, out, err = run_cli(["tune", "--country", "India", "--budget", "16",
                               "--out", str(out_dir)])
     assert code == 0, err
     for needle in ("plain", "uniform", "tuned", "Does it hold?", "verdict: ", "in plain words:",
@@ -157,7 +157,7 @@ def test_tune_prints_the_validity_table_and_verdict(tmp_path, run_cli: Cli) -> N
     assert "not read in other answer formats where the model check says a reading carries none " \
            "of its answers (letter: answers by position; words: does not answer)" in " ".join(
                out.split())
-    assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "pso"
+    assert meta["config"]["orders"] == "both" and meta["config"]["optimizer"] == "adam"
     # the saved verdict is the one printed, with the checks that failed
     v = meta["validity"]
     failed = f"; failed: {', '.join(v['failed'])}" if v["failed"] else ""

@@ -148,3 +148,35 @@ def test_a_target_from_a_lead_in_is_a_point_of_the_search_space(lm32, tmp_path):
     assert run_survey(survey, target=target, constants=cfg.constants).loss.value > 0.1
     with pytest.raises(CultureTuneError, match="give one of them"):
         TuneConfig(target=planted, target_lead=text, target_system="Disagree.").validate()
+
+
+@pytest.mark.parametrize(
+    "args,optimizer,budget",
+    [
+        ([], "adam", 60),                                    # the default: Adam, 60 fe
+        (["--reading", "said"], "pso", 640),                 # no gradient: the search's default
+        (["--optimizer", "de", "--budget", "32"], "de", 32),  # named: as named
+    ],
+)
+def test_the_default_optimizer_is_adam_where_it_can_run(run_cli, tmp_path, monkeypatch, args,
+                                                        optimizer, budget):
+    """``--optimizer auto`` (the default) resolves before the model loads, and the run folder's
+    default name says what it resolved to."""
+    from culturetune import cli
+
+    seen = {}
+
+    class Loaded(Exception):
+        pass
+
+    def fake_run(lm, config, folder, *a):
+        seen.update(optimizer=config.optimizer, budget=config.budget, folder=folder)
+        raise Loaded
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.common, "load_lm", lambda *a, **k: None)
+    monkeypatch.setattr(cli.tune, "_run_tuning", fake_run)
+    with pytest.raises(Loaded):
+        cli.main(["tune", "--country", "China", *args])
+    assert seen == {"optimizer": optimizer, "budget": budget,
+                    "folder": f"runs/chi-{optimizer}-s0"}

@@ -126,7 +126,7 @@ def prompt(rel: str = "p", shape: tuple[int, ...] = (5, HIDDEN), fill: float | N
 
 def run_config(**overrides: object) -> dict:
     cfg = TuneConfig(target=lookup_country("China"), model="smollm2-135m-instruct", budget=32,
-                     population=8, seed=3).to_dict()
+                     optimizer="pso", population=8, seed=3).to_dict()
     cfg.update(overrides)
     return cfg
 
@@ -429,7 +429,7 @@ CASES: list[tuple[str, list[str], str, tuple[Builder, ...]]] = [
     ("tune-out-locked", ["tune", "--country", "China", "--out", "busy"], "in use",
      (held("busy"),)),
     ("tune-default-folder-is-a-file", ["tune", "--country", "China"], "is a file",
-     (text("runs/chi-pso-s0", "x"),)),
+     (text("runs/chi-adam-s0", "x"),)),
     # --- tune --resume
     ("resume-missing", ["tune", "--resume", "nowhere"], "nothing to resume", ()),
     ("resume-not-a-run", ["tune", "--resume", "d"], "run.json is missing", (folder("d"),)),
@@ -769,7 +769,7 @@ def test_two_tunes_one_folder_then_sigint_resume_equals_uninterrupted(tmp_path: 
     """A second ``tune`` on a folder in use is refused; SIGINT to the first exits 130 with the
     resume hint; a resumed run killed with SIGKILL leaves no stale lock; and ``--resume``
     continues the folder to exactly the result of an uninterrupted run with the same settings."""
-    settings = ["--country", "China", "--population", "8", "--seed", "0"]
+    settings = ["--country", "China", "--optimizer", "pso", "--population", "8", "--seed", "0"]
     first = subprocess.Popen(_culturetune("tune", *settings, "--budget", "100000", "--out", "r",
                                           "--json"),
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -839,7 +839,8 @@ def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path)
     from culturetune.tuning.search import tune
 
     def config(budget: int) -> TuneConfig:
-        return TuneConfig(target=lookup_country("China"), budget=budget, population=8, seed=3)
+        return TuneConfig(target=lookup_country("China"), optimizer="pso", budget=budget,
+                          population=8, seed=3)
 
     short = tune(lm, config(16), tmp_path / "short")
     assert short.evaluations == 16
@@ -852,8 +853,8 @@ def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path)
     with pytest.raises(CultureTuneError, match="at least 32"):
         tune(lm, config(24), tmp_path / "short", resume=True)
     with pytest.raises(CultureTuneError, match="seed: the run has 3, not 4"):
-        tune(lm, TuneConfig(target=lookup_country("China"), budget=32, population=8, seed=4),
-             tmp_path / "short", resume=True)
+        tune(lm, TuneConfig(target=lookup_country("China"), optimizer="pso", budget=32,
+                            population=8, seed=4), tmp_path / "short", resume=True)
 
 
 @pytest.mark.model
@@ -864,7 +865,7 @@ def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path)
          "at most 8"),  # the context holds 8192 tokens
         (["tune", "--country", "China", "--tokens", "6000", "--out", "r"],
          "virtual tokens fit"),  # fits the context, not the memory
-        (["tune", "--country", "China", "--subspace", "5000", "--out", "r"],
+        (["tune", "--country", "China", "--optimizer", "pso", "--subspace", "5000", "--out", "r"],
          "larger than the prompt itself"),
         (["survey", "--prompt", "big"], "at most 8"),
         (["chat", "--max-new-tokens", "9000", "hi"], "reads at most 8192"),
@@ -1066,7 +1067,8 @@ def test_tune_on_a_full_disk_at_every_write_then_resume_equals_uninterrupted(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tuning, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every step
-    settings = ["--country", "China", "--budget", "16", "--population", "8", "--seed", "3"]
+    settings = ["--country", "China", "--optimizer", "pso", "--budget", "16", "--population", "8",
+                "--seed", "3"]
     code, _, err = _tune_cli(lm, monkeypatch, run_cli, *settings, "--out", "fresh")
     assert code == 0, err
     run_dir = tmp_path / "r"

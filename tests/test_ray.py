@@ -122,7 +122,8 @@ def test_tune_on_two_workers_equals_one(tmp_path: Path) -> None:
     in float32 (bf16 scores depend on the batch split; docs/ray.md)."""
     from safetensors.torch import load_file
 
-    base = ["tune", "--country", "China", "--budget", "16", "--population", "8", "--seed", "0",
+    base = ["tune", "--country", "China", "--optimizer", "pso", "--budget", "16", "--population",
+            "8", "--seed", "0",
             "--dtype", "float32", "--format", "number", "--train-instrument", "none",
             "--json"]
     one = culturetune([*base, "--threads", "1", "--out", "one"], tmp_path)

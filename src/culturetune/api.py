@@ -146,7 +146,9 @@ def tune(
     tuned on, and the verdict).
 
     ``settings`` are :class:`~culturetune.tuning.config.TuneConfig` fields, with the command line's
-    defaults: ``optimizer="pso"``, ``budget=640``, ``population=16``, ``tokens=5``,
+    defaults: ``optimizer="auto"`` (Adam; PSO with ``reading="said"``), ``budget=None`` (60
+    forward-equivalents for Adam, 640 for a derivative-free optimizer), ``population=16``
+    (derivative-free), ``tokens=5``,
     ``placement="answer"``, ``orders="both"``, ``subspace="auto"`` (64 for a derivative-free
     optimizer, the whole matrix for ``optimizer="adam"``; ``"full"``: the whole matrix),
     ``lr=0.1``, ``temperature=1.0``, ``grad_chunk=None`` (adam),

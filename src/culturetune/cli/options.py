@@ -20,7 +20,7 @@ MISSING_RULES: tuple[str, ...] = choices.MISSING_RULES
 OBJECTIVE_NAMES: tuple[str, ...] = choices.OBJECTIVES
 READING_NAMES: tuple[str, ...] = choices.READINGS
 DTYPES: tuple[str, ...] = choices.DTYPES
-OPTIMIZER_NAMES: tuple[str, ...] = choices.OPTIMIZERS
+OPTIMIZER_NAMES: tuple[str, ...] = choices.OPTIMIZER_CHOICES
 PLACEMENT_NAMES: tuple[str, ...] = choices.PLACEMENTS
 INIT_NAMES: tuple[str, ...] = choices.INITS
 FORMAT_NAMES: tuple[str, ...] = choices.FORMAT_CHOICES
@@ -35,7 +35,7 @@ TuneOrders = StrEnum("TuneOrders", {n: n for n in ORDER_SETS if n != "all"})
 Optimizer = StrEnum("Optimizer", {n: n for n in OPTIMIZER_NAMES})
 Placement = StrEnum("Placement", {n: n for n in PLACEMENT_NAMES})
 Init = StrEnum("Init", {n: n for n in INIT_NAMES})
-DEFAULT_OPTIMIZER = Optimizer(defaults.OPTIMIZER)
+DEFAULT_OPTIMIZER = Optimizer("auto")
 DEFAULT_TUNE_ORDERS = TuneOrders(defaults.ORDERS)
 Missing = StrEnum("Missing", {n: n for n in MISSING_RULES})
 ObjectiveName = StrEnum("ObjectiveName", {n: n for n in OBJECTIVE_NAMES})

@@ -101,15 +101,18 @@ def tune(
     ] = "auto",
     optimizer: Annotated[
         Optimizer,
-        typer.Option(help="adam: Adam on the objective's gradient (the expected reading); "
-                     "de: Differential Evolution; cma: CMA-ES; pso: particle swarm; "
-                     "random: random search.", case_sensitive=False),
+        typer.Option(help="auto: adam, or pso where adam cannot run (--reading said, "
+                     "--workers/--ray-address); adam: Adam on the objective's gradient (the "
+                     "expected reading); de: Differential Evolution; cma: CMA-ES; pso: particle "
+                     "swarm; random: random search.", case_sensitive=False),
     ] = DEFAULT_OPTIMIZER,
     budget: Annotated[
-        int, typer.Option(help="Forward-equivalents in all: one is one candidate's forward "
-                          "pass over the training prompts (a derivative-free evaluation); an "
-                          "adam step costs its counted forward + backward.")
-    ] = defaults.BUDGET,
+        int | None, typer.Option(help="Forward-equivalents in all: one is one candidate's "
+                                 "forward pass over the training prompts (a derivative-free "
+                                 "evaluation); an adam step costs its counted forward + "
+                                 f"backward. Default: {defaults.GRADIENT_BUDGET} for adam, "
+                                 f"{defaults.BUDGET} for a derivative-free optimizer.")
+    ] = None,
     population: Annotated[int, typer.Option(help="Candidates per optimizer step "
                                             "(derivative-free optimizers).")] = 16,
     lr: Annotated[float, typer.Option(help="adam: learning rate, a share of the embedding "
@@ -199,6 +202,7 @@ def tune(
 ) -> None:
     """Learn a soft prompt that moves the model's indices to a country (or custom target)."""
     from culturetune.model.loading import DEFAULT_MODEL
+    from culturetune.tuning.config import resolve_optimizer
     from culturetune.tuning.search import runfolder
 
     # 1. every option checked before anything is read or loaded
@@ -218,7 +222,8 @@ def tune(
                                "PDI=..,IDV=..), or --resume DIR to continue a run")
     settings = dict(
         tokens=tokens, placement=str(placement), init=str(init), init_text=init_text,
-        optimizer=str(optimizer), budget=budget, population=population, seed=seed,
+        optimizer=resolve_optimizer(str(optimizer), str(reading), ray is not None),
+        budget=budget, population=population, seed=seed,
         loss=str(loss), orders=str(orders), calibrate=calibrate, objective=str(objective),
         reading=str(reading), missing=str(missing), min_mass=min_mass, format=str(format),
         lr=lr, temperature=temperature, grad_chunk=grad_chunk,
@@ -278,7 +283,7 @@ def _new_run(country: str | None, target_from_system: str | None, subspace: str,
     slug = "".join(ch if ch.isalnum() else "-" for ch in (target.code or target.name))
     slug = slug.strip("-").lower()[:60] or "custom"
     return config, (out if out is not None
-                    else f"runs/{slug}-{settings['optimizer']}-s{settings['seed']}")
+                    else f"runs/{slug}-{config.optimizer}-s{config.seed}")
 
 
 def _tune_in(folder: str, config: TuneConfig, model: str | None, adapter: str | None, ray: Any,
@@ -425,7 +430,7 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
                         force=True)
 
             def log(p: Any) -> None:
-                beat.update(f"tuning: {line(p)}", force=p.evaluations >= p.budget)
+                beat.update(f"tuning: {line(p)}", force=p.last)
 
             return run_tune(lm, config, folder, resume=resume, time_limit=time_limit,
                             on_progress=log, evaluate=evaluate, model_check=checked)

@@ -29,6 +29,9 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "de", "cma", "pso", "random")
 #: The optimizers that follow the objective's gradient (they need the model's weights here and
 #: the expected reading, and search the whole prompt, not a subspace).
 GRADIENT_OPTIMIZERS: tuple[str, ...] = ("adam",)
+#: What ``--optimizer`` accepts: an optimizer, or ``auto`` (the default): Adam, or the
+#: derivative-free default where Adam cannot run (culturetune.core.defaults).
+OPTIMIZER_CHOICES: tuple[str, ...] = ("auto", *OPTIMIZERS)
 #: Where the soft prompt goes: before the answer, in the system turn, or before everything.
 PLACEMENTS: tuple[str, ...] = ("answer", "system", "prefix")
 #: Where a soft prompt starts (``auto``: the measured choice for the model).

@@ -28,8 +28,26 @@ from culturetune.reading.batch import DEFAULT_ORDERS
 from culturetune.reading.prompts import check_instrument_format, check_placement
 
 RUN_FILE = "run.json"
-#: The optimizer ``tune`` uses unless told otherwise (see culturetune.core.defaults).
-DEFAULT_OPTIMIZER = defaults.OPTIMIZER
+#: The optimizer ``tune`` uses unless told otherwise: ``auto`` is Adam, or the derivative-free
+#: default where Adam cannot run (:func:`resolve_optimizer`; culturetune.core.defaults).
+DEFAULT_OPTIMIZER = "auto"
+
+
+def resolve_optimizer(optimizer: str, reading: str = "expected", spread: bool = False) -> str:
+    """``auto`` as the optimizer it stands for: Adam (``defaults.OPTIMIZER``), or the
+    derivative-free default where Adam cannot run: the ``said`` reading (no gradient) or a
+    population ``spread`` over Ray workers. Any other name is returned as it is."""
+    if optimizer != "auto":
+        return optimizer
+    if reading == "said" or spread:
+        return defaults.DERIVATIVE_FREE_OPTIMIZER
+    return defaults.OPTIMIZER
+
+
+def default_budget(optimizer: str) -> int:
+    """The forward-equivalents a run gets when ``--budget`` is not given: 60 for a gradient
+    optimizer, 640 for a derivative-free one (culturetune.core.defaults)."""
+    return defaults.GRADIENT_BUDGET if optimizer in GRADIENT_OPTIMIZERS else defaults.BUDGET
 #: Option orders the objective reads answers in (:mod:`culturetune.instrument.orders`): ``shown``
 #: is the items as printed; ``both`` averages each item's answer over the printed and the reversed
 #: order, so that a prompt cannot win by favouring a position; ``cyclic`` over all five shifts.
@@ -51,8 +69,10 @@ class TuneConfig:
     #: Dimension of the random subspace a derivative-free search explores (``None``: the whole
     #: prompt); ``auto``: 64 for a derivative-free optimizer, the whole prompt for Adam.
     subspace: int | str | None = "auto"
+    #: An optimizer of :data:`OPTIMIZERS`, or ``auto`` (resolved by :meth:`validate`).
     optimizer: str = DEFAULT_OPTIMIZER
-    budget: int = defaults.BUDGET
+    #: Forward-equivalents in all; ``None``: :func:`default_budget` of the optimizer.
+    budget: int | None = None
     population: int = 16
     seed: int = 0
     constants: dict[str, float] = field(default_factory=lambda: parse_constants(None))
@@ -107,6 +127,10 @@ class TuneConfig:
         changes nothing (``ExperimentConfig.validate`` keeps the same contract)."""
         if isinstance(self.subspace, str):
             self.subspace = inputs.parse_subspace(self.subspace)
+        if isinstance(self.optimizer, str):
+            self.optimizer = resolve_optimizer(self.optimizer, self.reading)
+        if self.budget is None and self.optimizer in OPTIMIZERS:
+            self.budget = default_budget(self.optimizer)
         if self.subspace == "auto":
             self.subspace = None if self.optimizer in GRADIENT_OPTIMIZERS else 64
         inputs.check_tune_settings(self)

@@ -59,11 +59,14 @@ class Interrupted(errors.Interrupted):
 @dataclass
 class Progress:
     step: int
-    evaluations: int
+    evaluations: float
     budget: int
     best_loss: float
     mean_loss: float
     seconds: float
+    #: No step is left: the budget buys no further step (an Adam step may leave a remainder
+    #: smaller than its cost unspent).
+    last: bool = False
 
     @property
     def rate(self) -> float:
@@ -229,6 +232,7 @@ def _tune(
                         h["best_loss"],
                         h["mean_loss"],
                         elapsed,
+                        stepper.remaining() <= 0,
                     )
                 )
             if time_limit is not None and time.perf_counter() - began >= time_limit:
