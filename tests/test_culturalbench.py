@@ -32,8 +32,11 @@ SHARED = Path(os.environ.get("CULTURETUNE_SHARED_DATA")
 SHARED_EASY = SHARED / "culturalbench" / "CulturalBench-Easy.csv"
 LMEVAL_REFERENCE = SHARED / "reference" / "lmeval-culturalbench-easy-china.json"
 #: Largest gap allowed between culturetune's and lm-eval 0.4.13's per-choice log-likelihoods
-#: (float32; measured 7.6e-5 nats at most over 3 × 59 × 4 choices).
-LMEVAL_TOL = 2e-4
+#: (float32; measured 2.3e-4 nats at most over 3 × 59 × 4 choices with a question's choices as
+#: one trie under the tree mask, whose attention sums in another order than lm-eval's full
+#: forward; 7.6e-5 when each choice had its own copy of the context's cache). Half a nat per
+#: thousand is far below the gaps between choices: answers and accuracy are asserted equal.
+LMEVAL_TOL = 5e-4
 
 # A small CulturalBench-Hard-format table: 4 rows per question, more than one TRUE allowed.
 HARD_ROWS = [
@@ -563,7 +566,7 @@ def test_loglik_matches_full_forward_with_soft_prompt(lm32, easy_qs, placement: 
             want_at = nl + [first - 1 + j for j in range(len(ids))]
         logp = lm32.model(inputs_embeds=x).logits[0].float().log_softmax(-1)
         want = sum(float(logp[i, t]) for i, t in zip(want_at, cont, strict=True))
-        assert got == pytest.approx(want, abs=2e-4)  # the newline alone is worth ~1e-3
+        assert got == pytest.approx(want, abs=5e-4)  # the newline alone is worth ~1e-3
     assert out.predicted_norm in "ABCD" and isinstance(out.correct_norm, bool)
 
 

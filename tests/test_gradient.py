@@ -180,3 +180,24 @@ def test_the_default_optimizer_is_adam_where_it_can_run(run_cli, tmp_path, monke
         cli.main(["tune", "--country", "China", *args])
     assert seen == {"optimizer": optimizer, "budget": budget,
                     "folder": f"runs/chi-{optimizer}-s0"}
+
+
+@pytest.mark.parametrize("fmt", ["number", "words"])
+def test_an_objective_reads_each_wording_as_its_survey_reads_it_alone(lm, fmt):
+    """The objective over two wordings reads each prompt in the batch its survey reads it in
+    alone, so what a run scores is what ``survey --prompt`` reads, bit for bit, in the model's
+    own dtype (bf16 where the CPU runs it: there a score depends on its batch's padding); its
+    gradient runs through the same joined scorer."""
+    import numpy as np
+
+    from culturetune.reading.batch import Survey, joint_scorer, read_many
+
+    surveys = [Survey(lm, w, orders="both", format=fmt) for w in ("vsm2013", "paraphrase")]
+    soft = prompts(lm, 3, seed=4)
+    for joint, survey in zip(read_many(surveys, soft), surveys, strict=True):
+        alone = survey.read(soft)
+        assert np.array_equal(joint.by_order, alone.by_order)
+        assert np.array_equal(joint.mass, alone.mass) and np.array_equal(joint.said, alone.said)
+    scorer = joint_scorer(surveys)
+    assert len(scorer) == sum(s.n_prompts for s in surveys)
+    assert len(scorer.blocks) == sum(len(s.scorer.blocks) for s in surveys)

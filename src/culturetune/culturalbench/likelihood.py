@@ -3,21 +3,24 @@ prompt (letters A-D, True/False), and the summed log-probability of continuation
 context (lm-evaluation-harness's ``loglikelihood``).
 
 Both insert a soft prompt (``[1, tokens, hidden]``) where a prompt's text is split, and batch
-prompts of similar length together. Label probabilities go through
-:class:`~culturetune.model.engine.PromptScorer`; continuations run each context once and share its
-KV cache among that context's continuations.
+prompts of similar length together, through :class:`~culturetune.model.engine.PromptScorer`: label
+probabilities at each prompt's end; continuations as one token trie per context
+(:class:`~culturetune.model.replies.ReplySet`), every continuation's tokens scored in the same
+forward pass as the context's end under the tree mask, as the survey scores an option's words.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 
 from culturetune.core.errors import CultureTuneError
 from culturetune.model.attention import decoder_forward, make_cache
-from culturetune.model.engine import PromptScorer
+from culturetune.model.engine import NoTreeMask, PromptScorer
 from culturetune.model.loading import LoadedModel
+from culturetune.model.replies import ReplySet
 from culturetune.model.segments import split_tokens
 
 
@@ -89,10 +92,62 @@ def continuation_logprobs(
 ) -> list[list[float]]:
     """Summed log-probability of each continuation text after its context.
 
-    The context (with the soft prompt ``[1, tokens, hidden]`` inserted at ``splits``) is run once
-    per context and its KV cache shared by all of its continuations, which are right-padded and
-    scored in one further pass. Returns one list of sums per context.
+    The context (with the soft prompt ``[1, tokens, hidden]`` inserted at ``splits``) is cached
+    up to the soft prompt; its continuations, encoded on their own as lm-eval encodes them, are
+    one token trie (continuations that share leading tokens share those nodes; one may start
+    another) run after it under the tree mask: one forward pass per batch of ``batch_size``
+    contexts, whatever their number of continuations. Returns one list of sums per context.
+    Models whose attention bypasses transformers' attention interface are scored with one copy
+    of the context's cache per continuation instead (:func:`copied_continuation_logprobs`).
     """
+    tok = lm.tokenizer
+    encoded = [[_encode(tok, c) for c in cs] for cs in continuations]
+    pad = tok.pad_token_id or 0
+    out: list[list[float]] = [[] for _ in contexts]
+    by_count: dict[int, list[int]] = {}
+    for i, cs in enumerate(encoded):
+        by_count.setdefault(len(cs), []).append(i)
+    done = 0
+    for count, members in sorted(by_count.items()):
+        for part in length_batches([contexts[i] for i in members], batch_size):
+            idx = [members[j] for j in part]
+            if count:
+                segs = split_tokens(lm, [contexts[i] for i in idx], [splits[i] for i in idx])
+                replies = ReplySet([[[ids] for ids in encoded[i]] for i in idx], pad,
+                                   strict=False)
+                try:
+                    logp = PromptScorer(lm, segs, replies=replies).reply_scores(soft)[0][0]
+                except NoTreeMask:
+                    return copied_continuation_logprobs(lm, contexts, splits, continuations,
+                                                        soft, batch_size, progress)
+                for r, i in enumerate(idx):
+                    out[i] = [float(x) for x in logp[r]]
+            done += len(idx)
+            if progress:
+                progress(done)
+    return out
+
+
+def _encode(tok: Any, text: str) -> list[int]:
+    ids = tok.encode(text, add_special_tokens=False)
+    if not ids:
+        raise CultureTuneError(f"continuation {text!r} encodes to no tokens")
+    return list(ids)
+
+
+@torch.inference_mode()
+def copied_continuation_logprobs(
+    lm: LoadedModel,
+    contexts: Sequence[str],
+    splits: Sequence[int],
+    continuations: Sequence[Sequence[str]],
+    soft: torch.Tensor | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[float]]:
+    """:func:`continuation_logprobs` without the tree mask, for architectures that bypass
+    transformers' attention interface: each context is run once and its KV cache repeated for
+    each of its continuations, which are right-padded and scored in one further pass."""
     tok = lm.tokenizer
     model = lm.model
     device = torch.device(lm.device)

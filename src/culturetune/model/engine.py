@@ -30,6 +30,12 @@ from culturetune.model.loading import LoadedModel
 from culturetune.model.replies import ReplySet
 from culturetune.model.segments import Segments, split_tokens
 
+
+class NoTreeMask(CultureTuneError):
+    """The model's architecture bypasses transformers' attention interface, so a trie of
+    replies cannot be scored under the tree mask in one pass."""
+
+
 #: Bytes of float32 logits one read of the output layer may hold at once (rows x reads x vocab).
 LOGIT_BYTES = 256 * 2**20
 
@@ -378,7 +384,7 @@ class PromptScorer:
         ctx.tree = self._tree_bias(t)
         out = self._decode_shared(embeds, pos, ctx)
         if out is None:
-            raise CultureTuneError(
+            raise NoTreeMask(
                 f"{self.lm.name}: its architecture does not run attention through transformers' "
                 "attention interface, which the words format needs to score every option's "
                 "tokens in one pass; use --format number or letter")
@@ -405,4 +411,4 @@ class PromptScorer:
         return node_logp.cpu(), torch.cat(top).view(p, n, r).cpu().numpy()
 
 
-__all__ = ["LOGIT_BYTES", "PromptScorer", "Segments", "split_tokens"]
+__all__ = ["LOGIT_BYTES", "NoTreeMask", "PromptScorer", "Segments", "split_tokens"]

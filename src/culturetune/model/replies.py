@@ -45,11 +45,15 @@ class Trie:
     paths: list[list[list[int]]]
 
     @classmethod
-    def build(cls, options: list[list[list[int]]]) -> Trie:
+    def build(cls, options: list[list[list[int]]], strict: bool = True) -> Trie:
         """The trie of one prompt's options (``[option][form][token]``). A form that ends where
         another form goes on (one is the start of the other) or that ends at the same node
         raises :class:`SharedStart`: the replies have no end token, so the shorter form's
-        probability would hold the longer one's too."""
+        probability would hold the longer one's too. ``strict=False`` allows them, for
+        continuations scored each on its own (lm-evaluation-harness's log-likelihood of a text
+        after a context, where one continuation may well start another): every form's sum over
+        its path is still its own log-probability, but the greedy path names the first option
+        ending at a node and is not a reading of what the model says."""
         token: list[int] = []
         parent: list[int] = []
         ends: list[int] = []
@@ -75,12 +79,15 @@ class Trie:
                     at = child[(at, t)]
                     path.append(at)
                 if ends[at] != -1:  # the same tokens as another option's form
-                    raise SharedStart(ends[at], o, same=True)
+                    if strict:
+                        raise SharedStart(ends[at], o, same=True)
+                    option_paths.append(path)
+                    continue
                 ends[at] = o
                 option_paths.append(path)
             paths.append(option_paths)
         for p in parent:  # a form ends where another goes on
-            if p >= 0 and ends[p] != -1:
+            if strict and p >= 0 and ends[p] != -1:
                 longer = next(o for o, forms in enumerate(paths) for f in forms
                               if p in f[:-1])
                 raise SharedStart(ends[p], longer)
@@ -105,8 +112,9 @@ class ReplySet:
     ``n`` prompts; ``N`` internal nodes at most per prompt (fed as input tokens), ``K`` nodes at
     most (scored), ``O`` options, ``F`` forms at most, ``D`` tokens at most per form."""
 
-    def __init__(self, options: list[list[list[list[int]]]], pad: int = 0) -> None:
-        self._layout([Trie.build(o) for o in options], pad)
+    def __init__(self, options: list[list[list[list[int]]]], pad: int = 0,
+                 strict: bool = True) -> None:
+        self._layout([Trie.build(o, strict) for o in options], pad)
 
     def _layout(self, tries: list[Trie], pad: int) -> None:
         with torch.inference_mode(False):  # index tensors a gradient step may save

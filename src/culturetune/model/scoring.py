@@ -36,11 +36,45 @@ class ReplyScorer:
         self.blocks = [idx[a : a + MAX_CACHED_PROMPTS] for _, idx in sorted(groups.items())
                        for a in range(0, len(idx), MAX_CACHED_PROMPTS)]
         self.keep = len(segments) <= MAX_CACHED_PROMPTS
+        self.n_options = replies.n_options
+        #: A joined scorer's blocks: the scorer and block each came from (:meth:`joined`).
+        self._parts: list[tuple[ReplyScorer, int]] | None = None
         self._scorers: list[PromptScorer] | None = (
             [self._scorer(b) for b in self.blocks] if self.keep else None)
 
+    @classmethod
+    def joined(cls, scorers: Sequence[ReplyScorer]) -> ReplyScorer:
+        """One scorer over the prompts of ``scorers`` in turn (an objective over two wordings),
+        each block read by the scorer it belongs to: the very shapes, hence the very numbers,
+        of each read alone (in bf16 a score depends on what its batch is padded to), and no
+        second copy of their caches."""
+        if len({s.n_options for s in scorers}) != 1:
+            raise ValueError("joined scorers need the same number of options")
+        out = cls.__new__(cls)
+        out.lm, out.max_rows = scorers[0].lm, scorers[0].max_rows
+        out.segments = Segments([p for s in scorers for p in s.segments.pre],
+                                [p for s in scorers for p in s.segments.post])
+        out.replies, out.n_options = None, scorers[0].n_options
+        out.blocks, out._parts, at = [], [], 0
+        for s in scorers:
+            for j, idx in enumerate(s.blocks):
+                out.blocks.append([at + i for i in idx])
+                out._parts.append((s, j))
+            at += len(s)
+        out.keep, out._scorers = True, None
+        return out
+
     def __len__(self) -> int:
         return len(self.segments)
+
+    def _block(self, b: int) -> PromptScorer:
+        """The prompt scorer of block ``b`` (made for this call where caches are not kept)."""
+        if self._parts is not None:
+            owner, j = self._parts[b]
+            return owner._block(j)
+        if self._scorers is not None:
+            return self._scorers[b]
+        return self._scorer(self.blocks[b])
 
     def _scorer(self, idx: Sequence[int]) -> PromptScorer:
         segs = Segments([self.segments.pre[i] for i in idx], [self.segments.post[i] for i in idx])
@@ -49,12 +83,11 @@ class ReplyScorer:
 
     def __call__(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
         cands = 1 if soft is None else soft.shape[0]
-        n, k = len(self.segments), self.replies.n_options
+        n, k = len(self.segments), self.n_options
         logp = torch.empty(cands, n, k)
         said = np.empty((cands, n), dtype=np.int64)
         for b, idx in enumerate(self.blocks):
-            scorer = self._scorers[b] if self._scorers is not None else self._scorer(idx)
-            lp, s = scorer.reply_scores(soft)
+            lp, s = self._block(b).reply_scores(soft)
             logp[:, idx] = lp.float()
             said[:, idx] = s
         return logp, said
@@ -92,7 +125,7 @@ class ReplyScorer:
             (dlogp,) = torch.autograd.grad(surrogate, at)
         with torch.enable_grad():
             for b, idx in enumerate(self.blocks):
-                scorer = self._scorers[b] if self._scorers is not None else self._scorer(idx)
+                scorer = self._block(b)
                 for a in range(0, len(idx), chunk):
                     rows = idx[a : a + chunk]
                     part, _ = scorer.rows(a, a + len(rows)).reply_scores(leaf)

@@ -159,7 +159,7 @@ class Survey:
     def _scores(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
         """Log-probabilities of the options as shown ``[candidates, prompts, 5]`` and the shown
         option each greedy reply spells ``[candidates, prompts]`` (``NO_ANSWER`` where none).
-        Always this survey's own scorer, never a joint one (:func:`read_many`): in bf16 the
+        Always this survey's own scorer, whose batches :func:`read_many` reuses: in bf16 the
         scores depend on what a batch is padded to, and a survey read alone (``culturetune
         survey --prompt``) must give what a run reported."""
         return self.scorer(soft)
@@ -365,8 +365,8 @@ _OWN_SCORES = Survey._scores
 
 @torch.inference_mode()
 def read_many(surveys: Sequence[Survey], soft: torch.Tensor | None) -> list[Readout]:
-    """Each survey's reading of the same soft prompts, in one batch where they share a model
-    and a placement (an objective over two wordings costs one pass, not two)."""
+    """Each survey's reading of the same soft prompts, through their joined scorers where they
+    share a model (each prompt in the batch its survey reads it in alone)."""
     if soft is not None and soft.dim() == 2:
         soft = soft[None]
     joint = _joint_scorer(surveys)
@@ -394,6 +394,9 @@ def joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer:
 
 
 def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
+    """The surveys' own scorers joined (:meth:`ReplyScorer.joined`): each prompt is read in the
+    batch it has when its survey is read alone, so an objective's reading of a prompt is what
+    ``culturetune survey --prompt`` reads; ``None`` where they do not share a model."""
     first = surveys[0] if surveys else None
     if (len(surveys) < 2 or any(s.lm is not first.lm for s in surveys)
             or Survey._scores is not _OWN_SCORES):  # a test's synthetic respondent
@@ -402,13 +405,10 @@ def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
     cached = getattr(first, "_joint", None)
     if cached is not None and cached[0] == key:
         return cached[1]
-    if len({bool(s.segments.post and s.segments.post[0]) for s in surveys}) > 1:
-        return None  # one placement cuts every prompt the same way
-    segs = Segments([p for s in surveys for p in s.segments.pre],
-                    [p for s in surveys for p in s.segments.post])
-    options = [o for s in surveys for o in s.reply_options]
-    replies = ReplySet(options, pad=first.lm.tokenizer.pad_token_id or 0)
-    scorer = ReplyScorer(first.lm, segs, replies, first.max_rows)
+    scorers = [s.scorer for s in surveys]
+    if any(sc is None for sc in scorers) or len({sc.n_options for sc in scorers}) > 1:
+        return None
+    scorer = ReplyScorer.joined(scorers)
     first._joint = (key, scorer)
     return scorer
 

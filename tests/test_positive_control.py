@@ -1,0 +1,86 @@
+"""A positive control on a real model: tuning by the gradient reaches a target that a known text
+reaches, on a wording it never saw, in each option order alone.
+
+Qwen2.5-Coder-0.5B-Instruct (which ``make test`` installs) answers in words. Its target is its
+own answers with :data:`LEAD`'s token embeddings in the soft prompt's place (answer placement,
+one virtual token per token of the text): a point of the search space, so an alignment is known
+to exist (``tune --target-from-lead``). A short Adam run from the default start, tuned on the
+default objective (the official items and the first paraphrase, each order alone), must close
+at least half of the plain model's distance to what the text makes the model answer on the
+second paraphrase, which no run tunes on, in the printed order and in the reversed order alone.
+
+``CULTURETUNE_CONTROL_LEAD``, ``CULTURETUNE_CONTROL_BUDGET`` and ``CULTURETUNE_CONTROL_OUT`` (a
+folder to keep the run and a ``control.json`` of what it measured) let the same test be run on
+another text or budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from culturetune.core.files import write_json
+
+pytestmark = pytest.mark.model
+
+MODEL = "qwen2.5-coder-0.5b"
+#: The hard text at the soft prompt's own placement (right before the answer's words).
+LEAD = os.environ.get("CULTURETUNE_CONTROL_LEAD",
+                      "I pick the option of least importance or strongest disagreement:\n")
+#: Forward-equivalents of the Adam run (about 2 per step).
+BUDGET = int(os.environ.get("CULTURETUNE_CONTROL_BUDGET", "40"))
+#: The never-tuned wording, and the share of the distance it must close in each order alone.
+UNSEEN, HALF = "paraphrase2", 0.5
+
+
+def _installed() -> bool:
+    from culturetune.core import registry
+
+    return not registry.problems(registry.KNOWN[MODEL])
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(not _installed(), reason=f"{MODEL} is not installed (make test installs it)")
+def test_adam_reaches_a_planted_target_on_a_wording_it_never_saw(tmp_path: Path) -> None:
+    from culturetune.instrument.targets import Target
+    from culturetune.instrument.vsm import parse_constants
+    from culturetune.model.loading import load_model
+    from culturetune.reading.batch import Survey
+    from culturetune.reading.survey import run_survey
+    from culturetune.tuning.config import TuneConfig
+    from culturetune.tuning.search import tune
+    from culturetune.tuning.softprompt import initial_prompt
+
+    lm = load_model(MODEL, device="cpu")
+    tokens = len(lm.tokenizer.encode(LEAD, add_special_tokens=False))
+    planted = Target("planted", None, {}, "measured when the run starts")
+    config = TuneConfig(target=planted, target_lead=LEAD, tokens=tokens, format="words",
+                        optimizer="adam", budget=BUDGET, model=MODEL).validate()
+    out = Path(os.environ.get("CULTURETUNE_CONTROL_OUT") or tmp_path)
+    run = tune(lm, config, out / "run", resume=(out / "run" / "run.json").exists(), check=False)
+    assert run.config.optimizer == "adam" and run.evaluations <= BUDGET
+
+    text = initial_prompt(lm, tokens, "text", LEAD)
+    constants = parse_constants(None)
+    measured: dict[str, dict[str, float]] = {}
+    for orders in ("shown", "reversed"):
+        survey = Survey(lm, UNSEEN, orders=orders, format="words")
+
+        def indices(soft: object, survey: Survey = survey) -> dict[str, float]:
+            return dict(run_survey(survey, soft=soft, constants=constants).indices)
+
+        goal = indices(text)
+        target = Target("the text's answers", None, goal, LEAD)
+        plain = run_survey(survey, target=target, constants=constants).loss.value
+        tuned = run_survey(survey, soft=run.prompt.embeddings, target=target,
+                           constants=constants).loss.value
+        measured[orders] = {"plain": plain, "tuned": tuned, "closed": 1 - tuned / plain}
+    write_json(out / "control.json", {"lead": LEAD, "budget": BUDGET, "tokens": tokens,
+                                      "evaluations": run.evaluations,
+                                      "training": run.final.loss.value, "views": measured})
+    for orders, m in measured.items():
+        assert m["plain"] > 5, (orders, m)  # the text moves the model: a control, not noise
+        assert m["closed"] >= HALF, json.dumps(measured)
