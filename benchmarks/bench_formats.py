@@ -26,8 +26,8 @@ import torch
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import parse_constants
 from culturetune.model.loading import load_model
-from culturetune.reading.batch import Survey
 from culturetune.reading.prompts import format_problem
+from culturetune.reading.survey import Survey
 from culturetune.tuning.objective import Objective
 
 FORMATS = ("number", "letter", "words")

@@ -26,8 +26,8 @@ from culturetune.core.choices import ANSWER_MODES
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import parse_constants
 from culturetune.model.loading import load_model
-from culturetune.reading.batch import Survey
-from culturetune.reading.survey import run_survey
+from culturetune.reading.administer import run_survey
+from culturetune.reading.survey import Survey
 
 TARGET_SURVEY_S = 5.0
 TARGET_PEAK_GB = 2.0

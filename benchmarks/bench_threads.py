@@ -32,7 +32,7 @@ def worker(steps: int, threads: int | None) -> None:
     import torch
 
     from culturetune.model.loading import load_model
-    from culturetune.reading.batch import Survey
+    from culturetune.reading.survey import Survey
 
     if threads:
         torch.set_num_threads(threads)

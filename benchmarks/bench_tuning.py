@@ -36,7 +36,7 @@ from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import parse_constants
 from culturetune.model.generate import generate
 from culturetune.model.loading import load_model
-from culturetune.reading.batch import Survey
+from culturetune.reading.survey import Survey
 from culturetune.tuning.objective import Objective
 
 
@@ -152,7 +152,7 @@ def main() -> None:
 
 def objectives(lm, soft: torch.Tensor, target, constants) -> None:
     """Step time of each objective over training views, as a ratio to the ``both`` step."""
-    from culturetune.reading.survey import run_survey
+    from culturetune.reading.administer import run_survey
 
     wordings = {w: Survey(lm, w, placement="answer", orders="both")
                 for w in ("vsm2013", "paraphrase")}

@@ -60,7 +60,7 @@ def main() -> None:
 
     from culturetune.model.generate import generate
     from culturetune.model.loading import LoadedModel
-    from culturetune.reading.batch import Survey
+    from culturetune.reading.survey import Survey
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokenizer", required=True)

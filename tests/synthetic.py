@@ -2,7 +2,7 @@
 next-token reading replaced by a rule that decides from the prompt's text.
 
 A respondent is a function ``pick(system, user) -> shown position (0-based)`` or ``None`` for a
-reply that names no option. :func:`install` makes every :class:`culturetune.reading.batch.Survey`
+reply that names no option. :func:`install` makes every :class:`culturetune.reading.survey.Survey`
 answer with it, in every answer format: the chosen option gets ``mass`` of the probability (the
 rest is off the options) and is what the greedy reply spells; where ``pick`` gives ``None`` the
 reply spells no option and the generated reply is ``silent_reply``. A calibrated survey's
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from culturetune.reading.answers import NO_ANSWER
-from culturetune.reading.batch import Survey
 from culturetune.reading.prompts import N_OPTIONS
+from culturetune.reading.survey import Survey
 
 Pick = Callable[[str | None, str], int | None]
 

@@ -14,8 +14,8 @@ from synthetic import by_content, by_middle, by_position, install, shown_labels,
 
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import load_instrument, parse_constants
+from culturetune.reading.administer import run_survey
 from culturetune.reading.answers import NO_ANSWER, apply_missing, said_values
-from culturetune.reading.batch import Survey
 from culturetune.reading.check import (
     MIN_CONTENT_FREE_DIFFERENCE,
     MIN_ITEM_VARIATION,
@@ -28,7 +28,7 @@ from culturetune.reading.check import (
     run_check,
     verdict,
 )
-from culturetune.reading.survey import run_survey
+from culturetune.reading.survey import Survey
 from culturetune.reading.validity import ViewResult, assess
 
 C50 = parse_constants(None)

@@ -7,8 +7,8 @@ import torch
 
 from culturetune.instrument.vsm import load_instrument
 from culturetune.model.engine import PromptScorer
-from culturetune.reading.batch import Survey
 from culturetune.reading.prompts import PLACEMENTS, item_prompt, prompt_segments
+from culturetune.reading.survey import Survey
 
 pytestmark = pytest.mark.model
 

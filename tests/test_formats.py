@@ -17,9 +17,9 @@ from culturetune.instrument.vsm import load_instrument
 from culturetune.model.engine import PromptScorer, split_tokens
 from culturetune.model.replies import OFF, ReplySet, SharedStart, Trie
 from culturetune.reading.answers import NO_ANSWER
-from culturetune.reading.batch import Survey
 from culturetune.reading.check import check_formats, choose_format, content_format, run_check
 from culturetune.reading.prompts import check_instrument_format, item_prompt, word_forms
+from culturetune.reading.survey import Survey
 
 IMPORTANCE = ["of utmost importance", "very important", "of moderate importance",
               "of little importance", "of very little or no importance"]
@@ -258,7 +258,7 @@ def test_said_words_are_read_from_the_reply_where_the_path_leaves_the_options(
     # the objective's said reading is the same definition: the path, then the reply matched
     from culturetune.instrument.targets import lookup_country
     from culturetune.instrument.vsm import parse_constants
-    from culturetune.reading.survey import run_survey
+    from culturetune.reading.administer import run_survey
     from culturetune.tuning.objective import Objective
 
     constants = parse_constants(None)

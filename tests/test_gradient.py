@@ -132,8 +132,8 @@ def test_a_target_from_a_lead_in_is_a_point_of_the_search_space(lm32, tmp_path):
     prompt's place: a tuned prompt equal to those embeddings scores 0 on the training survey,
     and the two ways of planting a target are refused together."""
     from culturetune.instrument.targets import Target
-    from culturetune.reading.batch import Survey
-    from culturetune.reading.survey import run_survey
+    from culturetune.reading.administer import run_survey
+    from culturetune.reading.survey import Survey
     from culturetune.tuning.objective import planted_target
     from culturetune.tuning.softprompt import initial_prompt
 
@@ -190,7 +190,7 @@ def test_an_objective_reads_each_wording_as_its_survey_reads_it_alone(lm, fmt):
     gradient runs through the same joined scorer."""
     import numpy as np
 
-    from culturetune.reading.batch import Survey, joint_scorer, read_many
+    from culturetune.reading.survey import Survey, joint_scorer, read_many
 
     surveys = [Survey(lm, w, orders="both", format=fmt) for w in ("vsm2013", "paraphrase")]
     soft = prompts(lm, 3, seed=4)

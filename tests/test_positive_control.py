@@ -48,8 +48,8 @@ def test_adam_reaches_a_planted_target_on_a_wording_it_never_saw(tmp_path: Path)
     from culturetune.instrument.targets import Target
     from culturetune.instrument.vsm import parse_constants
     from culturetune.model.loading import load_model
-    from culturetune.reading.batch import Survey
-    from culturetune.reading.survey import run_survey
+    from culturetune.reading.administer import run_survey
+    from culturetune.reading.survey import Survey
     from culturetune.tuning.config import TuneConfig
     from culturetune.tuning.search import tune
     from culturetune.tuning.softprompt import initial_prompt

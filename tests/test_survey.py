@@ -13,10 +13,10 @@ from culturetune.instrument.items import Instrument
 from culturetune.instrument.targets import lookup_country
 from culturetune.instrument.vsm import DIMENSIONS, compute_indices, load_instrument, parse_constants
 from culturetune.model.loading import PLAIN_SYSTEM, PLAIN_USER, LoadedModel, load_model
-from culturetune.reading.batch import Survey
+from culturetune.reading.administer import run_survey
 from culturetune.reading.prompts import item_prompt, option_token_ids, persona_prompt
 from culturetune.reading.results import SurveyResult
-from culturetune.reading.survey import run_survey
+from culturetune.reading.survey import Survey
 
 C50 = parse_constants(None)
 REVERSED = (4, 3, 2, 1, 0)

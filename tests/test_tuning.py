@@ -11,7 +11,7 @@ import torch
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import lookup_country
 from culturetune.model.loading import load_model
-from culturetune.reading.batch import Survey
+from culturetune.reading.survey import Survey
 from culturetune.tuning.config import TuneConfig
 from culturetune.tuning.objective import SearchSpace
 from culturetune.tuning.optimizer import make_optimizer
@@ -65,7 +65,7 @@ def test_saved_prompt_loads_exactly(china_run, lm):
     # Applying the loaded prompt reproduces the reported loss.
     survey = Survey(lm, placement=loaded.placement)
     from culturetune.instrument.vsm import parse_constants
-    from culturetune.reading.survey import run_survey
+    from culturetune.reading.administer import run_survey
 
     again = run_survey(
         survey,

@@ -1,7 +1,7 @@
 """Option orders, mapping answers back to content order, calibration and the uniform baseline.
 
 The pure tests need no model. The ``model`` tests put a synthetic answerer behind a real
-:class:`~culturetune.reading.batch.Survey` (its next-token reading replaced) so that the whole path
+:class:`~culturetune.reading.survey.Survey` (its next-token reading replaced) so that the whole path
 from prompts to indices is checked against answers whose origin is known.
 """
 
@@ -27,11 +27,11 @@ from culturetune.instrument.orders import (
 )
 from culturetune.instrument.targets import lookup_country, parse_target
 from culturetune.instrument.vsm import DIMENSIONS, compute_indices_batch, parse_constants
+from culturetune.reading.administer import run_survey
 from culturetune.reading.answers import item_means
-from culturetune.reading.batch import Survey
 from culturetune.reading.prompts import N_OPTIONS
 from culturetune.reading.results import uniform_indices, uniform_loss
-from culturetune.reading.survey import run_survey
+from culturetune.reading.survey import Survey
 
 C50 = parse_constants(None)
 

@@ -1,9 +1,10 @@
 """The Python API: load a model, survey it, tune a prompt, bench it and run the experiment in a
 few lines, with the command line's defaults (:mod:`culturetune.core.defaults`). Each function is a
-thin layer over the library (:mod:`~culturetune.reading.survey`, :mod:`~culturetune.tuning.search`,
-:mod:`~culturetune.culturalbench`, :mod:`~culturetune.experiment.grid`) that takes keyword arguments
-and returns the library's result objects; :func:`show` prints any of them as the command line
-does. Heavy imports happen inside the functions, so that ``import culturetune`` stays light.
+thin layer over the library (:mod:`~culturetune.reading.administer`,
+:mod:`~culturetune.tuning.search`, :mod:`~culturetune.culturalbench`,
+:mod:`~culturetune.experiment.grid`) that takes keyword arguments and returns the library's
+result objects; :func:`show` prints any of them as the command line does. Heavy imports happen
+inside the functions, so that ``import culturetune`` stays light.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from culturetune.culturalbench import BenchResult
     from culturetune.experiment.config import ExperimentConfig
     from culturetune.model.loading import LoadedModel
-    from culturetune.reading.survey import SurveyResult
+    from culturetune.reading.administer import SurveyResult
     from culturetune.tuning.search import Progress, TuneResult
     from culturetune.tuning.softprompt import SoftPrompt
 
@@ -62,7 +63,7 @@ def system_prompt(persona: str | None, system: str | None, dashes: str = "") -> 
         raise CultureTuneError(f"{dashes}persona and {dashes}system both set a system prompt; "
                                "give only one of them")
     if persona is not None:
-        from culturetune.reading.survey import persona_prompt
+        from culturetune.reading.administer import persona_prompt
 
         return persona_prompt(lookup_country(persona).name)
     return system
@@ -110,7 +111,7 @@ def survey_model(
     model answers by content, measured where not cached; else ``number``).
     """
     from culturetune.instrument.vsm import load_instrument, parse_constants
-    from culturetune.reading.survey import Survey, run_survey
+    from culturetune.reading.administer import Survey, run_survey
 
     system = system_prompt(persona, system)
     target = _target(country)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from culturetune.model.loading import load_model
-from culturetune.reading.batch import Survey
+from culturetune.reading.survey import Survey
 from culturetune.tuning.softprompt import initial_prompt
 
 

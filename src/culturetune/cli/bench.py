@@ -122,7 +122,7 @@ def bench(
 def _longest_question(lm: LoadedModel, questions: Sequence[Any], split: str) -> int:
     """Tokens of the longest CulturalBench prompt, persona system prompt included."""
     from culturetune.culturalbench import easy_prompt, hard_prompt
-    from culturetune.reading.survey import persona_prompt
+    from culturetune.reading.administer import persona_prompt
     from culturetune.tuning import limits
 
     if split == "easy":

@@ -37,7 +37,7 @@ def chat(
 ) -> None:
     """Talk to the model with a tuned prompt (and/or a system prompt) applied."""
     from culturetune.model.generate import generate
-    from culturetune.reading.survey import prompt_segments
+    from culturetune.reading.administer import prompt_segments
     from culturetune.tuning import limits
 
     load_model = common.model_loader(model, adapter, load)

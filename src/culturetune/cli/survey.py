@@ -106,7 +106,7 @@ def survey(
                "of one order)")
     lm = load_model()
 
-    from culturetune.reading.survey import Survey, run_survey
+    from culturetune.reading.administer import Survey, run_survey
 
     soft = checked(soft, lm)
     choice = common.answer_format(lm, fmt, instrument_key(instrument), quiet=as_json)

@@ -13,14 +13,14 @@ import torch
 
 from culturetune.core.errors import CultureTuneError
 from culturetune.model.loading import LoadedModel
-from culturetune.reading.survey import PLACEMENTS, persona_prompt
+from culturetune.reading.administer import PLACEMENTS, persona_prompt
 
 
 @dataclass
 class Condition:
     """What is applied to the model: a system prompt and/or a soft prompt.
 
-    ``persona=True`` uses :func:`culturetune.reading.survey.persona_prompt` of each question's
+    ``persona=True`` uses :func:`culturetune.reading.administer.persona_prompt` of each question's
     country as the system prompt. ``soft`` is a :class:`~culturetune.tuning.softprompt.SoftPrompt`
     (any object with ``embeddings`` ``[tokens, hidden]`` and ``placement`` in prefix/system/answer).
     """

@@ -31,7 +31,7 @@ from culturetune.culturalbench.data import LETTERS, HardQuestion, Question
 from culturetune.culturalbench.likelihood import continuation_logprobs, label_probs
 from culturetune.instrument.orders import Order, option_orders, shown_options, to_content_order
 from culturetune.model.loading import PLAIN_SYSTEM, PLAIN_USER, LoadedModel
-from culturetune.reading.survey import label_token_ids
+from culturetune.reading.administer import label_token_ids
 
 #: Other names accepted for a scoring: ``loglik`` was the name of ``cloze`` before there were
 #: three formulations.

@@ -210,7 +210,7 @@ class CellRunner:
         """The plain model's losses in every view and its bench outcomes (computed once)."""
         key = str(target.code)
         if key not in self.plain:
-            from culturetune.reading.survey import uniform_loss
+            from culturetune.reading.administer import uniform_loss
 
             views = self.surveys.measure(target, None, None, self.views)
             correct = self.bench.correct(target, None, None)
@@ -227,7 +227,7 @@ class CellRunner:
     def measure(self, spec: CellSpec) -> dict[str, Any]:
         """Measure one cell (tuning its prompt first where the method is an optimizer); nothing
         is written but the tuning run's folder."""
-        from culturetune.reading.survey import persona_prompt
+        from culturetune.reading.administer import persona_prompt
 
         target, method, seed = spec.target, spec.method, spec.seed
         began = time.perf_counter()
@@ -281,7 +281,7 @@ class CellRunner:
         missing = self.missing_views(cell)
         if not missing:
             return cell
-        from culturetune.reading.survey import persona_prompt
+        from culturetune.reading.administer import persona_prompt
 
         target = spec.target
         soft = None

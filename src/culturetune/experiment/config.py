@@ -121,7 +121,7 @@ class ExperimentConfig:
 
     def validate(self) -> ExperimentConfig:
         """Check every setting; raises :class:`CultureTuneError` saying what to change."""
-        from culturetune.reading.survey import check_placement
+        from culturetune.reading.administer import check_placement
 
         self.countries = _names(self.countries, "countries")
         codes = [lookup_country(c).code for c in self.countries]

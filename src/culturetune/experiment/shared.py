@@ -33,7 +33,7 @@ class Surveys:
 
     def get(self, view: View, system: str | None) -> Any:
         """The survey of a view's wording and orders (shared by its readings)."""
-        from culturetune.reading.survey import Survey
+        from culturetune.reading.administer import Survey
 
         key = ((view.instrument, view.orders, view.calibrate, view.format), system)
         if key not in self.cache:
@@ -52,7 +52,7 @@ class Surveys:
     ) -> dict[str, dict[str, Any]]:
         """Indices, loss and option mass in each view (``said`` views: with the share of replies
         that name an option); each survey is read once for all of its views' readings."""
-        from culturetune.reading.survey import read_within, run_survey
+        from culturetune.reading.administer import read_within, run_survey
 
         out: dict[str, dict[str, Any]] = {}
         reads: dict[Any, Any] = {}
@@ -97,7 +97,7 @@ class LetterScorer:
         )
         from culturetune.instrument.orders import option_orders
         from culturetune.model.engine import PromptScorer, split_tokens
-        from culturetune.reading.survey import label_token_ids
+        from culturetune.reading.administer import label_token_ids
 
         self.questions = list(questions)
         self.orders = option_orders(orders, len(LETTERS))

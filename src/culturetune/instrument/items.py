@@ -97,7 +97,7 @@ class Instrument:
 
     ``instruction`` is the answer instruction that ends every item's prompt and
     ``content_free`` the question texts used for calibration; a translation sets them in its own
-    ``language``. ``None`` means the English defaults of :mod:`culturetune.reading.survey`.
+    ``language``. ``None`` means the English defaults of :mod:`culturetune.reading.administer`.
     """
 
     name: str

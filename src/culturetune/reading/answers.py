@@ -28,7 +28,7 @@ class Readout:
     ``said`` ``[candidates, orders, items]`` the option (content index) whose reply form the
     greedy path through the options' tokens spells, ``NO_ANSWER`` where the path leaves every
     option (what the model says is this path with a generated fallback there:
-    :meth:`culturetune.reading.batch.Survey.said_all`)."""
+    :meth:`culturetune.reading.survey.Survey.said_all`)."""
 
     orders: list[Order]
     by_order: np.ndarray

@@ -4,7 +4,7 @@ A model that answers by position (it names the first listed option whatever the 
 that ignores instructions gives a survey reading that no prompt can align with values: any gain
 measures the format. The check reads what the model *says* (the ``said`` reading: the option
 whose label or words the greedy reply spells, or its generated reply matched where it spells
-none: :meth:`culturetune.reading.batch.Survey.said_all`):
+none: :meth:`culturetune.reading.survey.Survey.said_all`):
 
 (a) **order agreement**: each item asked with the options printed and reversed; on how many
     items do the two answers name the same option *content*, and on how many the same shown
@@ -264,7 +264,7 @@ def run_check(lm: Any, instrument: str = "vsm2013",
     """Measure (a), (b), (c) and (d) in one answer format on a loaded model (no cache; see
     :func:`check_model`)."""
     from culturetune.reading.answers import NO_ANSWER, said_values
-    from culturetune.reading.batch import Survey
+    from culturetune.reading.survey import Survey
 
     began = time.perf_counter()
     said: dict[str | None, np.ndarray] = {}

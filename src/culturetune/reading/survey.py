@@ -1,249 +1,416 @@
-"""Administering an instrument to a model and scoring it once (:func:`run_survey`).
+"""The instrument set up on one model (:class:`Survey`): every item in every option order of an
+order set, encoded once and scored for many soft prompts in one batch, and several surveys read
+together (:func:`read_many`) or as slices of a larger one (:func:`read_within`).
 
-Each item becomes one chat turn listing the five options (:mod:`culturetune.reading.prompts`); a
-:class:`~culturetune.reading.batch.Survey` reads every item in every option order of an order set
-(:mod:`culturetune.instrument.orders`) in one batch; the answers are mapped back to option-content
-order, optionally calibrated against content-free items, and averaged over the orders
-(:mod:`culturetune.reading.answers`) before the item means are scored
-(:mod:`culturetune.reading.results`). This module puts the steps together and names what callers
-import from the reading package.
+Each prompt's answer is read from the next-token distribution restricted to the options' replies
+(their labels, or their words) and renormalised; the mass the model put on them is kept. Each
+order's distribution is mapped back to option-content order, optionally calibrated against
+content-free items. All candidate soft prompts of an optimizer step go through one
+:class:`~culturetune.model.scoring.ReplyScorer` batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from culturetune.core import defaults
-from culturetune.core.choices import ANSWER_MODES, MISSING_RULES, PLACEMENTS
 from culturetune.core.errors import CultureTuneError
-from culturetune.instrument.targets import Target
-from culturetune.instrument.vsm import DIMENSIONS
-from culturetune.reading.answers import (
-    NO_ANSWER,
-    Readout,
-    apply_missing,
-    check_missing,
-    item_means,
-    or_no_answer,
-    said_values,
+from culturetune.instrument import formats
+from culturetune.instrument.items import Instrument
+from culturetune.instrument.orders import (
+    calibrate as calibrate_probs,
 )
-from culturetune.reading.batch import DEFAULT_ORDERS, Survey, read_many, read_within
+from culturetune.instrument.orders import (
+    check_orders,
+    option_orders,
+    shown_options,
+    to_content_order,
+)
+from culturetune.instrument.vsm import load_instrument
+from culturetune.model.generate import generate
+from culturetune.model.loading import LoadedModel
+from culturetune.model.replies import ReplySet
+from culturetune.model.scoring import ReplyScorer
+from culturetune.model.segments import Segments
+from culturetune.reading.answers import NO_ANSWER, Readout
 from culturetune.reading.prompts import (
     CONTENT_FREE,
     N_OPTIONS,
+    check_chat_template,
+    check_instrument_format,
     check_placement,
+    format_instruction,
     item_prompt,
-    label_token_ids,
     option_token_ids,
-    persona_prompt,
     prompt_segments,
-)
-from culturetune.reading.results import (
-    ItemResult,
-    SurveyResult,
-    indices_from_means,
-    target_loss,
-    uniform_indices,
-    uniform_loss,
+    word_forms,
 )
 
-Said = tuple[np.ndarray, dict[int, str]]
+#: Option orders a survey reads answers in unless told otherwise (see culturetune.core.defaults).
+DEFAULT_ORDERS = defaults.ORDERS
 
 
-@dataclass
-class _ItemMeans:
-    """Each item's mean (``None``: no answer to average), its mean in each order alone, the share
-    of orders it was answered in (``said``/``generate``) and the replies as text, ``[order][item]``
-    (``said``: only where the first token named no option; ``generate``: every reply)."""
+class Survey:
+    """The instrument set up on one model: prompts encoded once, answers for many soft prompts.
 
-    means: list[float | None]
-    order_means: list[list[float | None]]
-    answered: list[float | None]
-    texts: list[list[str | None]] | None = None
-    notes: list[str] = field(default_factory=list)
+    Every item is asked in every order of ``orders`` (a name from
+    :data:`culturetune.instrument.orders.ORDER_SETS`) in the answer format ``format``
+    (:data:`culturetune.instrument.formats.FORMATS`); with ``calibrate`` each order's
+    distribution is also divided by the one the model gives content-free items of the same
+    format (see :func:`culturetune.instrument.orders.calibrate`). An option's probability is that
+    of its label (``number``, ``letter``) or of its whole words (``words``) as the reply.
+    Answers come back in option-content order.
+    """
 
+    def __init__(
+        self,
+        lm: LoadedModel,
+        instrument: Instrument | str = "vsm2013",
+        *,
+        system: str | None = None,
+        placement: str = "answer",
+        orders: str = DEFAULT_ORDERS,
+        calibrate: bool = False,
+        max_rows: int = 512,
+        format: str = formats.READ_FORMAT,
+    ) -> None:
+        self.lm = lm
+        self.instrument = load_instrument(instrument) if isinstance(instrument, str) else instrument
+        self.system = system
+        self.placement = check_placement(placement)
+        self.orders_name = check_orders(orders)
+        self.orders = option_orders(self.orders_name, N_OPTIONS)
+        self.calibrate = bool(calibrate)
+        self.max_rows = max_rows
+        self.format = formats.check_format(format, formats.FORMATS)
+        inst, fmt = self.instrument, self.format
+        check_instrument_format(inst, fmt)
+        check_chat_template(lm, fmt)
+        instruction = format_instruction(inst, fmt)
+        self.option_ids = (None if fmt == "words" else option_token_ids(lm.tokenizer, fmt))
+        users = [item_prompt(it, o, instruction, fmt=fmt) for o in self.orders
+                 for it in inst.items]
+        #: The options as shown in every prompt, and the item each prompt asks.
+        self.shown = [shown_options(it.options, o) for o in self.orders for it in inst.items]
+        self.users = list(users)  # the questions of every (order, item), orders outermost
+        # Content-free prompts: one per (lead-in, option scale) format and content-free text.
+        keys: list[tuple[str, tuple[str, ...]]] = []
+        #: One item of each (lead-in, option scale) pair: the content-free prompts' templates.
+        self.item_formats: list = []
+        self.format_of: list[int] = []
+        for it in inst.items:
+            if (it.stem, it.options) not in keys:
+                keys.append((it.stem, it.options))
+                self.item_formats.append(it)
+            self.format_of.append(keys.index((it.stem, it.options)))
+        self.content_free = tuple(inst.content_free or CONTENT_FREE)
+        #: With ``calibrate``, the content-free questions of every (order, item format,
+        #: content-free text), in that nesting, asked after :attr:`users`.
+        self.content_free_users: list[str] = []
+        if self.calibrate:
+            for o in self.orders:
+                for f in self.item_formats:
+                    for t in self.content_free:
+                        users.append(item_prompt(f, o, instruction, text=t, fmt=fmt))
+                        self.content_free_users.append(users[-1])
+                        self.shown.append(shown_options(f.options, o))
+        self.n_prompts = len(users)
+        self.segments = prompt_segments(lm, users, system, placement)
+        self.reply_options = self._reply_options()
+        self._scorer: ReplyScorer | None = None
 
-def run_survey(
-    survey: Survey,
-    *,
-    answers: str = "expected",
-    soft: torch.Tensor | None = None,
-    constants: Mapping[str, float],
-    target: Target | None = None,
-    loss_kind: str = "l1",
-    prompt_name: str | None = None,
-    missing: str = defaults.MISSING,
-    reading: Readout | None = None,
-    said: Said | None = None,
-) -> SurveyResult:
-    """Administer the instrument once (in every order of the survey) and score it.
-
-    ``reading`` is the survey's :meth:`Survey.read` of ``soft`` when the caller already has it
-    (several answer modes of one prompt then cost one forward pass); ``said``, likewise, its
-    :meth:`Survey.said` (content indices ``[orders, items]`` and the generated replies)."""
-    missing = _check_run(survey, answers, missing)
-    reading = reading or survey.read(soft)
-    if answers in ("generate", "said"):
-        values, texts = _replies(survey, answers, soft, reading, said)
-        got = _reply_means(survey, answers, values, texts)
-    else:
-        got = _probability_means(survey, answers, reading, missing)
-    items = _item_results(survey, reading, got)
-    indices = indices_from_means({i.var: i.mean for i in items}, constants, survey.instrument)
-    result_loss = target_loss(indices, target, loss_kind) if target else None
-    if target and result_loss is None:
-        got.notes.append("loss not computed: an index it needs has an unparsable answer")
-    return SurveyResult(
-        model=survey.lm.name,
-        instrument=survey.instrument.name,
-        answers=answers,
-        placement=survey.placement if soft is not None else None,
-        system=survey.system,
-        orders=survey.orders_name,
-        order_list=[list(o) for o in survey.orders],
-        calibrated=survey.calibrate,
-        constants=dict(constants),
-        items=items,
-        indices=indices,
-        target=target,
-        loss=result_loss,
-        uniform_loss=(uniform_loss(target, constants, loss_kind, survey.instrument)
-                      if target else None),
-        prompt=prompt_name,
-        notes=got.notes,
-        missing=missing if answers == "expected" else None,
-        format=survey.format,
-    )
-
-
-def _check_run(survey: Survey, answers: str, missing: str) -> str:
-    """The answer mode and missing rule checked against each other and the survey; the rule."""
-    if answers not in ANSWER_MODES:
-        raise CultureTuneError(
-            f"unknown --answers {answers!r}; use one of {', '.join(ANSWER_MODES)}"
-        )
-    missing = check_missing(missing)
-    if answers in ("generate", "said") and survey.calibrate:
-        raise CultureTuneError("--calibrate reweights next-token probabilities; it does not "
-                               f"apply to --answers {answers} (use expected or argmax)")
-    return missing
-
-
-def _replies(
-    survey: Survey, answers: str, soft: torch.Tensor | None, reading: Readout, said: Said | None,
-) -> tuple[np.ndarray, list[list[str | None]]]:
-    """The option each reply names ``[orders, items]`` (content index or ``NO_ANSWER``) and the
-    replies as text ``[order][item]``: generated for every prompt (``generate``), or the greedy
-    first token with generated text where it names no option (``said``)."""
-    n_items, n_orders = len(survey.vars), len(survey.orders)
-    texts: list[list[str | None]]
-    if answers == "generate":
-        flat = survey.generate(soft)
-        texts = [list(flat[o * n_items:(o + 1) * n_items]) for o in range(n_orders)]
-        values = np.array([[or_no_answer(survey.parse(o * n_items + i, texts[o][i]))
-                            for i in range(n_items)] for o in range(n_orders)])
-    else:
-        values, replies = said if said is not None else survey.said(reading, soft)
-        texts = [[replies.get(o * n_items + i) for i in range(n_items)]
-                 for o in range(n_orders)]
-    return np.where(values < 0, NO_ANSWER, values), texts
-
-
-def _reply_means(
-    survey: Survey, answers: str, values: np.ndarray, texts: list[list[str | None]],
-) -> _ItemMeans:
-    """Item means from the options replies name: ``generate`` averages the answered orders;
-    ``said`` reads a non-answer as the middle answer, never dropped. Each non-answer is noted."""
-    n_items, n_orders = len(survey.vars), len(survey.orders)
-    order_means = [[None if values[o, i] == NO_ANSWER else float(values[o, i] + 1)
-                    for o in range(n_orders)] for i in range(n_items)]
-    out = _ItemMeans([], order_means, [None] * n_items, texts)
-    for i, var in enumerate(survey.vars):
-        for o in range(n_orders):
-            if values[o, i] == NO_ANSWER:
-                where = "" if n_orders == 1 else f" (order {o + 1})"
-                out.notes.append(f"{var}: unparsable answer {texts[o][i]!r}{where} (it names no "
-                                 "option)")
-        got = [v for v in order_means[i] if v is not None]
-        out.answered[i] = len(got) / n_orders
-        if answers == "said":
-            out.means.append(float(said_values(values[:, i]).mean()))
+    def _reply_options(self) -> list[list[list[list[int]]]]:
+        """Each prompt's replies as token sequences: ``[prompt][shown option][form]``, the
+        option's label or its words, each in the forms a reply takes."""
+        if self.option_ids is not None:
+            per = [[[i] for i in ids] for ids in self.option_ids]
+            options = [per] * self.n_prompts
         else:
-            out.means.append(float(np.mean(got)) if got else None)
-    if answers == "said" and any(a < 1 for a in out.answered):
-        lost = int(round(sum((1 - a) * n_orders for a in out.answered)))
-        out.notes.append(f"{lost} of {n_items * n_orders} replies name no option; each is read "
-                         "as the middle answer (3)")
+            words: dict[tuple[str, ...], list[list[int]]] = {}
+            options = []
+            for shown in self.shown:
+                key = tuple(shown)
+                if key not in words:
+                    words[key] = word_forms(self.lm, shown)
+                options.append(words[key])
+        return options
+
+    @property
+    def scorer(self) -> ReplyScorer | None:
+        """Scores this survey's prompts (built on first use: its prefix caches take memory)."""
+        if self._scorer is None:
+            replies = ReplySet(self.reply_options, pad=self.lm.tokenizer.pad_token_id or 0)
+            self._scorer = ReplyScorer(self.lm, self.segments, replies, self.max_rows)
+        return self._scorer
+
+    @property
+    def vars(self) -> tuple[str, ...]:
+        return tuple(it.var for it in self.instrument.items)
+
+    @property
+    def reverse(self) -> bool:
+        """True when the options are shown last to first only."""
+        return self.orders_name == "reversed"
+
+    def _scores(self, soft: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
+        """Log-probabilities of the options as shown ``[candidates, prompts, 5]`` and the shown
+        option each greedy reply spells ``[candidates, prompts]`` (``NO_ANSWER`` where none).
+        Always this survey's own scorer, whose batches :func:`read_many` reuses: in bf16 the
+        scores depend on what a batch is padded to, and a survey read alone (``culturetune
+        survey --prompt``) must give what a run reported."""
+        return self.scorer(soft)
+
+    def orders_within(self, other: Survey) -> list[int] | None:
+        """Where each of ``other``'s orders sits among this survey's, if this survey asks every
+        prompt ``other`` asks (same model, items, format, system text, placement and
+        calibration), else ``None``: ``other``'s readings are then slices of this one's."""
+        same = (other.lm is self.lm and other.instrument == self.instrument
+                and other.format == self.format and other.system == self.system
+                and other.placement == self.placement and other.calibrate == self.calibrate)
+        if not same or any(o not in self.orders for o in other.orders):
+            return None
+        return [self.orders.index(o) for o in other.orders]
+
+    @torch.inference_mode()
+    def read(self, soft: torch.Tensor | None = None) -> Readout:
+        """Answers of each candidate in each order, mapped to option-content order."""
+        if soft is not None and soft.dim() == 2:
+            soft = soft[None]
+        return self.reading_from(*self._scores(soft))
+
+    @torch.inference_mode()
+    def read_content_free(self, soft: torch.Tensor | None = None
+                          ) -> tuple[Readout, np.ndarray, dict[int, str]]:
+        """One pass of a calibrated survey read two ways (the model check): the items'
+        reading *not* calibrated, and what the model says to the content-free prompts
+        (:meth:`content_free_said`) under one soft prompt (or none)."""
+        if not self.calibrate:
+            raise ValueError("content-free prompts are asked by a calibrated survey only")
+        if soft is not None and soft.dim() == 2:
+            soft = soft[None]
+        logp, greedy = self._scores(soft)
+        reading = self.reading_from(logp, greedy, calibrate=False)
+        free, replies = self.content_free_said(greedy, None if soft is None else soft[0])
+        return reading, free, replies
+
+    def content_free_said(self, greedy: np.ndarray, soft: torch.Tensor | None = None
+                          ) -> tuple[np.ndarray, dict[int, str]]:
+        """What the model says to the content-free prompts (first candidate of ``greedy``,
+        the shown option each greedy reply spells ``[candidates, prompts]``), read as
+        :meth:`said_all` reads the items: content indices ``[orders, item formats,
+        content-free texts]`` (``NO_ANSWER`` where the reply names no option) and the generated
+        replies by prompt number."""
+        n_o, n_i = len(self.orders), len(self.instrument.items)
+        n_f, n_t = len(self.item_formats), len(self.content_free)
+        start = n_o * n_i
+        shown = np.asarray(greedy)[0, start:start + n_o * n_f * n_t].reshape(n_o, n_f * n_t)
+        orders = np.asarray(self.orders, dtype=np.int64)
+        said = np.where(shown == NO_ANSWER, NO_ANSWER,
+                        np.take_along_axis(orders, np.maximum(shown, 0), axis=1))
+        missing = [start + int(o * n_f * n_t + j)
+                   for o, j in zip(*np.nonzero(said == NO_ANSWER), strict=True)]
+        texts = self.generate(soft, which=missing)
+        replies = dict(zip(missing, texts, strict=True))
+        for k, text in replies.items():
+            o, j = divmod(k - start, n_f * n_t)
+            value = self.parse(k, text)
+            said[o, j] = NO_ANSWER if value is None else value
+        return said.reshape(n_o, n_f, n_t), replies
+
+    def reading_from(self, logp: torch.Tensor, greedy: np.ndarray, *,
+                     tensors: bool = False, calibrate: bool | None = None) -> Readout:
+        """A :class:`Readout` from this survey's scores (see :meth:`_scores`): numpy arrays, or
+        with ``tensors`` float64 tensors that keep ``logp``'s graph (the tuning objective's
+        gradient reads the same formulas). ``calibrate=False`` leaves a calibrated survey's
+        items uncalibrated."""
+        p = logp.double().exp()
+        mass = p.sum(-1)
+        probs = p / mass[..., None]
+        if not tensors:
+            probs, mass = probs.detach().cpu().numpy(), mass.detach().cpu().numpy()
+        n_o, n_i = len(self.orders), len(self.instrument.items)
+        shown = probs[:, : n_o * n_i].reshape(-1, n_o, n_i, N_OPTIONS)
+        if self.calibrate and calibrate is not False:
+            n_f, n_t = len(self.item_formats), len(self.content_free)
+            cf = probs[:, n_o * n_i:].reshape(-1, n_o, n_f, n_t, N_OPTIONS).mean(3)
+            shown = calibrate_probs(shown, cf[:, :, self.format_of])
+        said = np.asarray(greedy)[:, : n_o * n_i].reshape(-1, n_o, n_i)
+        return Readout(
+            orders=self.orders,
+            by_order=to_content_order(shown, self.orders),
+            mass=mass[:, : n_o * n_i].reshape(-1, n_o, n_i),
+            said=self._to_content(said),
+        )
+
+    def _to_content(self, shown: np.ndarray) -> np.ndarray:
+        """Shown positions ``[candidates, orders, items]`` as content indices (or NO_ANSWER)."""
+        orders = np.asarray(self.orders, dtype=np.int64)  # [orders, 5]: shown j -> content
+        content = np.take_along_axis(orders[None], np.maximum(shown, 0), axis=2)
+        return np.where(shown == NO_ANSWER, NO_ANSWER, content)
+
+    def parse(self, k: int, text: str) -> int | None:
+        """The option (content index, 0-based) a generated reply to prompt ``k`` names."""
+        shown = self.shown[k]
+        if self.format == "words":
+            j = formats.match_words(text, shown)
+        else:
+            j = formats.match_label(text, self.format, len(shown))
+        if j is None:
+            return None
+        return self.orders[self._order_of(k)][j]
+
+    def _order_of(self, k: int) -> int:
+        """The order (its index in :attr:`orders`) prompt ``k`` shows its options in."""
+        n_i = len(self.instrument.items)
+        if k < len(self.orders) * n_i:
+            return k // n_i
+        return (k - len(self.orders) * n_i) // (len(self.item_formats) * len(self.content_free))
+
+    def option_probs(self, soft: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Option probabilities ``[candidates, items, 5]`` in content order (option 1 first,
+        whatever order they were shown in), averaged over the orders, and the raw mass on the
+        five options ``[candidates, items]`` (averaged over the orders).
+        """
+        r = self.read(soft)
+        return r.probs, r.mass.mean(1)
+
+    def generate(
+        self, soft: torch.Tensor | None = None, max_new_tokens: int | None = None,
+        which: Sequence[int] | None = None,
+    ) -> list[str]:
+        """Greedy answers as text, one per (order, item), orders outermost; or only for the
+        prompts numbered in ``which`` (same numbering, the content-free prompts after the
+        items), in that order."""
+        if max_new_tokens is None:  # words: enough to spell the longest option after a label
+            max_new_tokens = 8 if self.format != "words" else 4 + max(
+                len(ids) for options in self.reply_options for forms in options
+                for ids in forms)
+        n = len(self.orders) * len(self.instrument.items)
+        rows = range(n) if which is None else which
+        segs = Segments([self.segments.pre[i] for i in rows],
+                        [self.segments.post[i] for i in rows])
+        return generate(self.lm, segs, soft, max_new_tokens) if len(segs) else []
+
+    def said(
+        self, reading: Readout, soft: torch.Tensor | None = None
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """What the model says to each (order, item) under one prompt (the first candidate of
+        ``reading``; see :meth:`said_all`): content indices ``[orders, items]`` and the
+        generated replies by prompt number."""
+        said, replies = self.said_all(reading, soft, candidates=1)
+        return said[0], replies[0]
+
+    def said_all(
+        self, reading: Readout, soft: torch.Tensor | None = None, candidates: int | None = None,
+    ) -> tuple[np.ndarray, list[dict[int, str]]]:
+        """What the model says, the one definition that the objective, the checks, ``survey``
+        and the report read: the option whose reply form (its label, or its words as written
+        or with a capital first letter) the greedy path through the options' tokens spells;
+        where that path leaves every option, the greedy reply generated and matched to the
+        options (:meth:`parse`: case and punctuation aside, a leading list label tolerated).
+        Returns content indices ``[candidates, orders, items]`` (``NO_ANSWER`` where the reply
+        names no option) and each candidate's generated replies by prompt number."""
+        said = reading.said[:candidates].copy()
+        if soft is not None and soft.dim() == 2:
+            soft = soft[None]
+        n_i = len(self.instrument.items)
+        out = []
+        for c in range(len(said)):
+            missing = [int(o * n_i + i)
+                       for o, i in zip(*np.nonzero(said[c] == NO_ANSWER), strict=True)]
+            texts = self.generate(None if soft is None else soft[c], which=missing)
+            replies = dict(zip(missing, texts, strict=True))
+            for k, text in replies.items():
+                o, i = divmod(k, n_i)
+                value = self.parse(k, text)
+                said[c, o, i] = NO_ANSWER if value is None else value
+            out.append(replies)
+        return said, out
+
+
+def read_within(
+    full: Survey, survey: Survey, soft: torch.Tensor | None, cache: dict[Any, Any],
+    said: bool = False,
+) -> tuple[Readout, tuple[np.ndarray, dict[int, str]] | None]:
+    """``survey``'s reading of ``soft`` (and, with ``said``, what the model says), read once on
+    ``full`` and kept in ``cache`` (one per soft prompt), sliced where ``survey`` asks some of
+    ``full``'s orders (:meth:`Survey.orders_within`): one order alone costs no pass of its own."""
+    at = full.orders_within(survey)
+    if at is None:
+        full, at = survey, list(range(len(survey.orders)))
+    key = id(full)
+    if key not in cache:
+        cache[key] = full.read(soft)
+    reading, said_by = cache[key], None
+    if said:
+        if ("said", key) not in cache:
+            cache[("said", key)] = full.said(reading, soft)
+        said_by = cache[("said", key)]
+    if full is survey:
+        return reading, said_by
+    if said_by is not None:
+        n_i = len(survey.instrument.items)
+        said_by = (said_by[0][at], {j * n_i + i: text for k, text in said_by[1].items()
+                                    for o, i in [divmod(k, n_i)]
+                                    for j, a in enumerate(at) if a == o})
+    return reading.subset(at), said_by
+
+
+_OWN_SCORES = Survey._scores
+
+
+@torch.inference_mode()
+def read_many(surveys: Sequence[Survey], soft: torch.Tensor | None) -> list[Readout]:
+    """Each survey's reading of the same soft prompts, through their joined scorers where they
+    share a model (each prompt in the batch its survey reads it in alone)."""
+    if soft is not None and soft.dim() == 2:
+        soft = soft[None]
+    joint = _joint_scorer(surveys)
+    if joint is None:
+        return [s.read(soft) for s in surveys]
+    logp, greedy = joint(soft)
+    out, at = [], 0
+    for s in surveys:
+        out.append(s.reading_from(logp[:, at : at + s.n_prompts],
+                                  greedy[:, at : at + s.n_prompts]))
+        at += s.n_prompts
     return out
 
 
-def _probability_means(
-    survey: Survey, answers: str, reading: Readout, missing: str
-) -> _ItemMeans:
-    """Item means from the option probabilities (``expected``, under the missing rule, or
-    ``argmax``) in each order, averaged over the orders."""
-    n_items, n_orders = len(survey.vars), len(survey.orders)
-    per = item_means(reading.by_order[0], answers)  # [orders, items]
-    if answers == "expected":
-        per = apply_missing(per, reading.mass[0], missing)
-    return _ItemMeans(
-        means=[float(x) for x in per.mean(0)],
-        order_means=[[float(per[o, i]) for o in range(n_orders)] for i in range(n_items)],
-        answered=[None] * n_items,
-    )
+def joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer:
+    """The one scorer that reads these surveys together, as :func:`read_many` does (the
+    tuning objective's gradient runs through it, so that it sees the same numbers)."""
+    if len(surveys) == 1:
+        return surveys[0].scorer
+    joint = _joint_scorer(surveys)
+    if joint is None:
+        raise CultureTuneError("these surveys cannot be read in one pass (another model or "
+                               "placement), so they have no joint gradient")
+    return joint
 
 
-def _item_results(survey: Survey, reading: Readout, got: _ItemMeans) -> list[ItemResult]:
-    """One :class:`ItemResult` per item: its distribution and option mass averaged over the
-    orders, beside its means and replies."""
-    probs, mass = reading.by_order[0].mean(0), reading.mass[0].mean(0)
-    texts = got.texts
-    return [
-        ItemResult(
-            var=it.var,
-            text=it.text,
-            probs=[float(p) for p in probs[i]],
-            mass=float(mass[i]),
-            mean=got.means[i],
-            generated=None if texts is None else texts[0][i],
-            order_means=got.order_means[i],
-            generated_by_order=None if texts is None else [t[i] for t in texts],
-            answered=got.answered[i],
-        )
-        for i, it in enumerate(survey.instrument.items)
-    ]
+def _joint_scorer(surveys: Sequence[Survey]) -> ReplyScorer | None:
+    """The surveys' own scorers joined (:meth:`ReplyScorer.joined`): each prompt is read in the
+    batch it has when its survey is read alone, so an objective's reading of a prompt is what
+    ``culturetune survey --prompt`` reads; ``None`` where they do not share a model."""
+    first = surveys[0] if surveys else None
+    if (len(surveys) < 2 or any(s.lm is not first.lm for s in surveys)
+            or Survey._scores is not _OWN_SCORES):  # a test's synthetic respondent
+        return None
+    key = tuple(id(s) for s in surveys)
+    cached = getattr(first, "_joint", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    scorers = [s.scorer for s in surveys]
+    if any(sc is None for sc in scorers) or len({sc.n_options for sc in scorers}) > 1:
+        return None
+    scorer = ReplyScorer.joined(scorers)
+    first._joint = (key, scorer)
+    return scorer
 
 
-__all__ = [
-    "ANSWER_MODES",
-    "CONTENT_FREE",
-    "DEFAULT_ORDERS",
-    "DIMENSIONS",
-    "MISSING_RULES",
-    "NO_ANSWER",
-    "N_OPTIONS",
-    "PLACEMENTS",
-    "ItemResult",
-    "Readout",
-    "Survey",
-    "SurveyResult",
-    "apply_missing",
-    "check_missing",
-    "check_placement",
-    "item_means",
-    "item_prompt",
-    "label_token_ids",
-    "option_token_ids",
-    "persona_prompt",
-    "prompt_segments",
-    "read_many",
-    "read_within",
-    "run_survey",
-    "said_values",
-    "uniform_indices",
-    "uniform_loss",
-]
+__all__ = ["DEFAULT_ORDERS", "Survey", "joint_scorer", "read_many", "read_within"]

@@ -23,7 +23,7 @@ from culturetune.report.verdicts import LOW_MASS_SHARE, low_mass_note, print_val
 
 if TYPE_CHECKING:
     from culturetune.instrument.vsm import ResponseScore
-    from culturetune.reading.survey import SurveyResult
+    from culturetune.reading.administer import SurveyResult
 
 #: Up to this many orders the survey table shows each order's item mean in its own column.
 ORDER_COLUMNS = 5

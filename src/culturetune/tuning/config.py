@@ -24,8 +24,8 @@ from culturetune.instrument.orders import ORDER_SETS, SURVEY_ONLY
 from culturetune.instrument.targets import Target
 from culturetune.instrument.vsm import instrument_key, load_instrument, parse_constants
 from culturetune.reading.answers import check_missing
-from culturetune.reading.batch import DEFAULT_ORDERS
 from culturetune.reading.prompts import check_instrument_format, check_placement
+from culturetune.reading.survey import DEFAULT_ORDERS
 
 RUN_FILE = "run.json"
 #: The optimizer ``tune`` uses unless told otherwise: ``auto`` is Adam, or the derivative-free

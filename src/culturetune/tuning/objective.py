@@ -21,9 +21,9 @@ from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.targets import Target, loss_batch
 from culturetune.instrument.vsm import compute_indices_batch
 from culturetune.model.loading import LoadedModel
+from culturetune.reading.administer import run_survey
 from culturetune.reading.answers import Readout, said_values
-from culturetune.reading.batch import Survey, joint_scorer, read_many
-from culturetune.reading.survey import run_survey
+from culturetune.reading.survey import Survey, joint_scorer, read_many
 from culturetune.tuning.config import TuneConfig
 from culturetune.tuning.softprompt import initial_prompt
 

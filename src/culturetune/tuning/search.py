@@ -28,9 +28,9 @@ from culturetune.core.errors import CultureTuneError
 from culturetune.core.files import WriteError, read_json, write_json
 from culturetune.core.version import package_versions
 from culturetune.model.loading import LoadedModel
-from culturetune.reading.batch import Survey
+from culturetune.reading.administer import run_survey
 from culturetune.reading.results import SurveyResult
-from culturetune.reading.survey import run_survey
+from culturetune.reading.survey import Survey
 from culturetune.reading.validity import Validity
 from culturetune.tuning import limits, runfolder
 from culturetune.tuning.checkpoint import Record

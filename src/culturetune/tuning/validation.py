@@ -11,9 +11,9 @@ import torch
 from culturetune.core.errors import CultureTuneError
 from culturetune.instrument.vsm import load_instrument
 from culturetune.model.loading import LoadedModel
-from culturetune.reading.batch import Survey, read_within
+from culturetune.reading.administer import run_survey
 from culturetune.reading.results import SurveyResult, uniform_loss
-from culturetune.reading.survey import run_survey
+from culturetune.reading.survey import Survey, read_within
 from culturetune.reading.validity import (
     BALANCED,
     Validity,
