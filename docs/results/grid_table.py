@@ -23,7 +23,11 @@ from typing import Any
 
 from culturetune.core.files import write_text
 from culturetune.core.stats import compare
-from culturetune.report.tables import validity
+from culturetune.report.tables import validity, view_label
+
+#: Short names of the checks in the verdict column.
+ROLE = {"shown": "printed", "said shown": "said printed",
+        "said reversed": "said reversed", "said": "said both"}
 
 
 def load(folder: Path) -> dict[str, Any]:
@@ -57,11 +61,16 @@ def row(results: dict[str, Any], country: dict[str, Any], cell: dict[str, Any],
     tuning = cell.get("tuning") or {}
     fe = tuning.get("evaluations")
     steps = len(tuning.get("history") or [])
-    verdict = ""
+    verdict = kept = ""
     if cell["method"] != "plain":
         v = validity(results, country, cell["method"])
-        kept = " / ".join(pct(c["kept"]) or "-" for c in v["checks"].values())
-        verdict = f"{v['verdict']} ({kept})"
+        roles = {view_label(k): (k.split(":")[0] if c["role"] == "wording"
+                                 else ROLE.get(c["role"], c["role"]))
+                 for k, c in v["checks"].items()}
+        failed = [roles.get(f, f) for f in v["failed"]]
+        verdict = v["verdict"] + (f" (failed: {', '.join(failed)})" if failed else "")
+        share = v["checks"].get(f"paraphrase2:both:{fmt}", {}).get("kept")
+        kept = "" if share is None else f"{100 * share:.1f} %"
     b = cell.get("bench") or {}
     bench = ""
     if b.get("accuracy") is not None:
@@ -79,7 +88,7 @@ def row(results: dict[str, Any], country: dict[str, Any], cell: dict[str, Any],
         + f"{cell['seconds'] / 60:.1f} min",
         loss(f"vsm2013:both:{fmt}"),
         "" if not tuning else f"{tuning['best_search_loss']:.2f}",
-        loss(f"paraphrase2:both:{fmt}"),
+        loss(f"paraphrase2:both:{fmt}") + (f" ({kept} kept)" if kept else ""),
         loss(f"vsm2013:shown:{fmt}"), loss(f"vsm2013:reversed:{fmt}"),
         f"{loss(f'vsm2013:shown:{fmt}:said')} / {loss(f'vsm2013:reversed:{fmt}:said')}",
         "" if mass is None else f"{mass:.2f}",
@@ -91,8 +100,8 @@ def main(folder: Path) -> str:
     results = load(folder)
     head = ["country", "method", "fe (steps)", "wall: tuning / cell", "official, both orders",
             "training objective", "never-tuned wording", "printed alone", "reversed alone",
-            "said: printed / reversed", "option mass", "verdict (kept: wording / printed / "
-            "reversed)", "CulturalBench-Easy [95 % CI], McNemar vs plain"]
+            "said: printed / reversed", "option mass", "verdict",
+            "CulturalBench-Easy [95 % CI], McNemar vs plain"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for country in results["countries"]:
         cells = [c for c in results["cells"] if c["code"] == country["code"]]
