@@ -4,10 +4,11 @@ reaches, on a wording it never saw, in each option order alone.
 Qwen2.5-Coder-0.5B-Instruct (which ``make test`` installs) answers in words. Its target is its
 own answers with :data:`LEAD`'s token embeddings in the soft prompt's place (answer placement,
 one virtual token per token of the text): a point of the search space, so an alignment is known
-to exist (``tune --target-from-lead``). A short Adam run from the default start, tuned on the
-default objective (the official items and the first paraphrase, each order alone), must close
-at least half of the plain model's distance to what the text makes the model answer on the
-second paraphrase, which no run tunes on, in the printed order and in the reversed order alone.
+to exist (``tune --target-from-lead``: the text's indices on the official items, both orders). A
+short Adam run from the default start, tuned on the default objective (the official items and
+the first paraphrase, each order alone against that target), must close at least half of the
+plain model's distance to the text's indices on the second paraphrase (both orders), which no
+run tunes on, in the printed order alone and in the reversed order alone.
 
 ``CULTURETUNE_CONTROL_LEAD``, ``CULTURETUNE_CONTROL_BUDGET`` and ``CULTURETUNE_CONTROL_OUT`` (a
 folder to keep the run and a ``control.json`` of what it measured) let the same test be run on
@@ -63,17 +64,16 @@ def test_adam_reaches_a_planted_target_on_a_wording_it_never_saw(tmp_path: Path)
     run = tune(lm, config, out / "run", resume=(out / "run" / "run.json").exists(), check=False)
     assert run.config.optimizer == "adam" and run.evaluations <= BUDGET
 
+    # The target on the unseen wording, made as the run made its own: the text's indices there,
+    # read in both orders; each order alone is then read against it, as the run was trained.
     text = initial_prompt(lm, tokens, "text", LEAD)
     constants = parse_constants(None)
+    both = Survey(lm, UNSEEN, orders="both", format="words")
+    goal = dict(run_survey(both, soft=text, constants=constants).indices)
+    target = Target("the text's answers", None, goal, LEAD)
     measured: dict[str, dict[str, float]] = {}
     for orders in ("shown", "reversed"):
         survey = Survey(lm, UNSEEN, orders=orders, format="words")
-
-        def indices(soft: object, survey: Survey = survey) -> dict[str, float]:
-            return dict(run_survey(survey, soft=soft, constants=constants).indices)
-
-        goal = indices(text)
-        target = Target("the text's answers", None, goal, LEAD)
         plain = run_survey(survey, target=target, constants=constants).loss.value
         tuned = run_survey(survey, soft=run.prompt.embeddings, target=target,
                            constants=constants).loss.value
