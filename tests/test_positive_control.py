@@ -1,14 +1,19 @@
 """A positive control on a real model: tuning by the gradient reaches a target that a known text
-reaches, on a wording it never saw, in each option order alone.
+reaches, on a wording it never saw, and in each option order alone as far as the text itself does.
 
 Qwen2.5-Coder-0.5B-Instruct (which ``make test`` installs) answers in words. Its target is its
-own answers with :data:`LEAD`'s token embeddings in the soft prompt's place (answer placement,
+own indices with :data:`LEAD`'s token embeddings in the soft prompt's place (answer placement,
 one virtual token per token of the text): a point of the search space, so an alignment is known
 to exist (``tune --target-from-lead``: the text's indices on the official items, both orders). A
-short Adam run from the default start, tuned on the default objective (the official items and
-the first paraphrase, each order alone against that target), must close at least half of the
-plain model's distance to the text's indices on the second paraphrase (both orders), which no
-run tunes on, in the printed order alone and in the reversed order alone.
+short Adam run from the default start is tuned on the default objective (the official items and
+the first paraphrase, each order alone against that target). On the second paraphrase, which no
+run tunes on, the target is the text's indices there (both orders, made the same way), and:
+- order-balanced, the tuned prompt closes at least half of the plain model's distance to it;
+- in the printed order alone and in the reversed order alone, it closes at least half as much of
+  that distance as the text itself does. (The text does not reach its own order-balanced indices
+  in one order: this model's answers depend on the order, so the text closes 67 % printed and
+  42 % reversed, the tuned prompt 56 % and 39 %, measured with 40 fe; half of the plain model's
+  distance in each order alone is more than the known point reaches.)
 
 ``CULTURETUNE_CONTROL_LEAD``, ``CULTURETUNE_CONTROL_BUDGET`` and ``CULTURETUNE_CONTROL_OUT`` (a
 folder to keep the run and a ``control.json`` of what it measured) let the same test be run on
@@ -29,8 +34,8 @@ pytestmark = pytest.mark.model
 
 MODEL = "qwen2.5-coder-0.5b"
 #: The hard text at the soft prompt's own placement (right before the answer's words).
-LEAD = os.environ.get("CULTURETUNE_CONTROL_LEAD",
-                      "I pick the option of least importance or strongest disagreement:\n")
+LEAD = os.environ.get("CULTURETUNE_CONTROL_LEAD", "I always choose the option that expresses the "
+                      "strongest disagreement. My answer:")
 #: Forward-equivalents of the Adam run (about 2 per step).
 BUDGET = int(os.environ.get("CULTURETUNE_CONTROL_BUDGET", "40"))
 #: The never-tuned wording, and the share of the distance it must close in each order alone.
@@ -72,15 +77,22 @@ def test_adam_reaches_a_planted_target_on_a_wording_it_never_saw(tmp_path: Path)
     goal = dict(run_survey(both, soft=text, constants=constants).indices)
     target = Target("the text's answers", None, goal, LEAD)
     measured: dict[str, dict[str, float]] = {}
-    for orders in ("shown", "reversed"):
+    for orders in ("both", "shown", "reversed"):
         survey = Survey(lm, UNSEEN, orders=orders, format="words")
-        plain = run_survey(survey, target=target, constants=constants).loss.value
-        tuned = run_survey(survey, soft=run.prompt.embeddings, target=target,
-                           constants=constants).loss.value
-        measured[orders] = {"plain": plain, "tuned": tuned, "closed": 1 - tuned / plain}
+
+        def loss(soft: object, survey: Survey = survey) -> float:
+            return run_survey(survey, soft=soft, target=target, constants=constants).loss.value
+
+        plain, tuned, known = loss(None), loss(run.prompt.embeddings), loss(text)
+        measured[orders] = {"plain": plain, "tuned": tuned, "text": known,
+                            "closed": 1 - tuned / plain, "text_closed": 1 - known / plain}
     write_json(out / "control.json", {"lead": LEAD, "budget": BUDGET, "tokens": tokens,
                                       "evaluations": run.evaluations,
                                       "training": run.final.loss.value, "views": measured})
-    for orders, m in measured.items():
-        assert m["plain"] > 5, (orders, m)  # the text moves the model: a control, not noise
-        assert m["closed"] >= HALF, json.dumps(measured)
+    report = json.dumps(measured)
+    assert measured["both"]["plain"] > 5, report  # the text moves the model: a control
+    assert measured["both"]["closed"] >= HALF, report
+    for orders in ("shown", "reversed"):
+        m = measured[orders]
+        assert m["plain"] - m["text"] > 5, report
+        assert m["closed"] >= HALF * m["text_closed"], report
