@@ -230,7 +230,7 @@ def test_cli_choices_are_the_library_choices() -> None:
     offered = {
         options.Answers: choices.ANSWER_MODES, options.Missing: choices.MISSING_RULES,
         options.ObjectiveName: choices.OBJECTIVES, options.ReadingName: choices.READINGS,
-        options.Optimizer: choices.OPTIMIZERS, options.Placement: choices.PLACEMENTS,
+        options.Optimizer: choices.OPTIMIZER_CHOICES, options.Placement: choices.PLACEMENTS,
         options.Init: choices.INITS, options.Dtype: choices.DTYPES,
         options.FormatName: choices.FORMAT_CHOICES, options.Split: choices.BENCH_SPLITS,
         options.Scoring: choices.BENCH_SCORINGS,
