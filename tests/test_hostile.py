@@ -863,8 +863,8 @@ def test_extending_a_run_equals_a_run_with_the_larger_budget(lm, tmp_path: Path)
     [
         (["tune", "--country", "China", "--tokens", "100000", "--out", "r"],
          "at most 8"),  # the context holds 8192 tokens
-        (["tune", "--country", "China", "--tokens", "6000", "--out", "r"],
-         "virtual tokens fit"),  # fits the context, not the memory
+        (["tune", "--country", "China", "--optimizer", "pso", "--tokens", "6000", "--out", "r"],
+         "virtual tokens fit"),  # fits the context, not a population's memory
         (["tune", "--country", "China", "--optimizer", "pso", "--subspace", "5000", "--out", "r"],
          "larger than the prompt itself"),
         (["survey", "--prompt", "big"], "at most 8"),

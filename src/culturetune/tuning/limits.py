@@ -187,13 +187,19 @@ def check_tune(lm: LoadedModel, config: TuneConfig, users: Sequence[str] | None 
             f"{lm.hidden_size} = {size} values); use --subspace full to search the whole matrix "
             "or a smaller dimension")
     longest = prompt_tokens(lm, users, config.system)
+    what = f"a soft prompt of {config.tokens} virtual tokens"
     if config.optimizer in GRADIENT_OPTIMIZERS:
+        # the context first (the cause, when it binds), then the run without its gradient step,
+        # then the step itself (which names the --grad-chunk that fits)
+        check(lm, config.tokens, longest,
+              lambda t: (tune_bytes(lm, config, t, longest, len(users))
+                         - step_bytes(lm, config, t, longest, len(users))), what)
         _check_step(lm, config, longest, len(users))
+        return
     hint = (f" (with --population {config.population}, --budget {config.budget} and "
             f"--subspace {config.subspace or 'full'})")
     check(lm, config.tokens, longest,
-          lambda t: tune_bytes(lm, config, t, longest, len(users)),
-          f"a soft prompt of {config.tokens} virtual tokens", hint)
+          lambda t: tune_bytes(lm, config, t, longest, len(users)), what, hint)
 
 
 def _check_step(lm: LoadedModel, config: TuneConfig, longest: int, items: int) -> None:
