@@ -185,9 +185,7 @@ def copied_continuation_logprobs(
         owner, conts = [], []
         for j, i in enumerate(idx):
             for c in continuations[i]:
-                ids = tok.encode(c, add_special_tokens=False)
-                if not ids:
-                    raise CultureTuneError(f"continuation {c!r} encodes to no tokens")
+                ids = _encode(tok, c)
                 owner.append(j)
                 conts.append(ids)
         own = torch.tensor(owner, device=device)
