@@ -17,6 +17,8 @@ the verdict, the wall time and the forward-equivalents spent.
         --optimizers adam,pso,de,cma --budgets 80,160,320 \
         --out docs/results/optimizers/china-smollm2
 
+``--init-text TEXT`` starts every cell from TEXT's embeddings instead of the default start (how
+much a result owes to where it began, where the seed does not enter).
 ``--planted`` tunes toward the model's own indices under culturetune's "strongest disagreement"
 system prompt (a target a prompt is known to reach); with ``--lead TEXT`` toward its indices with
 TEXT's embeddings in the soft prompt's own place (``--tokens`` of them), a point of the space.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -58,6 +61,8 @@ def cell(lm: Any, args: argparse.Namespace, optimizer: str, budget: int, seed: i
         resume = (folder / "run.json").exists()
         settings: dict[str, Any] = dict(format=args.format, seed=seed, budget=budget,
                                         optimizer=optimizer, tokens=args.tokens)
+        if args.init_text is not None:
+            settings.update(init="text", init_text=args.init_text)
         if args.planted and not resume:
             if args.lead is not None:
                 settings["target_lead"] = args.lead
@@ -92,6 +97,15 @@ def _history(folder: Path) -> list[dict[str, float]]:
 
     with (folder / "history.csv").open() as fh:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def shell(args: list[str]) -> str:
+    """``args`` as one line of a POSIX shell (``$'...'`` where an argument holds a newline)."""
+    def one(a: str) -> str:
+        if "\n" not in a:
+            return shlex.quote(a)
+        return "$'" + a.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+    return " ".join(one(a) for a in args)
 
 
 def closed(plain: float, x: float) -> str:
@@ -159,6 +173,8 @@ def main() -> None:
     ap.add_argument("--lead", default=None, help="with --planted: plant the target with this "
                     "text at the soft prompt's own place (inside the search space)")
     ap.add_argument("--tokens", type=int, default=5)
+    ap.add_argument("--init-text", default=None, help="start from this text's embeddings "
+                    "(its first --tokens tokens) instead of the default start")
     ap.add_argument("--optimizers", default="adam,pso")
     ap.add_argument("--budgets", default="60")
     ap.add_argument("--seeds", type=int, default=1)
@@ -190,12 +206,14 @@ def main() -> None:
             if args.planted else args.country)
     name = args.model or "smollm2-135m-instruct"
     title = f"{name}, {args.format} format, {what}"
+    if args.init_text is not None:
+        title += f", started from {args.init_text!r}"
     write_json(out / "compare.json", {"model": name, "format": args.format, "target": what,
                                       "cells": cells})
     figure(cells, out / "compare.png", title)
     text = (f"# Optimizers at equal compute: {title}\n\nL1 distance to the target (share of the "
             "plain model's distance closed). Budget in forward-equivalents (fe). Reproduce: "
-            f"`python docs/results/optimizers/compare.py {' '.join(sys.argv[1:])}`\n\n"
+            f"`python docs/results/optimizers/compare.py {shell(sys.argv[1:])}`\n\n"
             f"{table(cells)}\n\n![loss against forward-equivalents](compare.png)\n")
     write_text(out / "compare.md", text)
     print(text)
