@@ -396,8 +396,8 @@ def test_tune_progress_off_a_terminal_comes_as_whole_lines(
     assert code == 0, err
     assert "\r" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("tuning: ")]
-    assert lines[0] == "tuning: 0/8 evals (the first step is running)", err
-    last = re.match(r"tuning: step (\d+) · ([\d.]+)/8 evals · best \d", lines[-1])
+    assert lines[0] == "tuning: 0/8 forward-equivalents (the first step is running)", err
+    last = re.match(r"tuning: step (\d+) · ([\d.]+)/8 fe · best \d", lines[-1])
     assert last and int(last[1]) >= 2 and 6 < float(last[2]) <= 8, err
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["optimizer"] == "adam"
 

@@ -419,14 +419,16 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
     common.status(f"model check: {checked.summary()}")
     if checked.warning():
         common.status(f"warning: {checked.warning()}; it still runs")
-    def line(p: Any) -> str:
-        return (f"step {p.step} · {p.evaluations:g}/{p.budget} evals · best "
-                f"{p.best_loss:.2f} · mean {p.mean_loss:.2f} · {p.rate:.1f} evals/s")
+    def line(p: Any) -> str:  # fe: forward-equivalents (a derivative-free evaluation is one)
+        spent = f"{p.evaluations:.3f}".rstrip("0").rstrip(".")  # 58.034 (Adam), 640
+        return (f"step {p.step} · {spent}/{p.budget} fe · best "
+                f"{p.best_loss:.2f} · mean {p.mean_loss:.2f} · {p.rate:.1f} fe/s")
 
     console = Console(stderr=True)
     if not quiet and not console.is_terminal:  # a file, a pipe, a CI log: whole lines
         with Heartbeat(common.status, LOG_EVERY) as beat:
-            beat.update(f"tuning: 0/{config.budget} evals (the first step is running)",
+            beat.update(f"tuning: 0/{config.budget} forward-equivalents (the first step is "
+                        "running)",
                         force=True)
 
             def log(p: Any) -> None:
