@@ -13,12 +13,18 @@ trie, and the largest per-choice log-likelihood gap to it. It separates what the
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench_culturalbench import default_data
 
+from culturetune.core.choices import BENCH_SCORINGS
+from culturetune.core.errors import CultureTuneError
 from culturetune.culturalbench import Condition, evaluate_easy, load_culturalbench, scoring
 from culturetune.culturalbench.likelihood import copied_continuation_logprobs
 from culturetune.model.loading import load_model
+
+#: The scorings that read continuations (``letter`` reads one next token: nothing to compare).
+CONTINUATION_SCORINGS = tuple(s for s in BENCH_SCORINGS if s != "letter")
 
 
 def main() -> None:
@@ -29,7 +35,13 @@ def main() -> None:
     ap.add_argument("--scorings", default="mc,cloze")
     args = ap.parse_args()
     scorings = [s.strip() for s in args.scorings.split(",") if s.strip()]
-    questions = load_culturalbench("easy", args.data or default_data(), countries=[args.country])
+    if not scorings or any(s not in CONTINUATION_SCORINGS for s in scorings):
+        sys.exit(f"error: --scorings takes {', '.join(CONTINUATION_SCORINGS)} (comma-separated)")
+    try:
+        questions = load_culturalbench("easy", args.data or default_data(),
+                                       countries=[args.country])
+    except CultureTuneError as exc:
+        sys.exit(f"error: {exc}")
     plain = Condition.plain()
     ways = {"trie": scoring.continuation_logprobs, "copies": copied_continuation_logprobs}
     results = {}

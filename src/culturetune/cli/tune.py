@@ -427,9 +427,8 @@ def _run_tuning(lm: LoadedModel, config: Any, folder: str, resume: bool,
     console = Console(stderr=True)
     if not quiet and not console.is_terminal:  # a file, a pipe, a CI log: whole lines
         with Heartbeat(common.status, LOG_EVERY) as beat:
-            beat.update(f"tuning: 0/{config.budget} forward-equivalents (the first step is "
-                        "running)",
-                        force=True)
+            beat.update(f"tuning: 0/{config.budget} forward-equivalents "
+                        "(the first step is running)", force=True)
 
             def log(p: Any) -> None:
                 beat.update(f"tuning: {line(p)}", force=p.last)
